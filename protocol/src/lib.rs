@@ -1,0 +1,1 @@
+//! Revocation feed wire format.

@@ -1,0 +1,1 @@
+//! Token parsing, signature verification, JWK/JWKS and claim checks.
