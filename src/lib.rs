@@ -6,4 +6,15 @@
 //! proxy and the core.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod config;
+pub mod decision;
+pub mod extract;
+pub mod identity;
 pub mod jwt;
+pub mod rules;
+
+// The proxy-wasm entry points exist only in the wasm module: natively they
+// would clash with a binary's own entry symbol.
+#[cfg(target_arch = "wasm32")]
+mod host;
+pub mod revocation;

@@ -1,1 +1,165 @@
-fn main() {}
+//! `jwt-auth-check`: runs the filter's own decision code on a configuration,
+//! a request and a time, so an operator can answer "why was this token
+//! refused?" and CI can validate a configuration before deploying it.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jwt_auth_wasm::config::Policy;
+use jwt_auth_wasm::decision::{decide, Decision, Env, NoRevocation, Request};
+use serde_json::{json, Map, Value};
+
+const USAGE: &str = "\
+usage: jwt-auth-check --config PLUGIN.json --validate
+       jwt-auth-check --config PLUGIN.json [--now UNIX_SECONDS] [--method GET]
+                      [--path /x] [--header 'name: value']...
+
+Runs the same decision code as the jwt-auth-wasm filter.
+
+  --config FILE     plugin configuration (the JSON given to Envoy or Istio)
+  --validate        only validate the configuration
+  --now SECONDS     the time to decide at (default: this machine's clock)
+  --method METHOD   request method (default GET)
+  --path PATH       request path with query string (default /)
+  --header 'N: V'   a request header; repeat for more (names are lowercased)
+
+Prints one JSON object: decision, status, reason, set_headers, removed_headers.
+Exit status: 0 allow, 1 deny, 2 bad configuration or bad arguments.";
+
+struct Args {
+    config: String,
+    validate: bool,
+    now: Option<u64>,
+    method: String,
+    path: String,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut config = None;
+    let mut parsed = Args {
+        config: String::new(),
+        validate: false,
+        now: None,
+        method: "GET".to_string(),
+        path: "/".to_string(),
+        headers: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
+        match arg.as_str() {
+            "--config" => config = Some(value("--config")?),
+            "--validate" => parsed.validate = true,
+            "--now" => {
+                let v = value("--now")?;
+                parsed.now = Some(v.parse().map_err(|_| format!("--now: not a number: {v}"))?);
+            }
+            "--method" => parsed.method = value("--method")?.to_ascii_uppercase(),
+            "--path" => parsed.path = value("--path")?,
+            "--header" => {
+                let v = value("--header")?;
+                let (name, val) = v
+                    .split_once(':')
+                    .ok_or(format!("--header: expected 'name: value', got {v:?}"))?;
+                parsed.headers.push((
+                    name.trim().to_ascii_lowercase(),
+                    val.trim_start().as_bytes().to_vec(),
+                ));
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    parsed.config = config.ok_or("--config is required")?;
+    Ok(parsed)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("jwt-auth-check: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let bytes = match std::fs::read(&args.config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("jwt-auth-check: cannot read {}: {e}", args.config);
+            return ExitCode::from(2);
+        }
+    };
+    let policy = match Policy::from_json(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("jwt-auth-check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.validate {
+        println!(
+            "{}",
+            json!({"valid": true, "providers": policy.providers.len(), "rules": policy.rules.len()})
+        );
+        return ExitCode::SUCCESS;
+    }
+    let now = args.now.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let mut headers = vec![
+        (":method".to_string(), args.method.as_bytes().to_vec()),
+        (":path".to_string(), args.path.as_bytes().to_vec()),
+    ];
+    headers.extend(args.headers);
+    let request = Request {
+        method: &args.method,
+        path: &args.path,
+        headers: &headers,
+    };
+    let env = Env {
+        now,
+        revocation: &NoRevocation,
+    };
+    let decision = decide(&policy, &request, &env);
+    println!("{}", report(&decision));
+    match decision {
+        Decision::Allow(_) => ExitCode::SUCCESS,
+        Decision::Deny(_) => ExitCode::from(1),
+    }
+}
+
+fn report(decision: &Decision) -> Value {
+    match decision {
+        Decision::Allow(a) => {
+            let set: Map<String, Value> = a
+                .set_headers
+                .iter()
+                .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                .collect();
+            json!({
+                "decision": "allow",
+                "status": 200,
+                "reason": a.kind.label(),
+                "provider": a.provider,
+                "set_headers": set,
+                "removed_headers": a.remove_headers,
+            })
+        }
+        Decision::Deny(d) => json!({
+            "decision": "deny",
+            "status": d.status,
+            "reason": d.description,
+            "label": d.label,
+            "www_authenticate": d.www_authenticate(),
+            "set_headers": {},
+            "removed_headers": [],
+        }),
+    }
+}

@@ -1,0 +1,591 @@
+//! Plugin configuration: the JSON an operator writes (Envoy `configuration`,
+//! Istio `pluginConfig`) turned into a validated, compiled [`Policy`].
+//!
+//! Every problem is reported as a [`ConfigError`] naming the field by its path
+//! (`providers[0].jwks: keys[1] ...`), because the operator sees one log line
+//! when Envoy refuses the configuration and must be able to act on it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::extract::TokenSource;
+use crate::identity::ClaimHeader;
+use crate::jwt::{ClaimPolicy, KeySet};
+use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Requirement, Rule};
+
+/// Default upper bound for a token, checked before any parsing.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+/// Default tolerance for `exp`, `nbf` and `iat` against the proxy's clock.
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
+
+/// A configuration problem: the field path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "invalid configuration: {}", self.message)
+        } else {
+            write!(f, "invalid configuration: {}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    realm: Option<String>,
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    rules: Option<Vec<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: String,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    jwks: Option<Value>,
+    #[serde(default)]
+    from_headers: Option<Vec<RawHeaderSource>>,
+    #[serde(default)]
+    from_params: Option<Vec<String>>,
+    #[serde(default)]
+    from_cookies: Option<Vec<String>>,
+    #[serde(default = "default_clock_skew")]
+    clock_skew_seconds: u64,
+    #[serde(default = "default_true")]
+    require_expiration: bool,
+    #[serde(default)]
+    max_lifetime_seconds: Option<u64>,
+    #[serde(default = "default_max_token_bytes")]
+    max_token_bytes: usize,
+    #[serde(default)]
+    required_claims: Map<String, Value>,
+    #[serde(default)]
+    claim_to_headers: Vec<RawClaimHeader>,
+    #[serde(default)]
+    forward: bool,
+    #[serde(default)]
+    payload_header: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderSource {
+    name: String,
+    #[serde(default)]
+    value_prefix: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimHeader {
+    claim: String,
+    header: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    requires: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    methods: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    #[serde(default)]
+    providers: Option<Vec<String>>,
+    #[serde(default)]
+    allow_missing: bool,
+    #[serde(default)]
+    permissions: Option<RawPermissions>,
+    #[serde(default)]
+    claims: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPermissions {
+    #[serde(default = "default_permissions_claim")]
+    claim: String,
+    #[serde(default)]
+    all_of: Vec<String>,
+    #[serde(default)]
+    any_of: Vec<String>,
+}
+
+fn default_clock_skew() -> u64 {
+    DEFAULT_CLOCK_SKEW_SECONDS
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_token_bytes() -> usize {
+    DEFAULT_MAX_TOKEN_BYTES
+}
+fn default_permissions_claim() -> String {
+    "permissions".to_string()
+}
+
+/// One identity provider, compiled.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub issuer: Option<String>,
+    pub keys: KeySet,
+    pub claims: ClaimPolicy,
+    pub sources: Vec<TokenSource>,
+    pub max_token_bytes: usize,
+    pub claim_to_headers: Vec<ClaimHeader>,
+    pub forward: bool,
+    pub payload_header: Option<String>,
+}
+
+/// The compiled, validated configuration the decision code runs on.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub realm: String,
+    pub providers: Vec<Provider>,
+    pub rules: Vec<Rule>,
+    /// What applies when no rule matches: a valid token from any provider.
+    pub default_requirement: Requirement,
+    /// Every header the filter may write; removed from each incoming request
+    /// (lowercase) so an upstream only ever sees values the filter wrote.
+    pub strip_headers: Vec<String>,
+}
+
+impl Policy {
+    /// Parses and validates a plugin configuration.
+    pub fn from_json(bytes: &[u8]) -> Result<Policy, ConfigError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            ConfigError::new(field, strip_position(&e.into_inner().to_string()))
+        })?;
+        de.end()
+            .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
+        compile(raw)
+    }
+
+    pub fn provider_index(&self, name: &str) -> Option<usize> {
+        self.providers.iter().position(|p| p.name == name)
+    }
+}
+
+/// serde_json appends "at line 1 column 42"; the field path already says where.
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
+    let realm = raw.realm.unwrap_or_else(|| "api".to_string());
+    if !is_quotable(&realm) {
+        return Err(ConfigError::new(
+            "realm",
+            "must be printable ASCII without quotes or backslashes",
+        ));
+    }
+    if raw.providers.is_empty() {
+        return Err(ConfigError::new(
+            "providers",
+            "at least one provider is required",
+        ));
+    }
+    let mut providers = Vec::with_capacity(raw.providers.len());
+    for (i, p) in raw.providers.into_iter().enumerate() {
+        let field = format!("providers[{i}]");
+        let provider = compile_provider(p, &field)?;
+        if providers.iter().any(|q: &Provider| q.name == provider.name) {
+            return Err(ConfigError::new(
+                format!("{field}.name"),
+                format!("duplicate provider name \"{}\"", provider.name),
+            ));
+        }
+        providers.push(provider);
+    }
+    let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+    let rules = match raw.rules {
+        None => Vec::new(),
+        Some(rules) => rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| compile_rule(r, &names, &format!("rules[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let default_requirement = Requirement::Token {
+        providers: (0..providers.len()).collect(),
+        allow_missing: false,
+        permissions: None,
+        claims: Vec::new(),
+    };
+    let mut strip = BTreeSet::new();
+    for p in &providers {
+        for h in &p.claim_to_headers {
+            strip.insert(h.header.clone());
+        }
+        if let Some(h) = &p.payload_header {
+            strip.insert(h.clone());
+        }
+    }
+    Ok(Policy {
+        realm,
+        providers,
+        rules,
+        default_requirement,
+        strip_headers: strip.into_iter().collect(),
+    })
+}
+
+fn compile_provider(p: RawProvider, field: &str) -> Result<Provider, ConfigError> {
+    if p.name.is_empty()
+        || !p
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(ConfigError::new(
+            format!("{field}.name"),
+            "must be non-empty and use only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    if let Some(iss) = &p.issuer {
+        if iss.is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}.issuer"),
+                "must not be empty",
+            ));
+        }
+    }
+    if p.audiences.iter().any(String::is_empty) {
+        return Err(ConfigError::new(
+            format!("{field}.audiences"),
+            "must not contain an empty audience",
+        ));
+    }
+    let keys = match &p.jwks {
+        None => {
+            return Err(ConfigError::new(
+                format!("{field}.jwks"),
+                "a key set is required",
+            ))
+        }
+        Some(jwks) => KeySet::from_jwks(jwks)
+            .map_err(|e| ConfigError::new(format!("{field}.jwks"), e.to_string()))?,
+    };
+    if keys.is_empty() {
+        return Err(ConfigError::new(
+            format!("{field}.jwks"),
+            "holds no usable key",
+        ));
+    }
+    if p.max_token_bytes == 0 {
+        return Err(ConfigError::new(
+            format!("{field}.max_token_bytes"),
+            "must be greater than 0",
+        ));
+    }
+    for (name, value) in &p.required_claims {
+        if !is_scalar(value) {
+            return Err(ConfigError::new(
+                format!("{field}.required_claims.{name}"),
+                "must be a string, number or boolean",
+            ));
+        }
+    }
+    let sources = compile_sources(&p, field)?;
+    let mut claim_to_headers = Vec::with_capacity(p.claim_to_headers.len());
+    for (i, m) in p.claim_to_headers.iter().enumerate() {
+        let f = format!("{field}.claim_to_headers[{i}]");
+        if m.claim.is_empty() || m.claim.split('.').any(str::is_empty) {
+            return Err(ConfigError::new(
+                format!("{f}.claim"),
+                "must be a claim name or a dotted path",
+            ));
+        }
+        let header = header_name(&m.header, &format!("{f}.header"))?;
+        claim_to_headers.push(ClaimHeader::new(&m.claim, header));
+    }
+    let payload_header = match &p.payload_header {
+        Some(h) => Some(header_name(h, &format!("{field}.payload_header"))?),
+        None => None,
+    };
+    // A header the filter writes must never be one a token is read from:
+    // stripping it would remove the credential itself.
+    for written in claim_to_headers
+        .iter()
+        .map(|c| c.header.as_str())
+        .chain(payload_header.as_deref())
+    {
+        if sources.iter().any(|s| s.header_name() == Some(written)) {
+            return Err(ConfigError::new(
+                format!("{field}.claim_to_headers"),
+                format!("header \"{written}\" is also a token source"),
+            ));
+        }
+        if is_reserved_header(written) {
+            return Err(ConfigError::new(
+                format!("{field}.claim_to_headers"),
+                format!("header \"{written}\" is reserved and cannot be written"),
+            ));
+        }
+    }
+    Ok(Provider {
+        claims: ClaimPolicy {
+            issuer: p.issuer.clone(),
+            audiences: p.audiences,
+            require_expiration: p.require_expiration,
+            clock_skew_seconds: p.clock_skew_seconds,
+            max_lifetime_seconds: p.max_lifetime_seconds,
+            required_claims: p.required_claims,
+        },
+        name: p.name,
+        issuer: p.issuer,
+        keys,
+        sources,
+        max_token_bytes: p.max_token_bytes,
+        claim_to_headers,
+        forward: p.forward,
+        payload_header,
+    })
+}
+
+fn compile_sources(p: &RawProvider, field: &str) -> Result<Vec<TokenSource>, ConfigError> {
+    if p.from_headers.is_none() && p.from_params.is_none() && p.from_cookies.is_none() {
+        return Ok(vec![TokenSource::default_bearer()]);
+    }
+    let mut sources = Vec::new();
+    for (i, h) in p.from_headers.iter().flatten().enumerate() {
+        let name = header_name(&h.name, &format!("{field}.from_headers[{i}].name"))?;
+        sources.push(TokenSource::header(name, h.value_prefix.clone()));
+    }
+    for (i, name) in p.from_params.iter().flatten().enumerate() {
+        if name.is_empty() {
+            return Err(ConfigError::new(
+                format!("{field}.from_params[{i}]"),
+                "must not be empty",
+            ));
+        }
+        sources.push(TokenSource::Param(name.clone()));
+    }
+    for (i, name) in p.from_cookies.iter().flatten().enumerate() {
+        if name.is_empty() || name.contains(['=', ';', ' ']) {
+            return Err(ConfigError::new(
+                format!("{field}.from_cookies[{i}]"),
+                "must be a cookie name",
+            ));
+        }
+        sources.push(TokenSource::Cookie(name.clone()));
+    }
+    if sources.is_empty() {
+        return Err(ConfigError::new(
+            format!("{field}.from_headers"),
+            "no token source configured",
+        ));
+    }
+    Ok(sources)
+}
+
+fn compile_rule(r: RawRule, providers: &[&str], field: &str) -> Result<Rule, ConfigError> {
+    let m = r.matcher;
+    let path = match (m.prefix, m.path) {
+        (Some(p), None) => PathMatch::Prefix(p),
+        (None, Some(p)) => PathMatch::Exact(p),
+        _ => {
+            return Err(ConfigError::new(
+                format!("{field}.match"),
+                "exactly one of \"prefix\" or \"path\" is required",
+            ))
+        }
+    };
+    let path_str = match &path {
+        PathMatch::Prefix(p) | PathMatch::Exact(p) => p,
+    };
+    if !path_str.starts_with('/') {
+        return Err(ConfigError::new(
+            format!("{field}.match"),
+            "paths must start with '/'",
+        ));
+    }
+    let methods = match m.methods {
+        None => Vec::new(),
+        Some(methods) => {
+            if methods.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{field}.match.methods"),
+                    "must not be empty when present",
+                ));
+            }
+            methods.iter().map(|s| s.to_ascii_uppercase()).collect()
+        }
+    };
+    let requires = compile_requirement(r.requires, providers, &format!("{field}.requires"))?;
+    Ok(Rule {
+        path,
+        methods,
+        requires,
+    })
+}
+
+fn compile_requirement(
+    value: Value,
+    providers: &[&str],
+    field: &str,
+) -> Result<Requirement, ConfigError> {
+    if let Value::String(s) = &value {
+        return if s == "none" {
+            Ok(Requirement::None)
+        } else {
+            Err(ConfigError::new(
+                field,
+                format!("unknown requirement \"{s}\"; expected \"none\" or an object"),
+            ))
+        };
+    }
+    let raw: RawRequirement = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let f = if path == "." {
+            field.to_string()
+        } else {
+            format!("{field}.{path}")
+        };
+        ConfigError::new(f, strip_position(&e.into_inner().to_string()))
+    })?;
+    let indices = match raw.providers {
+        None => (0..providers.len()).collect(),
+        Some(names) => {
+            if names.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{field}.providers"),
+                    "must name at least one provider",
+                ));
+            }
+            let mut out = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                match providers.iter().position(|p| p == name) {
+                    Some(idx) => out.push(idx),
+                    None => {
+                        return Err(ConfigError::new(
+                            format!("{field}.providers[{i}]"),
+                            format!("unknown provider \"{name}\""),
+                        ))
+                    }
+                }
+            }
+            out
+        }
+    };
+    let permissions = match raw.permissions {
+        None => None,
+        Some(p) => {
+            if p.all_of.is_empty() && p.any_of.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{field}.permissions"),
+                    "needs \"all_of\" or \"any_of\"",
+                ));
+            }
+            Some(PermissionRule {
+                claim: ClaimPath::new(&p.claim),
+                all_of: p.all_of,
+                any_of: p.any_of,
+            })
+        }
+    };
+    let mut claims = Vec::with_capacity(raw.claims.len());
+    for (name, value) in raw.claims {
+        let allowed = match value {
+            Value::Array(items) if !items.is_empty() && items.iter().all(is_scalar) => items,
+            v if is_scalar(&v) => vec![v],
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{field}.claims.{name}"),
+                    "must be a string, number, boolean or a non-empty list of them",
+                ))
+            }
+        };
+        claims.push(ClaimCondition {
+            path: ClaimPath::new(&name),
+            allowed,
+        });
+    }
+    Ok(Requirement::Token {
+        providers: indices,
+        allow_missing: raw.allow_missing,
+        permissions,
+        claims,
+    })
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+/// A value that can sit inside a quoted-string of `WWW-Authenticate` as is.
+fn is_quotable(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Validates an HTTP header name (RFC 9110 token) and lowercases it.
+fn header_name(name: &str, field: &str) -> Result<String, ConfigError> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid {
+        return Err(ConfigError::new(field, "not a valid HTTP header name"));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// Headers that carry routing or framing; the filter never writes these.
+fn is_reserved_header(name: &str) -> bool {
+    name.starts_with(':')
+        || matches!(
+            name,
+            "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade"
+        )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+use super::*;
+use serde_json::json;
+
+fn hs_key() -> Value {
+    json!({"kty": "oct", "kid": "k1", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYnl0ZXM"})
+}
+
+fn base() -> Value {
+    json!({
+        "realm": "api",
+        "providers": [{
+            "name": "main",
+            "issuer": "https://auth.example.com",
+            "audiences": ["api"],
+            "jwks": {"keys": [hs_key()]},
+            "claim_to_headers": [{"claim": "sub", "header": "X-User-Id"}, {"claim": "provider", "header": "x-auth-provider"}],
+            "payload_header": "x-jwt-payload"
+        }],
+        "rules": [
+            {"match": {"prefix": "/healthz"}, "requires": "none"},
+            {"match": {"prefix": "/", "methods": ["get"]}, "requires": {"providers": ["main"], "allow_missing": false}}
+        ]
+    })
+}
+
+fn load(v: &Value) -> Result<Policy, ConfigError> {
+    Policy::from_json(v.to_string().as_bytes())
+}
+
+fn error_of(v: Value) -> ConfigError {
+    match load(&v) {
+        Ok(_) => panic!("config should be refused: {v}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn contract_example_loads_with_defaults() {
+    let p = load(&base()).unwrap();
+    assert_eq!(p.realm, "api");
+    let main = &p.providers[0];
+    assert_eq!(main.max_token_bytes, 8192);
+    assert_eq!(main.claims.clock_skew_seconds, 60);
+    assert!(main.claims.require_expiration);
+    assert!(!main.forward);
+    assert_eq!(main.sources, vec![TokenSource::default_bearer()]);
+    assert_eq!(
+        p.strip_headers,
+        vec!["x-auth-provider", "x-jwt-payload", "x-user-id"],
+        "lowercased, deduplicated, payload header included"
+    );
+    assert_eq!(p.rules.len(), 2);
+    assert_eq!(p.rules[1].methods, vec!["GET"]);
+    assert!(matches!(p.rules[0].requires, Requirement::None));
+}
+
+#[test]
+fn full_provider_contract() {
+    let mut v = base();
+    v["providers"][0]["from_headers"] =
+        json!([{"name": "authorization", "value_prefix": "Bearer "}]);
+    v["providers"][0]["from_params"] = json!(["access_token"]);
+    v["providers"][0]["from_cookies"] = json!(["access_token"]);
+    v["providers"][0]["clock_skew_seconds"] = json!(5);
+    v["providers"][0]["require_expiration"] = json!(false);
+    v["providers"][0]["max_lifetime_seconds"] = json!(86400);
+    v["providers"][0]["max_token_bytes"] = json!(4096);
+    v["providers"][0]["required_claims"] = json!({"type": "access"});
+    v["providers"][0]["forward"] = json!(true);
+    let p = load(&v).unwrap();
+    let main = &p.providers[0];
+    assert_eq!(main.sources.len(), 3);
+    assert_eq!(main.claims.clock_skew_seconds, 5);
+    assert_eq!(main.claims.max_lifetime_seconds, Some(86400));
+    assert_eq!(main.max_token_bytes, 4096);
+    assert!(main.forward);
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut v = base();
+                v["bogus"] = json!(1);
+                v
+            },
+            "bogus",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["audience"] = json!("api");
+                v
+            },
+            "providers[0].audience",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["clock_skew_seconds"] = json!("60");
+                v
+            },
+            "providers[0].clock_skew_seconds",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["jwks"] =
+                    json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]});
+                v
+            },
+            "providers[0].jwks",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0].as_object_mut().unwrap().remove("jwks");
+                v
+            },
+            "providers[0].jwks",
+        ),
+        (
+            {
+                let mut v = base();
+                v["rules"][1]["requires"]["providers"] = json!(["nope"]);
+                v
+            },
+            "rules[1].requires.providers[0]",
+        ),
+        (
+            {
+                let mut v = base();
+                v["rules"][1]["requires"]["allow_mising"] = json!(true);
+                v
+            },
+            "rules[1].requires.allow_mising",
+        ),
+        (
+            {
+                let mut v = base();
+                v["rules"][0]["requires"] = json!("nothing");
+                v
+            },
+            "rules[0].requires",
+        ),
+        (
+            {
+                let mut v = base();
+                v["rules"][0]["match"] = json!({"prefix": "/a", "path": "/a"});
+                v
+            },
+            "rules[0].match",
+        ),
+        (
+            {
+                let mut v = base();
+                v["rules"][0]["match"] = json!({"prefix": "a"});
+                v
+            },
+            "rules[0].match",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["claim_to_headers"][0]["header"] = json!("x user");
+                v
+            },
+            "providers[0].claim_to_headers[0].header",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["claim_to_headers"][0]["header"] = json!("authorization");
+                v
+            },
+            "providers[0].claim_to_headers",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["claim_to_headers"][0]["header"] = json!("host");
+                v
+            },
+            "providers[0].claim_to_headers",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["required_claims"] = json!({"type": ["a"]});
+                v
+            },
+            "providers[0].required_claims.type",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["max_token_bytes"] = json!(0);
+                v
+            },
+            "providers[0].max_token_bytes",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"][0]["name"] = json!("has space");
+                v
+            },
+            "providers[0].name",
+        ),
+        (
+            {
+                let mut v = base();
+                let p = v["providers"][0].clone();
+                v["providers"].as_array_mut().unwrap().push(p);
+                v
+            },
+            "providers[1].name",
+        ),
+        (
+            {
+                let mut v = base();
+                v["providers"] = json!([]);
+                v
+            },
+            "providers",
+        ),
+        (
+            {
+                let mut v = base();
+                v["realm"] = json!("a\"b");
+                v
+            },
+            "realm",
+        ),
+        (
+            {
+                let mut v = base();
+                v["rules"][1]["requires"]["permissions"] = json!({"claim": "scope"});
+                v
+            },
+            "rules[1].requires.permissions",
+        ),
+        (
+            {
+                let mut v = base();
+                v["rules"][1]["requires"]["claims"] = json!({"role": {"a": 1}});
+                v
+            },
+            "rules[1].requires.claims.role",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (v, field) in cases {
+        let e = error_of(v.clone());
+        if e.field != field {
+            wrong.push(format!("expected {field:?}, got {e}"));
+        }
+        assert!(!e.message.is_empty());
+        assert!(e.to_string().starts_with("invalid configuration: "), "{e}");
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn unknown_field_message_names_it() {
+    let mut v = base();
+    v["providers"][0]["audience"] = json!("api");
+    let e = error_of(v);
+    assert!(e.to_string().contains("unknown field `audience`"), "{e}");
+    assert!(!e.to_string().contains("line"), "no parser positions: {e}");
+}
+
+#[test]
+fn not_json_is_refused() {
+    assert!(Policy::from_json(b"").is_err());
+    assert!(Policy::from_json(b"{\"providers\": [] } trailing").is_err());
+    assert!(Policy::from_json(b"[]").is_err());
+}
+
+#[test]
+fn rules_absent_means_secure_default() {
+    let mut v = base();
+    v.as_object_mut().unwrap().remove("rules");
+    let p = load(&v).unwrap();
+    assert!(p.rules.is_empty());
+    match &p.default_requirement {
+        Requirement::Token {
+            providers,
+            allow_missing,
+            ..
+        } => {
+            assert_eq!(providers, &vec![0]);
+            assert!(!allow_missing);
+        }
+        Requirement::None => panic!("default must require a token"),
+    }
+}
+
+#[test]
+fn requirement_providers_default_to_all() {
+    let mut v = base();
+    v["rules"][1]["requires"] =
+        json!({"permissions": {"any_of": ["read"]}, "claims": {"role": ["a", "b"], "tier": 2}});
+    let p = load(&v).unwrap();
+    match &p.rules[1].requires {
+        Requirement::Token {
+            providers,
+            permissions,
+            claims,
+            ..
+        } => {
+            assert_eq!(providers, &vec![0]);
+            assert_eq!(permissions.as_ref().unwrap().claim.name(), "permissions");
+            assert_eq!(claims.len(), 2);
+        }
+        Requirement::None => panic!("expected a token requirement"),
+    }
+}

@@ -1,0 +1,362 @@
+//! The authenticator: one request in, one [`Decision`] out.
+//!
+//! Host-free: the proxy glue hands over the method, path and headers and the
+//! current time, and applies the answer. `jwt-auth-check` runs the same code.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::config::{Policy, Provider};
+use crate::extract::{self, ExtractError, Found, TokenSource};
+use crate::jwt::{self, TokenError, UntrustedToken};
+use crate::rules::{self, Requirement};
+
+/// What the decision needs of a request. Header names are lowercase (as
+/// Envoy hands them over); values are raw bytes because a client may send
+/// anything.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The `:path` pseudo-header: path plus query string.
+    pub path: &'a str,
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+/// The revocation lookup the decision consults for every verified token.
+pub trait RevocationCheck {
+    fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> bool;
+}
+
+/// For configurations without revocation.
+pub struct NoRevocation;
+
+impl RevocationCheck for NoRevocation {
+    fn is_revoked(&self, _: Option<&str>, _: Option<&str>, _: Option<u64>) -> bool {
+        false
+    }
+}
+
+/// Everything outside the request that the decision depends on.
+pub struct Env<'a> {
+    /// Unix seconds, from the host's clock.
+    pub now: u64,
+    pub revocation: &'a dyn RevocationCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowKind {
+    /// A `requires: "none"` route.
+    Bypassed,
+    /// `allow_missing` and no token was sent.
+    Anonymous,
+    /// A verified token.
+    Authenticated,
+}
+
+impl AllowKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            AllowKind::Bypassed => "bypassed",
+            AllowKind::Anonymous => "anonymous",
+            AllowKind::Authenticated => "allowed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    pub kind: AllowKind,
+    /// Name of the provider whose key verified the token.
+    pub provider: Option<String>,
+    /// Headers to write (replacing any value of the same name).
+    pub set_headers: Vec<(String, String)>,
+    /// Headers to remove: client-sent identity headers and, unless the
+    /// provider forwards it, the token header.
+    pub remove_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deny {
+    pub status: u16,
+    /// RFC 6750 error code, or `None` when no credentials were sent.
+    pub error: Option<&'static str>,
+    /// One short phrase; never holds the token.
+    pub description: String,
+    /// Stable metric label.
+    pub label: &'static str,
+    pub realm: String,
+    pub retry_after: Option<u64>,
+}
+
+impl Deny {
+    fn new(
+        status: u16,
+        error: Option<&'static str>,
+        description: &str,
+        label: &'static str,
+    ) -> Self {
+        Deny {
+            status,
+            error,
+            description: description.to_string(),
+            label,
+            realm: String::new(),
+            retry_after: None,
+        }
+    }
+
+    fn invalid_token(e: &TokenError) -> Self {
+        Deny::new(401, Some("invalid_token"), &e.description(), e.label())
+    }
+
+    /// `WWW-Authenticate` per RFC 6750 §3. Every part is either fixed text or
+    /// a phrase made by this crate, never request data, so quoting is safe.
+    pub fn www_authenticate(&self) -> String {
+        match self.error {
+            None => format!("Bearer realm=\"{}\"", self.realm),
+            Some(error) => format!(
+                "Bearer realm=\"{}\", error=\"{}\", error_description=\"{}\"",
+                self.realm, error, self.description
+            ),
+        }
+    }
+
+    /// The JSON body: `{"error": ..., "error_description": ...}`.
+    pub fn body(&self) -> String {
+        let body = serde_json::json!({
+            "error": self.error.unwrap_or("unauthorized"),
+            "error_description": self.description,
+        });
+        body.to_string()
+    }
+
+    /// Response headers besides the content type.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if self.status == 401 || self.status == 403 || self.status == 400 {
+            headers.push(("www-authenticate", self.www_authenticate()));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.push(("retry-after", secs.to_string()));
+        }
+        headers
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Allow),
+    Deny(Deny),
+}
+
+impl Decision {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::Allow(a) => a.kind.label(),
+            Decision::Deny(d) => d.label,
+        }
+    }
+}
+
+/// Decides one request.
+pub fn decide(policy: &Policy, request: &Request<'_>, env: &Env<'_>) -> Decision {
+    let present = present_strip_headers(policy, request);
+    match authenticate(policy, request, env, present) {
+        Ok(allow) => Decision::Allow(allow),
+        Err(mut deny) => {
+            deny.realm.clone_from(&policy.realm);
+            Decision::Deny(deny)
+        }
+    }
+}
+
+/// The headers the filter owns that the client sent anyway.
+fn present_strip_headers(policy: &Policy, request: &Request<'_>) -> Vec<String> {
+    policy
+        .strip_headers
+        .iter()
+        .filter(|name| request.headers.iter().any(|(n, _)| n == *name))
+        .cloned()
+        .collect()
+}
+
+fn authenticate(
+    policy: &Policy,
+    request: &Request<'_>,
+    env: &Env<'_>,
+    stripped: Vec<String>,
+) -> Result<Allow, Deny> {
+    let requirement = rules::find(&policy.rules, request.method, request.path)
+        .map_or(&policy.default_requirement, |r| &r.requires);
+    let Requirement::Token {
+        providers,
+        allow_missing,
+        permissions,
+        claims: conditions,
+    } = requirement
+    else {
+        return Ok(Allow {
+            kind: AllowKind::Bypassed,
+            provider: None,
+            set_headers: Vec::new(),
+            remove_headers: stripped,
+        });
+    };
+    let candidates: Vec<&Provider> = providers
+        .iter()
+        .filter_map(|&i| policy.providers.get(i))
+        .collect();
+    let mut sources: Vec<&TokenSource> = Vec::new();
+    for source in candidates.iter().flat_map(|p| p.sources.iter()) {
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    let found = match extract::extract(request, &sources) {
+        Ok(Some(found)) => found,
+        Ok(None) if *allow_missing => {
+            return Ok(Allow {
+                kind: AllowKind::Anonymous,
+                provider: None,
+                set_headers: Vec::new(),
+                remove_headers: stripped,
+            })
+        }
+        Ok(None) => return Err(Deny::new(401, None, "token required", "missing")),
+        Err(ExtractError::Multiple) => {
+            return Err(Deny::new(
+                400,
+                Some("invalid_request"),
+                "multiple tokens",
+                "multiple_tokens",
+            ))
+        }
+        Err(ExtractError::Unreadable) => {
+            return Err(Deny::invalid_token(&TokenError::Malformed("not text")))
+        }
+    };
+    let limit = candidates
+        .iter()
+        .map(|p| p.max_token_bytes)
+        .max()
+        .unwrap_or(0);
+    let token = jwt::parse(found.token, limit).map_err(|e| Deny::invalid_token(&e))?;
+    let provider = select_provider(&candidates, &found, &token)?;
+    if found.token.len() > provider.max_token_bytes {
+        return Err(Deny::invalid_token(&TokenError::TooLarge));
+    }
+    provider
+        .keys
+        .verify(&token)
+        .map_err(|e| Deny::invalid_token(&e))?;
+    jwt::check_claims(&token.claims, &provider.claims, env.now)
+        .map_err(|e| Deny::invalid_token(&e))?;
+    let claims = &token.claims;
+    let jti = claims.get("jti").and_then(Value::as_str);
+    let sub = claims.get("sub").and_then(Value::as_str);
+    let iat = claims.get("iat").and_then(numeric_seconds);
+    if env.revocation.is_revoked(jti, sub, iat) {
+        return Err(Deny::new(
+            401,
+            Some("invalid_token"),
+            "token revoked",
+            "revoked",
+        ));
+    }
+    if let Some(rule) = permissions {
+        if !rule.allows(claims) {
+            return Err(Deny::new(
+                403,
+                Some("insufficient_scope"),
+                "insufficient permissions",
+                "insufficient_permissions",
+            ));
+        }
+    }
+    if !conditions.iter().all(|c| c.allows(claims)) {
+        return Err(Deny::new(
+            403,
+            Some("insufficient_scope"),
+            "claim requirement not met",
+            "insufficient_claims",
+        ));
+    }
+    let set_headers = identity_headers(provider, claims);
+    let mut remove_headers = removals(provider, &found, stripped);
+    // Writing a header replaces every value the client sent under that name.
+    remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
+    Ok(Allow {
+        kind: AllowKind::Authenticated,
+        provider: Some(provider.name.clone()),
+        set_headers,
+        remove_headers,
+    })
+}
+
+/// Picks the one provider whose keys may verify this token. When several
+/// providers read the same place, the token's `iss` (read before
+/// verification, only to choose) decides, so a token is never tried against
+/// another issuer's keys.
+fn select_provider<'p>(
+    candidates: &[&'p Provider],
+    found: &Found<'_>,
+    token: &UntrustedToken<'_>,
+) -> Result<&'p Provider, Deny> {
+    let readers: Vec<&Provider> = candidates
+        .iter()
+        .copied()
+        .filter(|p| p.sources.contains(found.source))
+        .collect();
+    if let [only] = readers.as_slice() {
+        return Ok(only);
+    }
+    let iss = token.claims.get("iss").and_then(Value::as_str);
+    if let Some(p) = readers
+        .iter()
+        .find(|p| p.issuer.is_some() && p.issuer.as_deref() == iss)
+    {
+        return Ok(p);
+    }
+    let mut open = readers.iter().filter(|p| p.issuer.is_none());
+    match (open.next(), open.next()) {
+        (Some(p), None) => Ok(p),
+        _ => Err(Deny::invalid_token(&TokenError::WrongIssuer)),
+    }
+}
+
+fn identity_headers(provider: &Provider, claims: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = provider
+        .claim_to_headers
+        .iter()
+        .filter_map(|m| Some((m.header.clone(), m.value(claims)?)))
+        .collect();
+    if let Some(name) = &provider.payload_header {
+        let payload = Value::Object(claims.clone()).to_string();
+        headers.push((name.clone(), URL_SAFE_NO_PAD.encode(payload)));
+    }
+    headers
+}
+
+/// Client-sent identity headers that the filter is not about to overwrite,
+/// plus the token header when the provider does not forward it.
+fn removals(provider: &Provider, found: &Found<'_>, stripped: Vec<String>) -> Vec<String> {
+    let mut remove = stripped;
+    if !provider.forward {
+        if let TokenSource::Header { name, .. } = found.source {
+            if !remove.contains(name) {
+                remove.push(name.clone());
+            }
+        }
+    }
+    remove
+}
+
+/// `iat`-style numeric dates may be integers or floats.
+fn numeric_seconds(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+}
+
+#[cfg(test)]
+mod tests;

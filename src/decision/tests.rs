@@ -1,0 +1,502 @@
+use super::*;
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+const NOW: u64 = 1_800_000_000;
+const SECRET: &[u8] = b"secret-secret-secret-secret-32bytes";
+const OTHER_SECRET: &[u8] = b"other-other-other-other-other-32bytes";
+
+fn mint(secret: &[u8], header: Value, claims: Value) -> String {
+    let h = URL_SAFE_NO_PAD.encode(header.to_string());
+    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let input = format!("{h}.{c}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+    mac.update(input.as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{input}.{sig}")
+}
+
+fn claims(sub: &str) -> Value {
+    json!({"iss": "https://auth.example.com", "aud": "api", "sub": sub, "provider": "google",
+           "exp": NOW + 600, "iat": NOW - 10, "type": "access", "jti": format!("jti-{sub}")})
+}
+
+fn token(sub: &str) -> String {
+    mint(
+        SECRET,
+        json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}),
+        claims(sub),
+    )
+}
+
+fn oct(kid: &str, secret: &[u8]) -> Value {
+    json!({"kty": "oct", "kid": kid, "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(secret)})
+}
+
+fn config() -> Value {
+    json!({
+        "realm": "api",
+        "providers": [{
+            "name": "main",
+            "issuer": "https://auth.example.com",
+            "audiences": ["api"],
+            "jwks": {"keys": [oct("k1", SECRET)]},
+            "required_claims": {"type": "access"},
+            "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}, {"claim": "provider", "header": "x-auth-provider"}]
+        }],
+        "rules": [
+            {"match": {"prefix": "/healthz"}, "requires": "none"},
+            {"match": {"prefix": "/public"}, "requires": {"providers": ["main"], "allow_missing": true}},
+            {"match": {"prefix": "/admin"}, "requires": {"permissions": {"all_of": ["admin"]}}},
+            {"match": {"prefix": "/ops"}, "requires": {"claims": {"role": ["ops", "sre"]}}},
+            {"match": {"prefix": "/", "methods": ["GET", "POST"]}, "requires": {"providers": ["main"]}}
+        ]
+    })
+}
+
+fn policy(v: Value) -> Policy {
+    Policy::from_json(v.to_string().as_bytes()).unwrap()
+}
+
+struct Revoked(&'static str);
+impl RevocationCheck for Revoked {
+    fn is_revoked(&self, jti: Option<&str>, _: Option<&str>, _: Option<u64>) -> bool {
+        jti == Some(self.0)
+    }
+}
+
+fn run(p: &Policy, method: &str, path: &str, headers: &[(&str, &str)]) -> Decision {
+    run_with(p, method, path, headers, &NoRevocation)
+}
+
+fn run_with(
+    p: &Policy,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    revocation: &dyn RevocationCheck,
+) -> Decision {
+    let headers: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let request = Request {
+        method,
+        path,
+        headers: &headers,
+    };
+    decide(
+        p,
+        &request,
+        &Env {
+            now: NOW,
+            revocation,
+        },
+    )
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn allowed(d: Decision) -> Allow {
+    match d {
+        Decision::Allow(a) => a,
+        Decision::Deny(d) => panic!("expected allow, got {d:?}"),
+    }
+}
+
+fn denied(d: Decision) -> Deny {
+    match d {
+        Decision::Deny(d) => d,
+        Decision::Allow(a) => panic!("expected deny, got {a:?}"),
+    }
+}
+
+#[test]
+fn valid_token_sets_identity_and_strips_token_header() {
+    let p = policy(config());
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&token("alice")))],
+    ));
+    assert_eq!(a.kind, AllowKind::Authenticated);
+    assert_eq!(a.provider.as_deref(), Some("main"));
+    assert_eq!(
+        a.set_headers,
+        vec![
+            ("x-user-id".to_string(), "alice".to_string()),
+            ("x-auth-provider".to_string(), "google".to_string())
+        ]
+    );
+    assert_eq!(a.remove_headers, vec!["authorization".to_string()]);
+}
+
+#[test]
+fn forward_keeps_the_token_header() {
+    let mut v = config();
+    v["providers"][0]["forward"] = json!(true);
+    let p = policy(v);
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&token("alice")))],
+    ));
+    assert!(a.remove_headers.is_empty());
+}
+
+#[test]
+fn spoofed_identity_is_removed_everywhere() {
+    let p = policy(config());
+    // Bypassed route: stripped, nothing written.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("x-user-id", "mallory"), ("x-auth-provider", "evil")],
+    ));
+    assert_eq!(a.kind, AllowKind::Bypassed);
+    assert_eq!(a.remove_headers, vec!["x-auth-provider", "x-user-id"]);
+    // Anonymous on allow_missing.
+    let a = allowed(run(&p, "GET", "/public", &[("x-user-id", "mallory")]));
+    assert_eq!(a.kind, AllowKind::Anonymous);
+    assert_eq!(a.remove_headers, vec!["x-user-id"]);
+    // With a valid token for another user, the header is overwritten.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[
+            ("x-user-id", "mallory"),
+            ("authorization", &bearer(&token("alice"))),
+        ],
+    ));
+    assert!(a
+        .set_headers
+        .contains(&("x-user-id".into(), "alice".into())));
+    // A claim the token lacks: the client's header is removed, not kept.
+    let t = mint(
+        SECRET,
+        json!({"alg": "HS256", "kid": "k1"}),
+        json!({"iss": "https://auth.example.com", "aud": "api", "sub": "bob", "exp": NOW + 60, "type": "access"}),
+    );
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("x-auth-provider", "evil"), ("authorization", &bearer(&t))],
+    ));
+    assert!(a.remove_headers.contains(&"x-auth-provider".to_string()));
+    assert!(!a.set_headers.iter().any(|(n, _)| n == "x-auth-provider"));
+}
+
+#[test]
+fn missing_token() {
+    let p = policy(config());
+    let d = denied(run(&p, "GET", "/x", &[]));
+    assert_eq!(d.status, 401);
+    assert_eq!(d.www_authenticate(), "Bearer realm=\"api\"");
+    assert_eq!(d.label, "missing");
+    let body: Value = serde_json::from_str(&d.body()).unwrap();
+    assert_eq!(body["error_description"], "token required");
+    assert!(d
+        .headers()
+        .contains(&("content-type", "application/json".to_string())));
+}
+
+#[test]
+fn invalid_tokens_are_401_with_reason() {
+    let p = policy(config());
+    let mut expired = claims("a");
+    expired["exp"] = json!(NOW - 61);
+    let mut future = claims("a");
+    future["nbf"] = json!(NOW + 61);
+    let mut wrong_iss = claims("a");
+    wrong_iss["iss"] = json!("https://evil.example.com");
+    let mut wrong_aud = claims("a");
+    wrong_aud["aud"] = json!(["other"]);
+    let mut refresh = claims("a");
+    refresh["type"] = json!("refresh");
+    let hs = json!({"alg": "HS256", "kid": "k1"});
+    let good = token("a");
+    let (head, rest) = good.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let tampered = format!(
+        "{head}.{}.{sig}",
+        URL_SAFE_NO_PAD.encode(claims("root").to_string())
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(claims("a").to_string())
+    );
+    let cases = vec![
+        (mint(SECRET, hs.clone(), expired), "expired"),
+        (mint(SECRET, hs.clone(), future), "not_yet_valid"),
+        (mint(SECRET, hs.clone(), wrong_iss), "wrong_issuer"),
+        (mint(SECRET, hs.clone(), wrong_aud), "wrong_audience"),
+        (mint(OTHER_SECRET, hs.clone(), claims("a")), "bad_signature"),
+        (
+            mint(SECRET, json!({"alg": "HS256", "kid": "nope"}), claims("a")),
+            "unknown_kid",
+        ),
+        (tampered, "bad_signature"),
+        ("abc.def".to_string(), "malformed"),
+        ("".to_string(), "malformed"),
+    ];
+    for (t, label) in cases {
+        let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))]));
+        assert_eq!(d.status, 401, "{label}");
+        assert_eq!(d.error, Some("invalid_token"), "{label}");
+        assert!(
+            d.label.starts_with(label),
+            "expected {label}, got {}",
+            d.label
+        );
+        let www = d.www_authenticate();
+        assert!(
+            www.starts_with("Bearer realm=\"api\", error=\"invalid_token\", error_description=\""),
+            "{www}"
+        );
+        assert!(!www.contains(&t) || t.is_empty(), "token echoed");
+        assert!(!d.body().contains(&t) || t.is_empty(), "token echoed");
+    }
+    let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&none))]));
+    assert_eq!(d.status, 401);
+    let d = denied(run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&mint(SECRET, hs, refresh)))],
+    ));
+    assert_eq!(d.status, 401);
+    assert_eq!(d.description, "required claim mismatch");
+}
+
+#[test]
+fn oversized_token_is_refused_before_parsing() {
+    let mut v = config();
+    v["providers"][0]["max_token_bytes"] = json!(64);
+    let p = policy(v);
+    let d = denied(run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&token("alice")))],
+    ));
+    assert_eq!(d.label, "too_large");
+}
+
+#[test]
+fn multiple_tokens_are_a_bad_request() {
+    let p = policy(config());
+    let d = denied(run(
+        &p,
+        "GET",
+        "/x",
+        &[
+            ("authorization", &bearer(&token("a"))),
+            ("authorization", &bearer(&token("b"))),
+        ],
+    ));
+    assert_eq!(d.status, 400);
+    assert_eq!(d.error, Some("invalid_request"));
+}
+
+#[test]
+fn allow_missing_still_refuses_a_bad_token() {
+    let p = policy(config());
+    let d = denied(run(
+        &p,
+        "GET",
+        "/public",
+        &[("authorization", "Bearer x.y.z")],
+    ));
+    assert_eq!(d.status, 401);
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/public",
+        &[("authorization", &bearer(&token("a")))],
+    ));
+    assert_eq!(a.kind, AllowKind::Authenticated);
+}
+
+#[test]
+fn unmatched_method_falls_to_secure_default() {
+    let p = policy(config());
+    // DELETE matches no rule: a valid token is still required.
+    assert_eq!(denied(run(&p, "DELETE", "/x", &[])).status, 401);
+    assert!(matches!(
+        run(
+            &p,
+            "DELETE",
+            "/x",
+            &[("authorization", &bearer(&token("a")))]
+        ),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn permissions_and_claim_conditions_are_403() {
+    let p = policy(config());
+    let hs = json!({"alg": "HS256", "kid": "k1"});
+    let mut admin = claims("a");
+    admin["permissions"] = json!(["read", "admin"]);
+    let mut ops = claims("a");
+    ops["role"] = json!("sre");
+    assert!(matches!(
+        run(
+            &p,
+            "GET",
+            "/admin",
+            &[("authorization", &bearer(&mint(SECRET, hs.clone(), admin)))]
+        ),
+        Decision::Allow(_)
+    ));
+    let d = denied(run(
+        &p,
+        "GET",
+        "/admin",
+        &[("authorization", &bearer(&token("a")))],
+    ));
+    assert_eq!(d.status, 403);
+    assert_eq!(d.www_authenticate(), "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient permissions\"");
+    assert!(matches!(
+        run(
+            &p,
+            "GET",
+            "/ops",
+            &[("authorization", &bearer(&mint(SECRET, hs, ops)))]
+        ),
+        Decision::Allow(_)
+    ));
+    assert_eq!(
+        denied(run(
+            &p,
+            "GET",
+            "/ops",
+            &[("authorization", &bearer(&token("a")))]
+        ))
+        .status,
+        403
+    );
+    // No token or a bad one stays 401 on a permission route.
+    assert_eq!(denied(run(&p, "GET", "/admin", &[])).status, 401);
+    assert_eq!(
+        denied(run(
+            &p,
+            "GET",
+            "/admin",
+            &[("authorization", "Bearer a.b.c")]
+        ))
+        .status,
+        401
+    );
+}
+
+#[test]
+fn revoked_token_is_refused() {
+    let p = policy(config());
+    let d = denied(run_with(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&token("alice")))],
+        &Revoked("jti-alice"),
+    ));
+    assert_eq!(d.status, 401);
+    assert_eq!(d.description, "token revoked");
+    assert!(matches!(
+        run_with(
+            &p,
+            "GET",
+            "/x",
+            &[("authorization", &bearer(&token("bob")))],
+            &Revoked("jti-alice")
+        ),
+        Decision::Allow(_)
+    ));
+}
+
+fn two_providers() -> Value {
+    let mut v = config();
+    let mut second = v["providers"][0].clone();
+    second["name"] = json!("partner");
+    second["issuer"] = json!("https://partner.example.com");
+    second["jwks"] = json!({"keys": [oct("k1", OTHER_SECRET)]});
+    v["providers"].as_array_mut().unwrap().push(second);
+    v["rules"] =
+        json!([{"match": {"prefix": "/"}, "requires": {"providers": ["main", "partner"]}}]);
+    v
+}
+
+#[test]
+fn issuer_selects_the_provider() {
+    let p = policy(two_providers());
+    let hs = json!({"alg": "HS256", "kid": "k1"});
+    let mut partner = claims("p");
+    partner["iss"] = json!("https://partner.example.com");
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/",
+        &[(
+            "authorization",
+            &bearer(&mint(OTHER_SECRET, hs.clone(), partner.clone())),
+        )],
+    ));
+    assert_eq!(a.provider.as_deref(), Some("partner"));
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/",
+        &[("authorization", &bearer(&token("m")))],
+    ));
+    assert_eq!(a.provider.as_deref(), Some("main"));
+    // Signed with main's key but claiming partner's issuer: verified with
+    // partner's keys only, so refused.
+    let d = denied(run(
+        &p,
+        "GET",
+        "/",
+        &[("authorization", &bearer(&mint(SECRET, hs.clone(), partner)))],
+    ));
+    assert_eq!(d.label, "bad_signature");
+    let mut stranger = claims("s");
+    stranger["iss"] = json!("https://stranger.example.com");
+    let d = denied(run(
+        &p,
+        "GET",
+        "/",
+        &[("authorization", &bearer(&mint(SECRET, hs, stranger)))],
+    ));
+    assert_eq!(d.label, "wrong_issuer");
+}
+
+#[test]
+fn query_and_cookie_sources() {
+    let mut v = config();
+    v["providers"][0]["from_params"] = json!(["access_token"]);
+    v["providers"][0]["from_cookies"] = json!(["session"]);
+    let p = policy(v);
+    let t = token("q");
+    assert!(matches!(
+        run(&p, "GET", &format!("/x?access_token={t}"), &[]),
+        Decision::Allow(_)
+    ));
+    assert!(matches!(
+        run(&p, "GET", "/x", &[("cookie", &format!("a=b; session={t}"))]),
+        Decision::Allow(_)
+    ));
+    // The default Authorization header is not read once sources are listed.
+    assert_eq!(
+        denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))])).label,
+        "missing"
+    );
+}

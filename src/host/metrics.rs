@@ -1,0 +1,41 @@
+//! Envoy counters. Names are defined once per VM and cached; Envoy shows
+//! them under `wasmcustom.jwt_auth.*` on the admin `/stats` endpoints.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+pub const PREFIX: &str = "jwt_auth";
+
+#[derive(Default)]
+pub struct Metrics {
+    ids: RefCell<HashMap<String, u32>>,
+}
+
+impl Metrics {
+    /// Adds one to the counter `<prefix>.<name>`.
+    pub fn count(&self, name: &str) {
+        if let Some(id) = self.id(name, MetricType::Counter) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    /// Sets the gauge `<prefix>.<name>`.
+    #[allow(dead_code)]
+    pub fn gauge(&self, name: &str, value: u64) {
+        if let Some(id) = self.id(name, MetricType::Gauge) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn id(&self, name: &str, kind: MetricType) -> Option<u32> {
+        if let Some(id) = self.ids.borrow().get(name) {
+            return Some(*id);
+        }
+        let id = hostcalls::define_metric(kind, &format!("{PREFIX}.{name}")).ok()?;
+        self.ids.borrow_mut().insert(name.to_string(), id);
+        Some(id)
+    }
+}

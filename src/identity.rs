@@ -1,0 +1,113 @@
+//! Claims to identity headers: which verified claim becomes which request
+//! header for the upstream.
+
+use serde_json::{Map, Value};
+
+use crate::rules::ClaimPath;
+
+/// One `claim_to_headers` entry: a claim (a dotted path for nested claims)
+/// and the lowercase header it is written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimHeader {
+    pub claim: ClaimPath,
+    pub header: String,
+}
+
+impl ClaimHeader {
+    pub fn new(claim: &str, header: String) -> Self {
+        ClaimHeader {
+            claim: ClaimPath::new(claim),
+            header,
+        }
+    }
+
+    /// The header value for these claims, if the claim is present and can be
+    /// written safely.
+    pub fn value(&self, claims: &Map<String, Value>) -> Option<String> {
+        render(self.claim.get(claims)?)
+    }
+}
+
+/// Follows a dotted path through nested objects.
+pub fn lookup<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Option<&'c Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = claims.get(first)?;
+    for key in rest {
+        value = value.as_object()?.get(key)?;
+    }
+    Some(value)
+}
+
+/// Strings, numbers and booleans as text; arrays of them joined with `,`.
+/// Objects, nulls and any value holding CR, LF or NUL (header injection)
+/// give no header at all.
+pub fn render(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Array(items) => {
+            let parts = items.iter().map(scalar).collect::<Option<Vec<_>>>()?;
+            parts.join(",")
+        }
+        other => scalar(other)?,
+    };
+    if text.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return None;
+    }
+    Some(text)
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn scalars_and_arrays() {
+        let c = claims(json!({"sub": "alice", "n": 42, "admin": true, "roles": ["a", "b", 3]}));
+        let get = |claim: &str| ClaimHeader::new(claim, "x".into()).value(&c);
+        assert_eq!(get("sub").as_deref(), Some("alice"));
+        assert_eq!(get("n").as_deref(), Some("42"));
+        assert_eq!(get("admin").as_deref(), Some("true"));
+        assert_eq!(get("roles").as_deref(), Some("a,b,3"));
+        assert_eq!(get("missing"), None);
+    }
+
+    #[test]
+    fn nested_paths_and_dotted_names() {
+        let c = claims(
+            json!({"org": {"id": "o1", "team": {"name": "t"}}, "https://x.io/tenant": "t9"}),
+        );
+        let get = |claim: &str| ClaimHeader::new(claim, "x".into()).value(&c);
+        assert_eq!(get("org.id").as_deref(), Some("o1"));
+        assert_eq!(get("org.team.name").as_deref(), Some("t"));
+        assert_eq!(get("org.nope"), None);
+        assert_eq!(get("org"), None, "objects are not written");
+        assert_eq!(get("https://x.io/tenant").as_deref(), Some("t9"));
+    }
+
+    #[test]
+    fn injection_is_never_written() {
+        let c = claims(
+            json!({"a": "x\r\nx-admin: 1", "b": "x\ny", "c": "x\u{0}y", "d": ["ok", "x\ry"], "e": null, "f": [{"o": 1}]}),
+        );
+        for claim in ["a", "b", "c", "d", "e", "f"] {
+            assert_eq!(
+                ClaimHeader::new(claim, "x".into()).value(&c),
+                None,
+                "{claim}"
+            );
+        }
+    }
+}

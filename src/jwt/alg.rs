@@ -1,0 +1,97 @@
+//! The JWS algorithms we accept.
+
+/// A JWS `alg` we know how to verify. `none` is deliberately absent so that
+/// an unsigned token cannot even be represented past parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Hs256,
+    Hs384,
+    Hs512,
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    Es512,
+    EdDsa,
+}
+
+impl Algorithm {
+    /// Every supported algorithm, for diagnostics and tests.
+    pub const ALL: [Algorithm; 13] = [
+        Algorithm::Hs256,
+        Algorithm::Hs384,
+        Algorithm::Hs512,
+        Algorithm::Rs256,
+        Algorithm::Rs384,
+        Algorithm::Rs512,
+        Algorithm::Ps256,
+        Algorithm::Ps384,
+        Algorithm::Ps512,
+        Algorithm::Es256,
+        Algorithm::Es384,
+        Algorithm::Es512,
+        Algorithm::EdDsa,
+    ];
+
+    /// Looks up a registered JWS name. Case-sensitive, because RFC 7515 makes
+    /// `alg` values case-sensitive and accepting "rs256" would only widen the
+    /// surface for confusion.
+    pub fn from_name(s: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// The registered JWS name, e.g. "RS256".
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Hs256 => "HS256",
+            Algorithm::Hs384 => "HS384",
+            Algorithm::Hs512 => "HS512",
+            Algorithm::Rs256 => "RS256",
+            Algorithm::Rs384 => "RS384",
+            Algorithm::Rs512 => "RS512",
+            Algorithm::Ps256 => "PS256",
+            Algorithm::Ps384 => "PS384",
+            Algorithm::Ps512 => "PS512",
+            Algorithm::Es256 => "ES256",
+            Algorithm::Es384 => "ES384",
+            Algorithm::Es512 => "ES512",
+            Algorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    /// True for the HMAC family, whose keys are shared secrets.
+    pub fn is_symmetric(self) -> bool {
+        matches!(self, Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512)
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
+        }
+    }
+
+    #[test]
+    fn names_are_case_sensitive_and_none_is_unknown() {
+        assert_eq!(Algorithm::from_name("rs256"), None);
+        assert_eq!(Algorithm::from_name("EDDSA"), None);
+        assert_eq!(Algorithm::from_name("none"), None);
+        assert_eq!(Algorithm::from_name(""), None);
+        assert_eq!(Algorithm::from_name("ES256K"), None);
+    }
+}

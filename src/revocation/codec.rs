@@ -1,0 +1,262 @@
+//! The shared-data encoding: fixed-size binary records, so a worker applies
+//! a delta without parsing JSON and a million entries fit in a snapshot of a
+//! few tens of megabytes.
+//!
+//! Batch: `JRB1` | version u64 | count u32 | records; record: tag u8
+//! (1 token, 2 subject) | digest u128 | exp u64 [| before u64]. Little endian.
+//! Meta: `JRM1` | version u64 | base u64 | snapshot u64 | oldest_delta u64 |
+//! last_sync_ms u64 | held u64 | cursor_len u16 | cursor bytes.
+
+use super::set::Entry;
+
+const BATCH_MAGIC: &[u8; 4] = b"JRB1";
+const META_MAGIC: &[u8; 4] = b"JRM1";
+const TAG_TOKEN: u8 = 1;
+const TAG_SUBJECT: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecError(pub &'static str);
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A delta (entries added at `version`) or a snapshot (the whole set as of
+/// `version`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub version: u64,
+    pub entries: Vec<Entry>,
+}
+
+pub fn encode_batch(version: u64, entries: impl Iterator<Item = Entry>) -> Vec<u8> {
+    let (lower, _) = entries.size_hint();
+    let mut out = Vec::with_capacity(16 + lower * 33);
+    out.extend_from_slice(BATCH_MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut count: u32 = 0;
+    for entry in entries {
+        match entry {
+            Entry::Token { id, exp } => {
+                out.push(TAG_TOKEN);
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&exp.to_le_bytes());
+            }
+            Entry::Subject { id, before, exp } => {
+                out.push(TAG_SUBJECT);
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&exp.to_le_bytes());
+                out.extend_from_slice(&before.to_le_bytes());
+            }
+        }
+        count = count.saturating_add(1);
+    }
+    if let Some(slot) = out.get_mut(12..16) {
+        slot.copy_from_slice(&count.to_le_bytes());
+    }
+    out
+}
+
+pub fn decode_batch(bytes: &[u8]) -> Result<Batch, CodecError> {
+    let mut r = Reader(bytes);
+    if r.take(4)? != BATCH_MAGIC {
+        return Err(CodecError("not a revocation batch"));
+    }
+    let version = r.u64()?;
+    let count = r.u32()? as usize;
+    // Each record is at least 25 bytes: refuse a count the bytes cannot hold
+    // before reserving memory for it.
+    if count > r.0.len() / 25 {
+        return Err(CodecError("record count exceeds batch size"));
+    }
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        let tag = r.u8()?;
+        let id = r.u128()?;
+        let exp = r.u64()?;
+        entries.push(match tag {
+            TAG_TOKEN => Entry::Token { id, exp },
+            TAG_SUBJECT => Entry::Subject {
+                id,
+                exp,
+                before: r.u64()?,
+            },
+            _ => return Err(CodecError("unknown record tag")),
+        });
+    }
+    if !r.0.is_empty() {
+        return Err(CodecError("trailing bytes after records"));
+    }
+    Ok(Batch { version, entries })
+}
+
+/// What the fetcher publishes about the shared set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Latest version; each published change adds one.
+    pub version: u64,
+    /// Last full replacement (a feed `reset`): a worker behind it must
+    /// load the snapshot, as the deltas before it no longer apply.
+    pub base: u64,
+    /// Version held by the snapshot key.
+    pub snapshot: u64,
+    /// Oldest delta still kept; a worker further behind loads the snapshot.
+    pub oldest_delta: u64,
+    /// Unix milliseconds of the last successful feed poll.
+    pub last_sync_ms: u64,
+    /// Entries in the set at `version`.
+    pub held: u64,
+    /// The feed cursor to poll from next.
+    pub cursor: String,
+}
+
+pub fn encode_meta(meta: &Meta) -> Vec<u8> {
+    let cursor = meta.cursor.as_bytes();
+    let len = u16::try_from(cursor.len()).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(54 + cursor.len());
+    out.extend_from_slice(META_MAGIC);
+    for n in [
+        meta.version,
+        meta.base,
+        meta.snapshot,
+        meta.oldest_delta,
+        meta.last_sync_ms,
+        meta.held,
+    ] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(cursor.get(..usize::from(len)).unwrap_or(cursor));
+    out
+}
+
+pub fn decode_meta(bytes: &[u8]) -> Result<Meta, CodecError> {
+    let mut r = Reader(bytes);
+    if r.take(4)? != META_MAGIC {
+        return Err(CodecError("not a revocation meta record"));
+    }
+    let mut meta = Meta {
+        version: r.u64()?,
+        base: r.u64()?,
+        snapshot: r.u64()?,
+        oldest_delta: r.u64()?,
+        last_sync_ms: r.u64()?,
+        held: r.u64()?,
+        cursor: String::new(),
+    };
+    let len = usize::from(r.u16()?);
+    meta.cursor = std::str::from_utf8(r.take(len)?)
+        .map_err(|_| CodecError("cursor is not UTF-8"))?
+        .to_string();
+    if !r.0.is_empty() {
+        return Err(CodecError("trailing bytes after meta"));
+    }
+    Ok(meta)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if self.0.len() < n {
+            return Err(CodecError("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, CodecError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, CodecError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn u128(&mut self) -> Result<u128, CodecError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::set::digest;
+
+    fn sample() -> Vec<Entry> {
+        vec![
+            Entry::Token {
+                id: digest("a"),
+                exp: 1,
+            },
+            Entry::Subject {
+                id: digest("s"),
+                before: 2,
+                exp: 3,
+            },
+            Entry::Token {
+                id: u128::MAX,
+                exp: u64::MAX,
+            },
+        ]
+    }
+
+    #[test]
+    fn batch_round_trip() {
+        let bytes = encode_batch(42, sample().into_iter());
+        let batch = decode_batch(&bytes).unwrap();
+        assert_eq!(batch.version, 42);
+        assert_eq!(batch.entries, sample());
+        let empty = decode_batch(&encode_batch(1, std::iter::empty())).unwrap();
+        assert!(empty.entries.is_empty());
+    }
+
+    #[test]
+    fn corrupt_batches_are_refused() {
+        let bytes = encode_batch(42, sample().into_iter());
+        for cut in 0..bytes.len() {
+            assert!(decode_batch(&bytes[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(decode_batch(&extra).is_err());
+        let mut bad_tag = bytes.clone();
+        bad_tag[16] = 9;
+        assert!(decode_batch(&bad_tag).is_err());
+        let mut huge_count = bytes;
+        huge_count[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_batch(&huge_count).is_err());
+        assert!(decode_batch(b"JRM1").is_err());
+    }
+
+    #[test]
+    fn meta_round_trip_and_corruption() {
+        let meta = Meta {
+            version: 9,
+            base: 3,
+            snapshot: 8,
+            oldest_delta: 4,
+            last_sync_ms: 1_700_000_000_000,
+            held: 77,
+            cursor: "ep1-1042".into(),
+        };
+        let bytes = encode_meta(&meta);
+        assert_eq!(decode_meta(&bytes).unwrap(), meta);
+        for cut in 0..bytes.len() {
+            assert!(decode_meta(&bytes[..cut]).is_err());
+        }
+        assert!(decode_meta(&encode_batch(1, std::iter::empty())).is_err());
+    }
+}

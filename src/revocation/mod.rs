@@ -1,0 +1,17 @@
+//! Token revocation: a feed polled by one fetcher per proxy, shared with
+//! every worker through proxy-wasm shared data, and checked per request
+//! against a worker-local set.
+
+pub mod channel;
+pub mod codec;
+pub mod lease;
+pub mod set;
+pub mod store;
+
+pub use set::RevocationSet;
+
+impl crate::decision::RevocationCheck for RevocationSet {
+    fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> bool {
+        RevocationSet::is_revoked(self, jti, sub, iat)
+    }
+}

@@ -1,0 +1,210 @@
+//! Per-route rules: which requests need which token, and which permissions.
+
+use serde_json::{Map, Value};
+
+use crate::identity::lookup;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+}
+
+/// One rule of the ordered list; the first match wins.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub path: PathMatch,
+    /// Uppercase methods; empty means any method.
+    pub methods: Vec<String>,
+    pub requires: Requirement,
+}
+
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    /// Bypass: no token needed; identity headers are still stripped.
+    None,
+    Token {
+        /// Indices into the policy's providers; any of them will do.
+        providers: Vec<usize>,
+        /// A request without any token passes with no identity; a present
+        /// but bad token is still refused.
+        allow_missing: bool,
+        permissions: Option<PermissionRule>,
+        claims: Vec<ClaimCondition>,
+    },
+}
+
+/// `permissions: {claim, all_of, any_of}`. The claim is an array of strings
+/// or a space-delimited string (the OAuth `scope` form).
+#[derive(Debug, Clone)]
+pub struct PermissionRule {
+    pub claim: ClaimPath,
+    pub all_of: Vec<String>,
+    pub any_of: Vec<String>,
+}
+
+/// `claims: {"role": ["admin", "ops"]}`: the claim equals one of the values.
+#[derive(Debug, Clone)]
+pub struct ClaimCondition {
+    pub path: ClaimPath,
+    pub allowed: Vec<Value>,
+}
+
+/// A claim name, split once at load time for nested lookups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath {
+    name: String,
+    segments: Vec<String>,
+}
+
+impl ClaimPath {
+    pub fn new(name: &str) -> Self {
+        ClaimPath {
+            name: name.to_string(),
+            segments: name.split('.').map(str::to_string).collect(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A top-level claim whose name holds a dot (providers use URL-like
+    /// claim names) is found before the nested path.
+    pub fn get<'c>(&self, claims: &'c Map<String, Value>) -> Option<&'c Value> {
+        claims
+            .get(&self.name)
+            .or_else(|| lookup(claims, &self.segments))
+    }
+}
+
+impl Rule {
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        // The query string and fragment never take part in matching.
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let path_ok = match &self.path {
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            PathMatch::Exact(p) => path == p,
+        };
+        path_ok && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+    }
+}
+
+/// The first rule matching the request, if any.
+pub fn find<'p>(rules: &'p [Rule], method: &str, path: &str) -> Option<&'p Rule> {
+    rules.iter().find(|r| r.matches(method, path))
+}
+
+impl PermissionRule {
+    pub fn allows(&self, claims: &Map<String, Value>) -> bool {
+        let held = held_permissions(claims, &self.claim);
+        let has = |p: &String| held.iter().any(|h| h == p);
+        self.all_of.iter().all(has) && (self.any_of.is_empty() || self.any_of.iter().any(has))
+    }
+}
+
+fn held_permissions<'c>(claims: &'c Map<String, Value>, claim: &ClaimPath) -> Vec<&'c str> {
+    match claim.get(claims) {
+        Some(Value::String(s)) => s.split(' ').filter(|p| !p.is_empty()).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl ClaimCondition {
+    pub fn allows(&self, claims: &Map<String, Value>) -> bool {
+        match self.path.get(claims) {
+            Some(v) => self.allowed.iter().any(|a| a == v),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(path: PathMatch, methods: &[&str]) -> Rule {
+        Rule {
+            path,
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            requires: Requirement::None,
+        }
+    }
+
+    #[test]
+    fn prefix_exact_and_methods() {
+        let p = rule(PathMatch::Prefix("/healthz".into()), &[]);
+        assert!(p.matches("GET", "/healthz"));
+        assert!(p.matches("POST", "/healthz/live?x=1"));
+        assert!(!p.matches("GET", "/health"));
+        let e = rule(PathMatch::Exact("/login".into()), &["POST"]);
+        assert!(e.matches("POST", "/login?next=/"));
+        assert!(e.matches("POST", "/login#top"));
+        assert!(!e.matches("GET", "/login"));
+        assert!(!e.matches("POST", "/login/x"));
+        assert!(!e.matches("POST", "/LOGIN"), "paths are case-sensitive");
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let rules = vec![
+            rule(PathMatch::Prefix("/a".into()), &["GET"]),
+            rule(PathMatch::Prefix("/".into()), &[]),
+        ];
+        assert!(std::ptr::eq(
+            find(&rules, "GET", "/a/b").unwrap(),
+            &rules[0]
+        ));
+        assert!(std::ptr::eq(
+            find(&rules, "PUT", "/a/b").unwrap(),
+            &rules[1]
+        ));
+        assert!(find(&rules[..1], "GET", "/b").is_none());
+    }
+
+    fn perms(all: &[&str], any: &[&str]) -> PermissionRule {
+        PermissionRule {
+            claim: ClaimPath::new("permissions"),
+            all_of: all.iter().map(|s| s.to_string()).collect(),
+            any_of: any.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn permissions_from_array_or_scope_string() {
+        let arr = json!({"permissions": ["read", "write"]});
+        let arr = arr.as_object().unwrap();
+        assert!(perms(&["read"], &[]).allows(arr));
+        assert!(perms(&["read", "write"], &["x", "write"]).allows(arr));
+        assert!(!perms(&["admin"], &[]).allows(arr));
+        assert!(!perms(&[], &["admin", "ops"]).allows(arr));
+        let scope = json!({"scope": "read  write", "permissions": "readwrite"});
+        let scope = scope.as_object().unwrap();
+        let mut r = perms(&["write"], &[]);
+        r.claim = ClaimPath::new("scope");
+        assert!(r.allows(scope));
+        assert!(!perms(&["read"], &[]).allows(scope), "no substring match");
+        assert!(!perms(&["read"], &[]).allows(json!({}).as_object().unwrap()));
+    }
+
+    #[test]
+    fn claim_conditions() {
+        let c = json!({"type": "access", "role": "ops", "org": {"tier": 2}});
+        let c = c.as_object().unwrap();
+        let cond = |path: &str, allowed: Value| ClaimCondition {
+            path: ClaimPath::new(path),
+            allowed: match allowed {
+                Value::Array(a) => a,
+                v => vec![v],
+            },
+        };
+        assert!(cond("type", json!("access")).allows(c));
+        assert!(!cond("type", json!("refresh")).allows(c));
+        assert!(cond("role", json!(["admin", "ops"])).allows(c));
+        assert!(cond("org.tier", json!(2)).allows(c));
+        assert!(!cond("org.tier", json!("2")).allows(c), "types must match");
+        assert!(!cond("missing", json!("x")).allows(c));
+    }
+}
