@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::extract::TokenSource;
 use crate::identity::ClaimHeader;
 use crate::jwt::{ClaimPolicy, KeySet};
+use crate::revocation::poller::{FeedConfig, OnStale};
 use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Requirement, Rule};
 
 /// Default upper bound for a token, checked before any parsing.
@@ -57,6 +58,38 @@ struct RawConfig {
     providers: Vec<RawProvider>,
     #[serde(default)]
     rules: Option<Vec<RawRule>>,
+    #[serde(default)]
+    revocation: Option<RawRevocation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRevocation {
+    cluster: String,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default = "default_feed_path")]
+    path: String,
+    #[serde(default = "default_poll_interval")]
+    poll_interval_ms: u64,
+    #[serde(default = "default_feed_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
+    bearer_token: Option<String>,
+    #[serde(default)]
+    hmac_secret_base64: Option<String>,
+    #[serde(default = "default_max_staleness")]
+    max_staleness_seconds: u64,
+    #[serde(default)]
+    on_stale: Option<String>,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    #[serde(default = "default_feed_max_body")]
+    max_body_bytes: usize,
+    #[serde(default = "default_sync_interval")]
+    sync_interval_ms: u64,
+    #[serde(default = "default_max_backoff")]
+    max_backoff_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +193,30 @@ fn default_true() -> bool {
 fn default_max_token_bytes() -> usize {
     DEFAULT_MAX_TOKEN_BYTES
 }
+fn default_feed_path() -> String {
+    revocation_protocol::REVOCATIONS_PATH.to_string()
+}
+fn default_poll_interval() -> u64 {
+    1000
+}
+fn default_feed_timeout() -> u64 {
+    500
+}
+fn default_max_staleness() -> u64 {
+    30
+}
+fn default_namespace() -> String {
+    "jwt_auth".to_string()
+}
+fn default_feed_max_body() -> usize {
+    64 << 20
+}
+fn default_sync_interval() -> u64 {
+    100
+}
+fn default_max_backoff() -> u64 {
+    30_000
+}
 fn default_permissions_claim() -> String {
     "permissions".to_string()
 }
@@ -189,6 +246,7 @@ pub struct Policy {
     /// Every header the filter may write; removed from each incoming request
     /// (lowercase) so an upstream only ever sees values the filter wrote.
     pub strip_headers: Vec<String>,
+    pub revocation: Option<FeedConfig>,
 }
 
 impl Policy {
@@ -268,13 +326,129 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
             strip.insert(h.clone());
         }
     }
+    let skew = providers
+        .iter()
+        .map(|p| p.claims.clock_skew_seconds)
+        .max()
+        .unwrap_or(0);
+    let revocation = match raw.revocation {
+        Some(r) => Some(compile_revocation(r, skew)?),
+        None => None,
+    };
     Ok(Policy {
         realm,
         providers,
         rules,
         default_requirement,
         strip_headers: strip.into_iter().collect(),
+        revocation,
     })
+}
+
+fn compile_revocation(
+    r: RawRevocation,
+    clock_skew_seconds: u64,
+) -> Result<FeedConfig, ConfigError> {
+    let field = |name: &str| format!("revocation.{name}");
+    if r.cluster.is_empty() {
+        return Err(ConfigError::new(
+            field("cluster"),
+            "must name an Envoy cluster",
+        ));
+    }
+    if !r.path.starts_with('/') {
+        return Err(ConfigError::new(field("path"), "must start with '/'"));
+    }
+    if r.poll_interval_ms < 100 {
+        return Err(ConfigError::new(
+            field("poll_interval_ms"),
+            "must be at least 100",
+        ));
+    }
+    if r.timeout_ms == 0 {
+        return Err(ConfigError::new(
+            field("timeout_ms"),
+            "must be greater than 0",
+        ));
+    }
+    if r.sync_interval_ms < 10 || r.sync_interval_ms > r.poll_interval_ms {
+        return Err(ConfigError::new(
+            field("sync_interval_ms"),
+            "must be between 10 and poll_interval_ms",
+        ));
+    }
+    if r.namespace.is_empty()
+        || !r
+            .namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(ConfigError::new(
+            field("namespace"),
+            "must be non-empty and use only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let on_stale = match r.on_stale.as_deref() {
+        None | Some("serve") => OnStale::Serve,
+        Some("deny") => OnStale::Deny,
+        Some(other) => {
+            return Err(ConfigError::new(
+                field("on_stale"),
+                format!("unknown policy \"{other}\"; expected \"serve\" or \"deny\""),
+            ))
+        }
+    };
+    let hmac_secret = match &r.hmac_secret_base64 {
+        None => None,
+        Some(b64) => {
+            let secret = decode_base64(b64)
+                .ok_or_else(|| ConfigError::new(field("hmac_secret_base64"), "not valid base64"))?;
+            if secret.is_empty() {
+                return Err(ConfigError::new(
+                    field("hmac_secret_base64"),
+                    "must not be empty",
+                ));
+            }
+            Some(secret)
+        }
+    };
+    if r.bearer_token
+        .as_deref()
+        .is_some_and(|t| t.is_empty() || !is_quotable(t))
+    {
+        return Err(ConfigError::new(
+            field("bearer_token"),
+            "must be non-empty printable ASCII",
+        ));
+    }
+    Ok(FeedConfig {
+        authority: r.authority.unwrap_or_else(|| r.cluster.clone()),
+        cluster: r.cluster,
+        path: r.path,
+        poll_interval_ms: r.poll_interval_ms,
+        timeout_ms: r.timeout_ms,
+        bearer_token: r.bearer_token,
+        hmac_secret,
+        max_staleness_seconds: r.max_staleness_seconds,
+        on_stale,
+        namespace: r.namespace,
+        max_body_bytes: r.max_body_bytes,
+        sync_interval_ms: r.sync_interval_ms,
+        max_backoff_ms: r.max_backoff_ms,
+        clock_skew_seconds,
+    })
+}
+
+/// Standard or URL-safe alphabet, padded or not: operators paste secrets
+/// from many tools.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let trimmed = text.trim();
+    STANDARD
+        .decode(trimmed)
+        .ok()
+        .or_else(|| URL_SAFE_NO_PAD.decode(trimmed.trim_end_matches('=')).ok())
 }
 
 fn compile_provider(p: RawProvider, field: &str) -> Result<Provider, ConfigError> {

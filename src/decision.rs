@@ -38,10 +38,14 @@ impl RevocationCheck for NoRevocation {
 }
 
 /// Everything outside the request that the decision depends on.
+#[derive(Clone, Copy)]
 pub struct Env<'a> {
     /// Unix seconds, from the host's clock.
     pub now: u64,
     pub revocation: &'a dyn RevocationCheck,
+    /// `Some(retry_after_seconds)` when revocations could not be refreshed
+    /// for too long and the policy is to refuse rather than serve.
+    pub stale_revocations: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +260,16 @@ fn authenticate(
     let jti = claims.get("jti").and_then(Value::as_str);
     let sub = claims.get("sub").and_then(Value::as_str);
     let iat = claims.get("iat").and_then(numeric_seconds);
+    if let Some(retry_after) = env.stale_revocations {
+        let mut deny = Deny::new(
+            503,
+            Some("temporarily_unavailable"),
+            "revocation data stale",
+            "revocation_stale",
+        );
+        deny.retry_after = Some(retry_after);
+        return Err(deny);
+    }
     if env.revocation.is_revoked(jti, sub, iat) {
         return Err(Deny::new(
             401,

@@ -126,6 +126,7 @@ fn main() -> ExitCode {
     let env = Env {
         now,
         revocation: &NoRevocation,
+        stale_revocations: None,
     };
     let decision = decide(&policy, &request, &env);
     println!("{}", report(&decision));

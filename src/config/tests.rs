@@ -317,3 +317,50 @@ fn requirement_providers_default_to_all() {
         Requirement::None => panic!("expected a token requirement"),
     }
 }
+
+#[test]
+fn revocation_block() {
+    let mut v = base();
+    v["revocation"] = json!({"cluster": "revocation_feed", "authority": "revocation-feed", "path": "/v1/revocations",
+        "poll_interval_ms": 1000, "timeout_ms": 500, "bearer_token": "t", "hmac_secret_base64": "c2VjcmV0",
+        "max_staleness_seconds": 30, "on_stale": "deny"});
+    let r = load(&v).unwrap().revocation.unwrap();
+    assert_eq!(r.hmac_secret.as_deref(), Some(&b"secret"[..]));
+    assert_eq!(r.on_stale, OnStale::Deny);
+    assert_eq!(r.namespace, "jwt_auth");
+    assert_eq!(r.clock_skew_seconds, 60);
+    v["revocation"] = json!({"cluster": "c"});
+    let r = load(&v).unwrap().revocation.unwrap();
+    assert_eq!(r.authority, "c");
+    assert_eq!(r.path, "/v1/revocations");
+    assert_eq!(r.on_stale, OnStale::Serve);
+    for (block, field) in [
+        (json!({"cluster": ""}), "revocation.cluster"),
+        (
+            json!({"cluster": "c", "on_stale": "panic"}),
+            "revocation.on_stale",
+        ),
+        (
+            json!({"cluster": "c", "hmac_secret_base64": "!!"}),
+            "revocation.hmac_secret_base64",
+        ),
+        (
+            json!({"cluster": "c", "poll_interval_ms": 5}),
+            "revocation.poll_interval_ms",
+        ),
+        (json!({"cluster": "c", "path": "x"}), "revocation.path"),
+        (
+            json!({"cluster": "c", "namespace": "a b"}),
+            "revocation.namespace",
+        ),
+        (
+            json!({"cluster": "c", "pol_interval_ms": 5}),
+            "revocation.pol_interval_ms",
+        ),
+        (json!({"authority": "a"}), "revocation"),
+    ] {
+        let mut v = base();
+        v["revocation"] = block;
+        assert_eq!(error_of(v).field, field);
+    }
+}

@@ -92,6 +92,7 @@ fn run_with(
         &Env {
             now: NOW,
             revocation,
+            stale_revocations: None,
         },
     )
 }
@@ -499,4 +500,45 @@ fn query_and_cookie_sources() {
         denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))])).label,
         "missing"
     );
+}
+
+#[test]
+fn stale_revocations_refuse_tokens_only() {
+    let p = policy(config());
+    let headers: Vec<(String, Vec<u8>)> =
+        vec![("authorization".into(), bearer(&token("a")).into_bytes())];
+    let env = Env {
+        now: NOW,
+        revocation: &NoRevocation,
+        stale_revocations: Some(2),
+    };
+    let req = |path| Request {
+        method: "GET",
+        path,
+        headers: &headers,
+    };
+    let d = denied(decide(&p, &req("/x"), &env));
+    assert_eq!(d.status, 503);
+    assert!(d.headers().contains(&("retry-after", "2".to_string())));
+    assert!(!d.headers().iter().any(|(n, _)| *n == "www-authenticate"));
+    // Bypassed and anonymous requests do not depend on revocation data.
+    assert!(matches!(
+        decide(&p, &req("/healthz"), &env),
+        Decision::Allow(_)
+    ));
+    let none: Vec<(String, Vec<u8>)> = Vec::new();
+    let anon = Request {
+        method: "GET",
+        path: "/public",
+        headers: &none,
+    };
+    assert!(matches!(decide(&p, &anon, &env), Decision::Allow(_)));
+    // A bad token is still a 401, not a 503.
+    let bad: Vec<(String, Vec<u8>)> = vec![("authorization".into(), b"Bearer a.b.c".to_vec())];
+    let r = Request {
+        method: "GET",
+        path: "/x",
+        headers: &bad,
+    };
+    assert_eq!(denied(decide(&p, &r, &env)).status, 401);
 }

@@ -7,6 +7,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::metrics::Metrics;
+use super::revocation::RevocationView;
 use super::unix_seconds;
 use crate::config::Policy;
 use crate::decision::{decide, Decision, Env, NoRevocation, Request};
@@ -14,11 +15,20 @@ use crate::decision::{decide, Decision, Env, NoRevocation, Request};
 pub struct FilterHttp {
     policy: Rc<Policy>,
     metrics: Rc<Metrics>,
+    revocation: Option<RevocationView>,
 }
 
 impl FilterHttp {
-    pub fn new(policy: Rc<Policy>, metrics: Rc<Metrics>) -> Self {
-        FilterHttp { policy, metrics }
+    pub fn new(
+        policy: Rc<Policy>,
+        metrics: Rc<Metrics>,
+        revocation: Option<RevocationView>,
+    ) -> Self {
+        FilterHttp {
+            policy,
+            metrics,
+            revocation,
+        }
     }
 }
 
@@ -36,11 +46,27 @@ impl HttpContext for FilterHttp {
             path,
             headers: &headers,
         };
-        let env = Env {
-            now: unix_seconds(self.get_current_time()),
-            revocation: &NoRevocation,
+        let now = unix_seconds(self.get_current_time());
+        let decision = match &self.revocation {
+            None => decide(
+                &self.policy,
+                &request,
+                &Env {
+                    now,
+                    revocation: &NoRevocation,
+                    stale_revocations: None,
+                },
+            ),
+            Some(view) => {
+                let replica = view.replica.borrow();
+                let env = Env {
+                    now,
+                    revocation: &replica.set,
+                    stale_revocations: view.refuse_stale.get(),
+                };
+                decide(&self.policy, &request, &env)
+            }
         };
-        let decision = decide(&self.policy, &request, &env);
         self.metrics.count(&metric_name(&decision));
         match decision {
             Decision::Allow(allow) => {

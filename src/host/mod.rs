@@ -3,7 +3,9 @@
 
 mod http;
 mod metrics;
+mod revocation;
 mod root;
+mod shared;
 
 use proxy_wasm::types::LogLevel;
 
@@ -17,5 +19,11 @@ proxy_wasm::main! {{
 fn unix_seconds(time: std::time::SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn unix_millis(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }

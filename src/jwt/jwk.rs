@@ -314,6 +314,12 @@ impl KeySet {
         self.keys.is_empty()
     }
 
+    /// How many keys may verify signatures at all: `len()` minus the keys whose
+    /// `use`/`key_ops` exclude verification. Zero means every token will fail.
+    pub fn verification_key_count(&self) -> usize {
+        self.keys.iter().filter(|k| k.for_verification).count()
+    }
+
     /// The kids of the keys that have one, in JWKS order (for diagnostics).
     pub fn kids(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().filter_map(Jwk::kid)
@@ -1235,6 +1241,7 @@ mod tests {
         ] {
             let set = KeySet::from_jwks(&jwks(vec![jwk_with("rsa2048", changes.clone())])).unwrap();
             assert_eq!(set.len(), 1);
+            assert_eq!(set.verification_key_count(), 0);
             assert_eq!(
                 verify_token(&set, &token(Rs256, Some("rsa-2048"), &json!({}), &key)),
                 Err(TokenError::NoMatchingKey),

@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod codec;
 pub mod lease;
+pub mod poller;
 pub mod set;
 pub mod store;
 

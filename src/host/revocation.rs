@@ -1,0 +1,243 @@
+//! The revocation loop of one VM: each tick, catch up with the shared set;
+//! on the one VM holding the lease, poll the feed and publish what it
+//! brings. Requests read the VM's replica with no host call.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+use revocation_protocol::{feed_request_path, SIGNATURE_HEADER};
+
+use super::metrics::Metrics;
+use super::shared::HostStore;
+use crate::revocation::channel::{publish, Keys, Replica, Update};
+use crate::revocation::lease::Lease;
+use crate::revocation::poller::{self, check_response, FeedConfig, FeedError, OnStale, Poller};
+use crate::revocation::store::StoreError;
+
+/// How often a VM drops expired entries from its replica.
+const PURGE_EVERY_MS: u64 = 10_000;
+/// A VM whose calls the host refuses stops contending for the lease this long.
+const DISPATCH_RETRY_MS: u64 = 30_000;
+/// At most one sync-problem log line per VM per this many milliseconds.
+const SYNC_LOG_EVERY_MS: u64 = 10_000;
+
+/// What HTTP contexts read.
+#[derive(Clone, Default)]
+pub struct RevocationView {
+    pub replica: Rc<RefCell<Replica>>,
+    /// `Some(retry_after)` when stale and the policy is to refuse.
+    pub refuse_stale: Rc<Cell<Option<u64>>>,
+}
+
+pub struct RevocationLoop {
+    config: FeedConfig,
+    keys: Keys,
+    lease: Lease,
+    poller: Poller,
+    pub view: RevocationView,
+    started_ms: u64,
+    last_purge_ms: u64,
+    no_dispatch_until_ms: u64,
+    last_sync_log_ms: Option<u64>,
+    in_flight: Option<u32>,
+}
+
+impl RevocationLoop {
+    pub fn new(config: FeedConfig, owner: u64, now_ms: u64) -> Self {
+        RevocationLoop {
+            keys: Keys::new(&config.namespace),
+            lease: Lease::new(
+                format!("{}.rev.lease", config.namespace),
+                owner,
+                config.lease_ttl_ms(),
+            ),
+            poller: Poller::default(),
+            view: RevocationView::default(),
+            started_ms: now_ms,
+            last_purge_ms: now_ms,
+            no_dispatch_until_ms: 0,
+            last_sync_log_ms: None,
+            in_flight: None,
+            config,
+        }
+    }
+
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_millis(self.config.sync_interval_ms)
+    }
+
+    /// One tick: catch up, purge, refresh staleness, maybe poll.
+    pub fn on_tick(&mut self, now_ms: u64, metrics: &Metrics) {
+        self.sync(now_ms);
+        if now_ms >= self.last_purge_ms + PURGE_EVERY_MS {
+            self.last_purge_ms = now_ms;
+            self.view
+                .replica
+                .borrow_mut()
+                .set
+                .purge(now_ms / 1000, self.config.clock_skew_seconds);
+        }
+        let (held, last_sync_ms) = {
+            let replica = self.view.replica.borrow();
+            (replica.set.len() as u64, replica.meta.last_sync_ms)
+        };
+        let stale = poller::is_stale(&self.config, now_ms, last_sync_ms, self.started_ms);
+        let refuse = (stale && self.config.on_stale == OnStale::Deny)
+            .then(|| (self.config.poll_interval_ms / 1000).max(1));
+        self.view.refuse_stale.set(refuse);
+        metrics.gauge("revocation.entries", held);
+        let since = if last_sync_ms == 0 {
+            self.started_ms
+        } else {
+            last_sync_ms
+        };
+        metrics.gauge(
+            "revocation.seconds_since_sync",
+            now_ms.saturating_sub(since) / 1000,
+        );
+
+        if now_ms < self.no_dispatch_until_ms
+            || !self.lease.try_hold(&HostStore, now_ms)
+            || !self.poller.due(&self.config, now_ms)
+        {
+            return;
+        }
+        self.dispatch(now_ms, metrics);
+    }
+
+    fn sync(&mut self, now_ms: u64) {
+        let result = self.view.replica.borrow_mut().sync(&HostStore, &self.keys);
+        if let Err(e) = result {
+            let quiet = self
+                .last_sync_log_ms
+                .is_some_and(|t| now_ms < t + SYNC_LOG_EVERY_MS);
+            if !quiet {
+                self.last_sync_log_ms = Some(now_ms);
+                log::warn!("jwt-auth: revocation sync from shared data failed ({e:?}); keeping the last good set");
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now_ms: u64, metrics: &Metrics) {
+        let cursor = self.view.replica.borrow().meta.cursor.clone();
+        let path = feed_request_path(
+            &self.config.path,
+            (!cursor.is_empty()).then_some(cursor.as_str()),
+        );
+        let headers = self.config.request_headers(&path);
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        match hostcalls::dispatch_http_call(
+            &self.config.cluster,
+            headers,
+            None,
+            Vec::new(),
+            Duration::from_millis(self.config.timeout_ms),
+        ) {
+            Ok(token) => {
+                self.poller.started(now_ms);
+                self.in_flight = Some(token);
+            }
+            Err(status) => {
+                // This VM cannot call out (unknown cluster, or a thread
+                // without one): let another VM hold the lease.
+                self.lease.release(&HostStore);
+                self.no_dispatch_until_ms = now_ms + DISPATCH_RETRY_MS;
+                self.fail(now_ms, &FeedError::Dispatch, metrics);
+                log::warn!("jwt-auth: revocation feed call to cluster \"{}\" refused by the host: {status:?}", self.config.cluster);
+            }
+        }
+    }
+
+    /// Whether this loop is waiting for the call with this token.
+    pub fn owns_call(&self, token: u32) -> bool {
+        self.in_flight == Some(token)
+    }
+
+    pub fn on_response(
+        &mut self,
+        now_ms: u64,
+        num_headers: usize,
+        body_size: usize,
+        metrics: &Metrics,
+    ) {
+        self.in_flight = None;
+        let headers = if num_headers == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default()
+        };
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let status = header(":status").and_then(|s| s.parse::<u16>().ok());
+        let signature = header(SIGNATURE_HEADER);
+        // The size is known before the body is read: a huge body is refused
+        // without copying it into the VM.
+        if body_size > self.config.max_body_bytes {
+            return self.fail(now_ms, &FeedError::TooLarge(body_size), metrics);
+        }
+        let body = if body_size == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let previous = self.view.replica.borrow().meta.cursor.clone();
+        let response = match check_response(&self.config, status, signature, &body, &previous) {
+            Ok(r) => r,
+            Err(e) => return self.fail(now_ms, &e, metrics),
+        };
+        let entries = poller::entries(&response);
+        let update = Update {
+            reset: response.reset,
+            entries: &entries,
+            cursor: &response.cursor,
+            now_ms,
+        };
+        let published = publish(
+            &HostStore,
+            &self.keys,
+            &mut self.view.replica.borrow_mut(),
+            &update,
+        );
+        match published {
+            Ok(_) => {
+                self.poller.succeeded(&self.config, now_ms);
+                metrics.count("revocation.fetch_ok");
+            }
+            Err(StoreError::CasMismatch) => {
+                // Another VM published meanwhile; its data stands and this
+                // VM polls again from the shared cursor.
+                self.poller.succeeded(&self.config, now_ms);
+                metrics.count("revocation.publish_conflict");
+            }
+            Err(StoreError::Unavailable) => {
+                self.poller
+                    .failed(&self.config, now_ms, &FeedError::Dispatch);
+                metrics.count("revocation.fetch_failed.shared_data");
+                log::warn!(
+                    "jwt-auth: cannot write revocations to shared data; keeping the last good set"
+                );
+            }
+        }
+    }
+
+    fn fail(&mut self, now_ms: u64, error: &FeedError, metrics: &Metrics) {
+        metrics.count("revocation.fetch_failed");
+        metrics.count(&format!("revocation.fetch_failed.{}", error.label()));
+        if let Some(line) = self.poller.failed(&self.config, now_ms, error) {
+            log::warn!("jwt-auth: {line}");
+        }
+    }
+}

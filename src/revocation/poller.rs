@@ -1,0 +1,263 @@
+//! The feed poller's decisions, host-free: when to poll, what to send, and
+//! whether a response may be trusted. The proxy glue only moves bytes.
+
+use revocation_protocol::{FeedResponse, SIGNATURE_HEADER};
+
+use super::set::{digest, Entry};
+
+/// What to do when revocations cannot be refreshed for too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStale {
+    /// Keep deciding with the last known set (availability first).
+    Serve,
+    /// Answer 503 to token-bearing requests until a sync succeeds.
+    Deny,
+}
+
+/// The compiled `revocation` block of the plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConfig {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub poll_interval_ms: u64,
+    pub timeout_ms: u64,
+    pub bearer_token: Option<String>,
+    pub hmac_secret: Option<Vec<u8>>,
+    pub max_staleness_seconds: u64,
+    pub on_stale: OnStale,
+    /// Prefix of every shared-data key (all plugins of a proxy share one
+    /// key space).
+    pub namespace: String,
+    pub max_body_bytes: usize,
+    /// How often each worker looks for a new version.
+    pub sync_interval_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Entries are forgotten this long after their `exp`.
+    pub clock_skew_seconds: u64,
+}
+
+impl FeedConfig {
+    /// A silent fetcher loses the lease after two poll intervals.
+    pub fn lease_ttl_ms(&self) -> u64 {
+        2 * self.poll_interval_ms.max(self.sync_interval_ms)
+    }
+
+    /// Request headers for one poll.
+    pub fn request_headers(&self, path: &str) -> Vec<(String, String)> {
+        let mut headers = vec![
+            (":method".to_string(), "GET".to_string()),
+            (":path".to_string(), path.to_string()),
+            (":authority".to_string(), self.authority.clone()),
+            ("accept".to_string(), "application/json".to_string()),
+        ];
+        if let Some(token) = &self.bearer_token {
+            headers.push(("authorization".to_string(), format!("Bearer {token}")));
+        }
+        headers
+    }
+}
+
+/// Why a poll's response was ignored. The last good set always stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedError {
+    /// The host could not start the call (unknown cluster, ...).
+    Dispatch,
+    /// No response within the timeout, or the connection failed.
+    Timeout,
+    Status(u16),
+    TooLarge(usize),
+    MissingSignature,
+    BadSignature,
+    Invalid(String),
+    /// The cursor went backwards within the same feed: an old response
+    /// replayed, or a feed restored from an old backup. Applying it could
+    /// drop newer revocations.
+    CursorRegression,
+}
+
+impl FeedError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            FeedError::Dispatch => "dispatch",
+            FeedError::Timeout => "timeout",
+            FeedError::Status(_) => "status",
+            FeedError::TooLarge(_) => "too_large",
+            FeedError::MissingSignature => "missing_signature",
+            FeedError::BadSignature => "bad_signature",
+            FeedError::Invalid(_) => "invalid",
+            FeedError::CursorRegression => "cursor_regression",
+        }
+    }
+}
+
+impl std::fmt::Display for FeedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeedError::Dispatch => write!(f, "cannot call the feed cluster"),
+            FeedError::Timeout => write!(f, "no response (timeout or connection failure)"),
+            FeedError::Status(s) => write!(f, "HTTP status {s}"),
+            FeedError::TooLarge(n) => write!(f, "body of {n} bytes exceeds the limit"),
+            FeedError::MissingSignature => write!(f, "no {SIGNATURE_HEADER} header"),
+            FeedError::BadSignature => write!(f, "signature does not match the body"),
+            FeedError::Invalid(e) => write!(f, "invalid body: {e}"),
+            FeedError::CursorRegression => write!(f, "cursor went backwards"),
+        }
+    }
+}
+
+/// Checks a response: status, size, signature, schema, cursor order.
+pub fn check_response(
+    config: &FeedConfig,
+    status: Option<u16>,
+    signature: Option<&str>,
+    body: &[u8],
+    previous_cursor: &str,
+) -> Result<FeedResponse, FeedError> {
+    match status {
+        None => return Err(FeedError::Timeout),
+        Some(200) => {}
+        Some(s) => return Err(FeedError::Status(s)),
+    }
+    if body.len() > config.max_body_bytes {
+        return Err(FeedError::TooLarge(body.len()));
+    }
+    if let Some(secret) = &config.hmac_secret {
+        let Some(signature) = signature else {
+            return Err(FeedError::MissingSignature);
+        };
+        if !revocation_protocol::verify_signature(secret, body, signature) {
+            return Err(FeedError::BadSignature);
+        }
+    }
+    let response = FeedResponse::parse(body).map_err(|e| FeedError::Invalid(e.to_string()))?;
+    if cursor_regressed(previous_cursor, &response.cursor) {
+        return Err(FeedError::CursorRegression);
+    }
+    Ok(response)
+}
+
+/// Cursors are opaque, but feeds number them: `"<epoch>-<seq>"`, Redis
+/// stream IDs `"<ms>-<n>"`, plain counters. Two cursors of the same shape
+/// are compared field by field, numbers as numbers; a different non-numeric
+/// field (a new epoch) makes them incomparable, which is not a regression.
+pub fn cursor_regressed(previous: &str, next: &str) -> bool {
+    if previous.is_empty() {
+        return false;
+    }
+    let a: Vec<&str> = previous.split('-').collect();
+    let b: Vec<&str> = next.split('-').collect();
+    if a.len() != b.len() {
+        return false;
+    }
+    for (x, y) in a.iter().zip(&b) {
+        if x == y {
+            continue;
+        }
+        return match (x.parse::<u128>(), y.parse::<u128>()) {
+            (Ok(x), Ok(y)) => y < x,
+            _ => false,
+        };
+    }
+    false
+}
+
+/// The feed's entries as set entries.
+pub fn entries(response: &FeedResponse) -> Vec<Entry> {
+    let tokens = response.revoked.iter().map(|t| Entry::Token {
+        id: digest(&t.jti),
+        exp: t.exp,
+    });
+    let subjects = response.revoked_subjects.iter().map(|s| Entry::Subject {
+        id: digest(&s.sub),
+        before: s.before,
+        exp: s.exp,
+    });
+    tokens.chain(subjects).collect()
+}
+
+/// Poll timing: one poll per interval, capped exponential backoff after
+/// failures, and log lines rate-limited so a dead feed does not flood logs.
+#[derive(Debug, Default)]
+pub struct Poller {
+    next_poll_ms: u64,
+    in_flight_since: Option<u64>,
+    consecutive_failures: u32,
+    last_log_ms: Option<u64>,
+    suppressed_logs: u32,
+}
+
+/// At most one feed log line per this many milliseconds.
+const LOG_EVERY_MS: u64 = 10_000;
+
+impl Poller {
+    pub fn due(&self, config: &FeedConfig, now_ms: u64) -> bool {
+        match self.in_flight_since {
+            // A call the host never answered (its VM lost the callback)
+            // must not stop polling forever.
+            Some(since) => now_ms >= since + config.timeout_ms * 2 + 1000,
+            None => now_ms >= self.next_poll_ms,
+        }
+    }
+
+    pub fn started(&mut self, now_ms: u64) {
+        self.in_flight_since = Some(now_ms);
+    }
+
+    pub fn succeeded(&mut self, config: &FeedConfig, now_ms: u64) {
+        self.in_flight_since = None;
+        self.consecutive_failures = 0;
+        self.next_poll_ms = now_ms + config.poll_interval_ms;
+    }
+
+    /// Records a failure; returns the line to log, unless rate-limited.
+    pub fn failed(
+        &mut self,
+        config: &FeedConfig,
+        now_ms: u64,
+        error: &FeedError,
+    ) -> Option<String> {
+        self.in_flight_since = None;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.next_poll_ms = now_ms + self.backoff_ms(config);
+        let quiet = self.last_log_ms.is_some_and(|t| now_ms < t + LOG_EVERY_MS);
+        if quiet {
+            self.suppressed_logs += 1;
+            return None;
+        }
+        let suppressed = std::mem::take(&mut self.suppressed_logs);
+        self.last_log_ms = Some(now_ms);
+        let more = if suppressed > 0 {
+            format!(" ({suppressed} more failures since the last report)")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "revocation feed poll failed: {error}; keeping the last good set, retrying in {} ms{more}",
+            self.backoff_ms(config)
+        ))
+    }
+
+    /// Doubles per consecutive failure from the poll interval, capped.
+    pub fn backoff_ms(&self, config: &FeedConfig) -> u64 {
+        let exp = self.consecutive_failures.saturating_sub(1).min(20);
+        config
+            .poll_interval_ms
+            .saturating_mul(1u64 << exp)
+            .min(config.max_backoff_ms.max(config.poll_interval_ms))
+    }
+}
+
+/// True when the last successful sync (or the start, before any) is older
+/// than the allowed staleness.
+pub fn is_stale(config: &FeedConfig, now_ms: u64, last_sync_ms: u64, started_ms: u64) -> bool {
+    let since = if last_sync_ms == 0 {
+        started_ms
+    } else {
+        last_sync_ms
+    };
+    now_ms.saturating_sub(since) > config.max_staleness_seconds * 1000
+}
+
+#[cfg(test)]
+mod tests;
