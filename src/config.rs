@@ -487,10 +487,10 @@ fn compile_provider(p: RawProvider, field: &str) -> Result<Provider, ConfigError
         Some(jwks) => KeySet::from_jwks(jwks)
             .map_err(|e| ConfigError::new(format!("{field}.jwks"), e.to_string()))?,
     };
-    if keys.is_empty() {
+    if keys.verification_key_count() == 0 {
         return Err(ConfigError::new(
             format!("{field}.jwks"),
-            "holds no usable key",
+            "holds no key usable for verifying signatures",
         ));
     }
     if p.max_token_bytes == 0 {

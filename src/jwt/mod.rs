@@ -20,7 +20,8 @@ mod test_support;
 pub use alg::Algorithm;
 pub use claims::{check_claims, ClaimPolicy};
 pub use jwk::{
-    Jwk, JwkError, KeyMaterial, KeySet, MAX_RSA_BITS, MIN_HMAC_SECRET_BYTES, MIN_RSA_BITS,
+    HmacSecret, Jwk, JwkError, KeyMaterial, KeySet, MAX_RSA_BITS, MIN_HMAC_SECRET_BYTES,
+    MIN_RSA_BITS,
 };
 pub use token::{parse, Header, UntrustedToken};
 pub use verify::verify_signature;

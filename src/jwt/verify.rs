@@ -61,10 +61,10 @@ hmac_fn!(hmac_sha384, Sha384);
 hmac_fn!(hmac_sha512, Sha512);
 
 /// RSASSA-PKCS1-v1_5 (RS*). The rsa crate refuses signatures whose length is
-/// not the modulus length.
+/// not the modulus length; the OID bound gives it the DigestInfo prefix.
 fn rsa_pkcs1<D>(key: &rsa::RsaPublicKey, input: &[u8], signature: &[u8]) -> bool
 where
-    D: Digest + const_oid_bound::AssociatedOid,
+    D: Digest + rsa::pkcs8::AssociatedOid,
 {
     let hashed = D::digest(input);
     key.verify(rsa::Pkcs1v15Sign::new::<D>(), &hashed, signature)
@@ -123,11 +123,6 @@ fn ed25519(key: &ed25519_dalek::VerifyingKey, input: &[u8], signature: &[u8]) ->
         return false;
     };
     key.verify_strict(input, &sig).is_ok()
-}
-
-/// The OID trait the rsa crate needs to build the PKCS#1 DigestInfo prefix.
-mod const_oid_bound {
-    pub use rsa::pkcs8::AssociatedOid;
 }
 
 #[cfg(test)]

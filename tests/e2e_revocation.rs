@@ -1,0 +1,463 @@
+//! End-to-end revocation: the real Envoy with the filter polls a feed server
+//! written here, and every worker refuses a revoked token within one poll
+//! interval. Assertions are on what the client gets and on what the feed
+//! server and the upstream saw.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use testkit::*;
+
+const SECRET: &[u8] = b"feed-signing-secret";
+const READ_TOKEN: &str = "feed-read-token";
+const POLL_MS: u64 = 1000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Serve,
+    Status(u16),
+    Garbage,
+    BadSignature,
+    Slow,
+    /// Answers with a cursor lower than the one the client holds.
+    Regress,
+}
+
+struct Feed {
+    epoch: String,
+    revoked: Vec<Value>,
+    subjects: Vec<Value>,
+    /// Index into the combined history at which each entry was added.
+    history: Vec<(bool, usize)>,
+    mode: Mode,
+}
+
+impl Feed {
+    fn new(epoch: &str) -> Self {
+        Feed {
+            epoch: epoch.into(),
+            revoked: Vec::new(),
+            subjects: Vec::new(),
+            history: Vec::new(),
+            mode: Mode::Serve,
+        }
+    }
+
+    fn body(&self, since: Option<&str>) -> Value {
+        let seq = since
+            .and_then(|s| s.strip_prefix(&format!("{}-", self.epoch)))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= self.history.len());
+        let (reset, from) = match seq {
+            Some(n) => (false, n),
+            None => (true, 0),
+        };
+        let mut revoked = Vec::new();
+        let mut subjects = Vec::new();
+        for (is_subject, i) in &self.history[from..] {
+            if *is_subject {
+                subjects.push(self.subjects[*i].clone());
+            } else {
+                revoked.push(self.revoked[*i].clone());
+            }
+        }
+        json!({"cursor": format!("{}-{}", self.epoch, self.history.len()), "reset": reset,
+               "revoked": revoked, "revoked_subjects": subjects})
+    }
+}
+
+struct FeedServer {
+    state: Arc<Mutex<Feed>>,
+    server: HttpServer,
+}
+
+impl FeedServer {
+    fn start() -> FeedServer {
+        let state = Arc::new(Mutex::new(Feed::new("e1")));
+        let shared = state.clone();
+        let server =
+            HttpServer::start(move |req: &Recorded| {
+                let (mode, body) = {
+                    let feed = shared.lock().unwrap();
+                    let since = req
+                        .path
+                        .split_once("since=")
+                        .map(|(_, s)| s.split('&').next().unwrap_or("").to_string());
+                    (feed.mode, feed.body(since.as_deref()))
+                };
+                if req.header("authorization") != vec![format!("Bearer {READ_TOKEN}")] {
+                    return Reply::json(401, &json!({"error": "unauthorized"}));
+                }
+                let text = body.to_string();
+                match mode {
+                Mode::Serve => signed(text),
+                Mode::Status(s) => Reply::json(s, &json!({"error": "down"})),
+                Mode::Garbage => {
+                    let junk = "<html>not json</html>".to_string();
+                    let sig = revocation_protocol::sign(SECRET, junk.as_bytes());
+                    Reply::new(200, "text/html", junk).header("x-revocation-signature", &sig)
+                }
+                Mode::BadSignature => Reply::new(200, "application/json", text)
+                    .header("x-revocation-signature", &revocation_protocol::sign(b"wrong", b"x")),
+                Mode::Slow => {
+                    thread::sleep(Duration::from_millis(1500));
+                    signed(text)
+                }
+                Mode::Regress => signed(
+                    json!({"cursor": "e1-0", "reset": true, "revoked": [], "revoked_subjects": []})
+                        .to_string(),
+                ),
+            }
+            });
+        FeedServer { state, server }
+    }
+
+    fn revoke_jti(&self, jti: &str) {
+        let mut f = self.state.lock().unwrap();
+        let exp = now() + 3600;
+        f.revoked.push(json!({"jti": jti, "exp": exp}));
+        let i = f.revoked.len() - 1;
+        f.history.push((false, i));
+    }
+
+    fn revoke_subject(&self, sub: &str, before: i64) {
+        let mut f = self.state.lock().unwrap();
+        let exp = now() + 3600;
+        f.subjects
+            .push(json!({"sub": sub, "before": before, "exp": exp}));
+        let i = f.subjects.len() - 1;
+        f.history.push((true, i));
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        self.state.lock().unwrap().mode = mode;
+    }
+
+    /// A new epoch holding only these jtis: the client gets a reset.
+    fn replace_all(&self, epoch: &str, jtis: &[&str]) {
+        let mut f = self.state.lock().unwrap();
+        *f = Feed::new(epoch);
+        drop(f);
+        for j in jtis {
+            self.revoke_jti(j);
+        }
+    }
+}
+
+fn signed(text: String) -> Reply {
+    let sig = revocation_protocol::sign(SECRET, text.as_bytes());
+    Reply::new(200, "application/json", text).header("x-revocation-signature", &sig)
+}
+
+fn key() -> Key {
+    Key::hs(256)
+}
+
+fn config(on_stale: &str, max_staleness: u64) -> Value {
+    json!({
+        "realm": "api",
+        "providers": [{
+            "name": "main",
+            "issuer": "https://issuer.test",
+            "audiences": ["api"],
+            "jwks": {"keys": [key().jwk(Some("HS256"))]},
+            "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}]
+        }],
+        "rules": [
+            {"match": {"prefix": "/healthz"}, "requires": "none"},
+            {"match": {"prefix": "/"}, "requires": {"providers": ["main"]}}
+        ],
+        "revocation": {
+            "cluster": "revocation_feed", "authority": "revocation-feed", "path": "/v1/revocations",
+            "poll_interval_ms": POLL_MS, "timeout_ms": 500, "bearer_token": READ_TOKEN,
+            "hmac_secret_base64": b64std(SECRET), "max_staleness_seconds": max_staleness, "on_stale": on_stale,
+            "max_backoff_ms": 2000
+        }
+    })
+}
+
+fn b64std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn token(sub: &str, jti: &str, iat: i64) -> String {
+    let now = now();
+    mint(
+        "HS256",
+        &key(),
+        &json!({}),
+        &json!({"iss": "https://issuer.test", "aud": "api", "sub": sub, "jti": jti,
+                "iat": iat, "exp": now + 3600}),
+    )
+}
+
+fn start(feed: &FeedServer, on_stale: &str, max_staleness: u64) -> Envoy {
+    Envoy::builder()
+        .plugin_config_json(&config(on_stale, max_staleness))
+        .concurrency(4)
+        .cluster("revocation_feed", feed.server.port())
+        .start()
+}
+
+/// Status of one request on a fresh connection (fresh connections spread
+/// over Envoy's workers).
+fn status(envoy: &Envoy, token: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let r = envoy.get(
+        "/resource",
+        &[("authorization", &auth), ("connection", "close")],
+    );
+    (
+        r.status,
+        r.header("www-authenticate").unwrap_or("").to_string(),
+    )
+}
+
+/// Statuses of `n` parallel requests, each on its own connection.
+fn statuses(envoy: &Envoy, token: &str, n: usize) -> Vec<(u16, String)> {
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(|| status(envoy, token))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn wait_first_sync(envoy: &Envoy) {
+    assert!(
+        wait_until(Duration::from_secs(10), || envoy
+            .stat("wasmcustom.jwt_auth.revocation.fetch_ok")
+            .unwrap_or(0)
+            > 0),
+        "no successful feed poll; log:\n{}",
+        envoy.log()
+    );
+}
+
+#[test]
+fn revoked_jti_is_refused_by_every_worker_within_one_interval() {
+    let feed = FeedServer::start();
+    let envoy = start(&feed, "serve", 30);
+    wait_first_sync(&envoy);
+    let iat = now() - 10;
+    let victim = token("alice", "jti-victim", iat);
+    let bystander = token("bob", "jti-bystander", iat);
+    assert!(statuses(&envoy, &victim, 16).iter().all(|(s, _)| *s == 200));
+
+    feed.revoke_jti("jti-victim");
+    let revoked_at = Instant::now();
+    // Every worker's replica must have it by poll interval + 500 ms.
+    thread::sleep(Duration::from_millis(POLL_MS + 500).saturating_sub(revoked_at.elapsed()));
+    envoy.upstream().clear();
+    let after = statuses(&envoy, &victim, 32);
+    let wrong: Vec<_> = after
+        .iter()
+        .filter(|(s, www)| *s != 401 || !www.contains("error_description=\"token revoked\""))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "not refused everywhere after {:?}: {wrong:?}",
+        revoked_at.elapsed()
+    );
+    assert!(statuses(&envoy, &bystander, 8)
+        .iter()
+        .all(|(s, _)| *s == 200));
+    assert!(
+        !envoy
+            .upstream()
+            .requests()
+            .iter()
+            .any(|r| r.header("x-user-id") == vec!["alice".to_string()]),
+        "a revoked token reached the upstream"
+    );
+    assert!(
+        envoy
+            .stat("wasmcustom.jwt_auth.denied.revoked")
+            .unwrap_or(0)
+            >= 32
+    );
+    assert!(
+        envoy
+            .stat("wasmcustom.jwt_auth.revocation.entries")
+            .unwrap_or(0)
+            >= 1
+    );
+}
+
+#[test]
+fn subject_revocation_refuses_only_older_tokens() {
+    let feed = FeedServer::start();
+    let envoy = start(&feed, "serve", 30);
+    wait_first_sync(&envoy);
+    let t = now();
+    let old = token("carol", "c-old", t - 100);
+    let new = token("carol", "c-new", t - 10);
+    feed.revoke_subject("carol", t - 50);
+    assert!(wait_until(Duration::from_millis(POLL_MS + 500), || {
+        statuses(&envoy, &old, 8).iter().all(|(s, _)| *s == 401)
+    }));
+    assert!(
+        statuses(&envoy, &new, 8).iter().all(|(s, _)| *s == 200),
+        "issued after `before`"
+    );
+}
+
+#[test]
+fn one_feed_request_per_interval_per_proxy() {
+    let feed = FeedServer::start();
+    let envoy = start(&feed, "serve", 30);
+    wait_first_sync(&envoy);
+    let before = feed.server.request_count();
+    thread::sleep(Duration::from_secs(10));
+    let polls = feed.server.request_count() - before;
+    // 5 VMs (4 workers + main) tick; one of them polls once per second.
+    assert!((8..=12).contains(&polls), "{polls} feed requests in 10 s");
+    let paths: Vec<String> = feed
+        .server
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        paths.first().is_some_and(|p| p == "/v1/revocations"),
+        "first poll has no cursor: {paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .skip(1)
+            .all(|p| p.starts_with("/v1/revocations?since=e1-")),
+        "{paths:?}"
+    );
+    drop(envoy);
+}
+
+#[test]
+fn feed_faults_keep_the_last_good_set() {
+    let feed = FeedServer::start();
+    feed.revoke_jti("jti-kept");
+    let envoy = start(&feed, "serve", 30);
+    wait_first_sync(&envoy);
+    let kept = token("dave", "jti-kept", now() - 5);
+    let fine = token("erin", "jti-fine", now() - 5);
+    assert!(wait_until(Duration::from_secs(3), || statuses(
+        &envoy, &kept, 8
+    )
+    .iter()
+    .all(|(s, _)| *s == 401)));
+
+    for (mode, label) in [
+        (Mode::Status(500), "status"),
+        (Mode::Garbage, "invalid"),
+        (Mode::BadSignature, "bad_signature"),
+        // Envoy answers a callout past its timeout with a local 504.
+        (Mode::Slow, "status"),
+        (Mode::Regress, "cursor_regression"),
+    ] {
+        feed.set_mode(mode);
+        let stat = format!("wasmcustom.jwt_auth.revocation.fetch_failed.{label}");
+        assert!(
+            wait_until(Duration::from_secs(8), || envoy.stat(&stat).unwrap_or(0)
+                > 0),
+            "{mode:?}: no {stat}; feed stats:\n{}",
+            envoy
+                .stats()
+                .lines()
+                .filter(|l| l.contains("jwt_auth.revocation"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        // Requests are still decided, with the last good set.
+        assert!(
+            statuses(&envoy, &kept, 8).iter().all(|(s, _)| *s == 401),
+            "{mode:?}: revocation lost"
+        );
+        assert!(
+            statuses(&envoy, &fine, 8).iter().all(|(s, _)| *s == 200),
+            "{mode:?}: valid token refused"
+        );
+    }
+    assert!(
+        envoy.log().contains("keeping the last good set"),
+        "the log says what happened"
+    );
+
+    // Recovery: new revocations flow again.
+    feed.set_mode(Mode::Serve);
+    feed.revoke_jti("jti-fine");
+    assert!(
+        wait_until(Duration::from_secs(6), || statuses(&envoy, &fine, 8)
+            .iter()
+            .all(|(s, _)| *s == 401)),
+        "no recovery after the feed came back"
+    );
+}
+
+#[test]
+fn reset_snapshot_replaces_the_set() {
+    let feed = FeedServer::start();
+    feed.revoke_jti("jti-a");
+    let envoy = start(&feed, "serve", 30);
+    wait_first_sync(&envoy);
+    let a = token("u", "jti-a", now() - 5);
+    let b = token("u", "jti-b", now() - 5);
+    assert!(wait_until(Duration::from_secs(3), || statuses(
+        &envoy, &a, 8
+    )
+    .iter()
+    .all(|(s, _)| *s == 401)));
+    feed.replace_all("e2", &["jti-b"]);
+    assert!(wait_until(Duration::from_millis(POLL_MS + 1500), || {
+        statuses(&envoy, &b, 8).iter().all(|(s, _)| *s == 401)
+    }));
+    assert!(
+        statuses(&envoy, &a, 8).iter().all(|(s, _)| *s == 200),
+        "reset dropped jti-a"
+    );
+}
+
+#[test]
+fn staleness_policy_deny_and_serve() {
+    let feed = FeedServer::start();
+    feed.set_mode(Mode::Status(503));
+    let deny = start(&feed, "deny", 2);
+    let serve = start(&feed, "serve", 2);
+    let t = token("frank", "jti-frank", now() - 5);
+    thread::sleep(Duration::from_millis(2500));
+    let auth = format!("Bearer {t}");
+    let r = deny.get("/resource", &[("authorization", &auth)]);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        deny.get("/healthz", &[]).status,
+        200,
+        "bypass routes do not depend on revocations"
+    );
+    assert_eq!(
+        serve.get("/resource", &[("authorization", &auth)]).status,
+        200
+    );
+    // Once the feed answers, the deny-mode proxy serves again.
+    feed.set_mode(Mode::Serve);
+    assert!(
+        wait_until(Duration::from_secs(6), || deny
+            .get("/resource", &[("authorization", &auth)])
+            .status
+            == 200),
+        "deny mode did not recover; log:\n{}",
+        deny.log()
+    );
+}
