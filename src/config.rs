@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::extract::TokenSource;
 use crate::identity::ClaimHeader;
+use crate::jwks::RemoteJwksConfig;
 use crate::jwt::{ClaimPolicy, KeySet};
 use crate::revocation::poller::{FeedConfig, OnStale};
 use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Requirement, Rule};
@@ -60,6 +61,34 @@ struct RawConfig {
     rules: Option<Vec<RawRule>>,
     #[serde(default)]
     revocation: Option<RawRevocation>,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteJwks {
+    cluster: String,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default = "default_jwks_path")]
+    path: String,
+    #[serde(default = "default_refresh_seconds")]
+    refresh_seconds: u64,
+    #[serde(default = "default_jwks_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_min_refresh")]
+    min_refresh_seconds: u64,
+    #[serde(default = "default_max_refresh")]
+    max_refresh_seconds: u64,
+    #[serde(default = "default_unknown_kid_refetch")]
+    unknown_kid_refetch_seconds: u64,
+    #[serde(default = "default_jwks_max_body")]
+    max_body_bytes: usize,
+    #[serde(default = "default_max_backoff")]
+    max_backoff_ms: u64,
+    #[serde(default)]
+    discovery: bool,
 }
 
 #[derive(Deserialize)]
@@ -82,8 +111,8 @@ struct RawRevocation {
     max_staleness_seconds: u64,
     #[serde(default)]
     on_stale: Option<String>,
-    #[serde(default = "default_namespace")]
-    namespace: String,
+    #[serde(default)]
+    namespace: Option<String>,
     #[serde(default = "default_feed_max_body")]
     max_body_bytes: usize,
     #[serde(default = "default_sync_interval")]
@@ -102,6 +131,8 @@ struct RawProvider {
     audiences: Vec<String>,
     #[serde(default)]
     jwks: Option<Value>,
+    #[serde(default)]
+    remote_jwks: Option<RawRemoteJwks>,
     #[serde(default)]
     from_headers: Option<Vec<RawHeaderSource>>,
     #[serde(default)]
@@ -205,9 +236,6 @@ fn default_feed_timeout() -> u64 {
 fn default_max_staleness() -> u64 {
     30
 }
-fn default_namespace() -> String {
-    "jwt_auth".to_string()
-}
 fn default_feed_max_body() -> usize {
     64 << 20
 }
@@ -217,8 +245,37 @@ fn default_sync_interval() -> u64 {
 fn default_max_backoff() -> u64 {
     30_000
 }
+fn default_jwks_path() -> String {
+    "/.well-known/jwks.json".to_string()
+}
+fn default_refresh_seconds() -> u64 {
+    600
+}
+fn default_jwks_timeout() -> u64 {
+    2000
+}
+fn default_min_refresh() -> u64 {
+    30
+}
+fn default_max_refresh() -> u64 {
+    86_400
+}
+fn default_unknown_kid_refetch() -> u64 {
+    30
+}
+fn default_jwks_max_body() -> usize {
+    1 << 20
+}
 fn default_permissions_claim() -> String {
     "permissions".to_string()
+}
+
+/// Where a provider's signing keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Inline(KeySet),
+    /// Fetched at run time; the proxy glue holds the current set.
+    Remote(RemoteJwksConfig),
 }
 
 /// One identity provider, compiled.
@@ -226,7 +283,7 @@ fn default_permissions_claim() -> String {
 pub struct Provider {
     pub name: String,
     pub issuer: Option<String>,
-    pub keys: KeySet,
+    pub keys: KeySource,
     pub claims: ClaimPolicy,
     pub sources: Vec<TokenSource>,
     pub max_token_bytes: usize,
@@ -247,6 +304,9 @@ pub struct Policy {
     /// (lowercase) so an upstream only ever sees values the filter wrote.
     pub strip_headers: Vec<String>,
     pub revocation: Option<FeedConfig>,
+    /// Prefix of every shared-data key: all plugins of a proxy share one
+    /// key space (Istio gives every WasmPlugin the same empty `vm_id`).
+    pub namespace: String,
 }
 
 impl Policy {
@@ -277,6 +337,10 @@ fn strip_position(message: &str) -> String {
 }
 
 fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
+    let namespace = match raw.namespace {
+        Some(ns) => checked_namespace(ns, "namespace")?,
+        None => "jwt_auth".to_string(),
+    };
     let realm = raw.realm.unwrap_or_else(|| "api".to_string());
     if !is_quotable(&realm) {
         return Err(ConfigError::new(
@@ -319,10 +383,16 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
     };
     let mut strip = BTreeSet::new();
     for p in &providers {
-        for h in &p.claim_to_headers {
-            strip.insert(h.header.clone());
-        }
-        if let Some(h) = &p.payload_header {
+        for h in p
+            .claim_to_headers
+            .iter()
+            .map(|c| &c.header)
+            .chain(&p.payload_header)
+        {
+            // Some upstream frameworks read `x_user_id` as `x-user-id`;
+            // a proxy that forwards underscores must not let that spelling
+            // through either.
+            strip.insert(h.replace('-', "_"));
             strip.insert(h.clone());
         }
     }
@@ -332,7 +402,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         .max()
         .unwrap_or(0);
     let revocation = match raw.revocation {
-        Some(r) => Some(compile_revocation(r, skew)?),
+        Some(r) => Some(compile_revocation(r, skew, &namespace)?),
         None => None,
     };
     Ok(Policy {
@@ -342,12 +412,32 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         default_requirement,
         strip_headers: strip.into_iter().collect(),
         revocation,
+        namespace,
     })
+}
+
+/// Names that end up in shared-data keys and metric names.
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn checked_namespace(ns: String, field: &str) -> Result<String, ConfigError> {
+    if is_identifier(&ns) {
+        Ok(ns)
+    } else {
+        Err(ConfigError::new(
+            field,
+            "must be non-empty and use only letters, digits, '-', '_' and '.'",
+        ))
+    }
 }
 
 fn compile_revocation(
     r: RawRevocation,
     clock_skew_seconds: u64,
+    namespace: &str,
 ) -> Result<FeedConfig, ConfigError> {
     let field = |name: &str| format!("revocation.{name}");
     if r.cluster.is_empty() {
@@ -377,17 +467,10 @@ fn compile_revocation(
             "must be between 10 and poll_interval_ms",
         ));
     }
-    if r.namespace.is_empty()
-        || !r
-            .namespace
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
-        return Err(ConfigError::new(
-            field("namespace"),
-            "must be non-empty and use only letters, digits, '-', '_' and '.'",
-        ));
-    }
+    let namespace = match r.namespace {
+        Some(ns) => checked_namespace(ns, &field("namespace"))?,
+        None => namespace.to_string(),
+    };
     let on_stale = match r.on_stale.as_deref() {
         None | Some("serve") => OnStale::Serve,
         Some("deny") => OnStale::Deny,
@@ -431,7 +514,7 @@ fn compile_revocation(
         hmac_secret,
         max_staleness_seconds: r.max_staleness_seconds,
         on_stale,
-        namespace: r.namespace,
+        namespace,
         max_body_bytes: r.max_body_bytes,
         sync_interval_ms: r.sync_interval_ms,
         max_backoff_ms: r.max_backoff_ms,
@@ -451,13 +534,8 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .or_else(|| URL_SAFE_NO_PAD.decode(trimmed.trim_end_matches('=')).ok())
 }
 
-fn compile_provider(p: RawProvider, field: &str) -> Result<Provider, ConfigError> {
-    if p.name.is_empty()
-        || !p
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
+fn compile_provider(mut p: RawProvider, field: &str) -> Result<Provider, ConfigError> {
+    if !is_identifier(&p.name) {
         return Err(ConfigError::new(
             format!("{field}.name"),
             "must be non-empty and use only letters, digits, '-', '_' and '.'",
@@ -477,22 +555,36 @@ fn compile_provider(p: RawProvider, field: &str) -> Result<Provider, ConfigError
             "must not contain an empty audience",
         ));
     }
-    let keys = match &p.jwks {
-        None => {
+    let keys = match (&p.jwks, p.remote_jwks.take()) {
+        (Some(jwks), None) => {
+            let keys = KeySet::from_jwks(jwks)
+                .map_err(|e| ConfigError::new(format!("{field}.jwks"), e.to_string()))?;
+            if keys.verification_key_count() == 0 {
+                return Err(ConfigError::new(
+                    format!("{field}.jwks"),
+                    "holds no key usable for verifying signatures",
+                ));
+            }
+            KeySource::Inline(keys)
+        }
+        (None, Some(remote)) => KeySource::Remote(compile_remote_jwks(
+            remote,
+            p.issuer.as_deref(),
+            &format!("{field}.remote_jwks"),
+        )?),
+        (Some(_), Some(_)) => {
             return Err(ConfigError::new(
-                format!("{field}.jwks"),
-                "a key set is required",
+                format!("{field}.remote_jwks"),
+                "give either \"jwks\" or \"remote_jwks\", not both",
             ))
         }
-        Some(jwks) => KeySet::from_jwks(jwks)
-            .map_err(|e| ConfigError::new(format!("{field}.jwks"), e.to_string()))?,
+        (None, None) => {
+            return Err(ConfigError::new(
+                format!("{field}.jwks"),
+                "a key set is required (\"jwks\" or \"remote_jwks\")",
+            ))
+        }
     };
-    if keys.verification_key_count() == 0 {
-        return Err(ConfigError::new(
-            format!("{field}.jwks"),
-            "holds no key usable for verifying signatures",
-        ));
-    }
     if p.max_token_bytes == 0 {
         return Err(ConfigError::new(
             format!("{field}.max_token_bytes"),
@@ -561,6 +653,51 @@ fn compile_provider(p: RawProvider, field: &str) -> Result<Provider, ConfigError
         claim_to_headers,
         forward: p.forward,
         payload_header,
+    })
+}
+
+fn compile_remote_jwks(
+    r: RawRemoteJwks,
+    issuer: Option<&str>,
+    field: &str,
+) -> Result<RemoteJwksConfig, ConfigError> {
+    let f = |name: &str| format!("{field}.{name}");
+    if r.cluster.is_empty() {
+        return Err(ConfigError::new(f("cluster"), "must name an Envoy cluster"));
+    }
+    if !r.path.starts_with('/') {
+        return Err(ConfigError::new(f("path"), "must start with '/'"));
+    }
+    if r.discovery && issuer.is_none() {
+        return Err(ConfigError::new(
+            f("discovery"),
+            "needs the provider's \"issuer\" to find the OpenID configuration",
+        ));
+    }
+    if r.refresh_seconds == 0 || r.timeout_ms == 0 {
+        return Err(ConfigError::new(
+            f("refresh_seconds"),
+            "refresh_seconds and timeout_ms must be greater than 0",
+        ));
+    }
+    if r.min_refresh_seconds == 0 || r.min_refresh_seconds > r.max_refresh_seconds {
+        return Err(ConfigError::new(
+            f("min_refresh_seconds"),
+            "must be at least 1 and not above max_refresh_seconds",
+        ));
+    }
+    Ok(RemoteJwksConfig {
+        authority: r.authority.unwrap_or_else(|| r.cluster.clone()),
+        cluster: r.cluster,
+        path: r.path,
+        refresh_seconds: r.refresh_seconds,
+        timeout_ms: r.timeout_ms,
+        min_refresh_seconds: r.min_refresh_seconds,
+        max_refresh_seconds: r.max_refresh_seconds,
+        unknown_kid_refetch_seconds: r.unknown_kid_refetch_seconds,
+        max_body_bytes: r.max_body_bytes,
+        max_backoff_ms: r.max_backoff_ms,
+        discovery: r.discovery,
     })
 }
 

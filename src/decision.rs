@@ -7,9 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::config::{Policy, Provider};
+use crate::config::{KeySource, Policy, Provider};
 use crate::extract::{self, ExtractError, Found, TokenSource};
-use crate::jwt::{self, TokenError, UntrustedToken};
+use crate::jwt::{self, KeySet, TokenError, UntrustedToken};
 use crate::rules::{self, Requirement};
 
 /// What the decision needs of a request. Header names are lowercase (as
@@ -37,6 +37,21 @@ impl RevocationCheck for NoRevocation {
     }
 }
 
+/// The current key sets of providers with remote JWKS, held by the proxy
+/// glue (fetched at run time, shared between workers).
+pub trait RemoteKeys {
+    fn keys(&self, provider: usize) -> Option<&KeySet>;
+}
+
+/// For configurations without remote JWKS, and before any key arrived.
+pub struct NoRemoteKeys;
+
+impl RemoteKeys for NoRemoteKeys {
+    fn keys(&self, _: usize) -> Option<&KeySet> {
+        None
+    }
+}
+
 /// Everything outside the request that the decision depends on.
 #[derive(Clone, Copy)]
 pub struct Env<'a> {
@@ -46,6 +61,7 @@ pub struct Env<'a> {
     /// `Some(retry_after_seconds)` when revocations could not be refreshed
     /// for too long and the policy is to refuse rather than serve.
     pub stale_revocations: Option<u64>,
+    pub remote_keys: &'a dyn RemoteKeys,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +107,9 @@ pub struct Deny {
     pub label: &'static str,
     pub realm: String,
     pub retry_after: Option<u64>,
+    /// The provider with remote keys this refusal is about (an unknown
+    /// `kid`, or no keys fetched yet): the glue may refetch or wait.
+    pub remote_provider: Option<usize>,
 }
 
 impl Deny {
@@ -107,6 +126,7 @@ impl Deny {
             label,
             realm: String::new(),
             retry_after: None,
+            remote_provider: None,
         }
     }
 
@@ -207,12 +227,12 @@ fn authenticate(
             remove_headers: stripped,
         });
     };
-    let candidates: Vec<&Provider> = providers
+    let candidates: Vec<(usize, &Provider)> = providers
         .iter()
-        .filter_map(|&i| policy.providers.get(i))
+        .filter_map(|&i| Some((i, policy.providers.get(i)?)))
         .collect();
     let mut sources: Vec<&TokenSource> = Vec::new();
-    for source in candidates.iter().flat_map(|p| p.sources.iter()) {
+    for source in candidates.iter().flat_map(|(_, p)| p.sources.iter()) {
         if !sources.contains(&source) {
             sources.push(source);
         }
@@ -242,18 +262,34 @@ fn authenticate(
     };
     let limit = candidates
         .iter()
-        .map(|p| p.max_token_bytes)
+        .map(|(_, p)| p.max_token_bytes)
         .max()
         .unwrap_or(0);
     let token = jwt::parse(found.token, limit).map_err(|e| Deny::invalid_token(&e))?;
-    let provider = select_provider(&candidates, &found, &token)?;
+    let (index, provider) = select_provider(&candidates, &found, &token)?;
     if found.token.len() > provider.max_token_bytes {
         return Err(Deny::invalid_token(&TokenError::TooLarge));
     }
-    provider
-        .keys
-        .verify(&token)
-        .map_err(|e| Deny::invalid_token(&e))?;
+    let keys: &KeySet = match &provider.keys {
+        KeySource::Inline(keys) => keys,
+        KeySource::Remote(_) => env.remote_keys.keys(index).ok_or_else(|| {
+            let mut deny = Deny::new(
+                401,
+                Some("invalid_token"),
+                "signing keys unavailable",
+                "keys_unavailable",
+            );
+            deny.remote_provider = Some(index);
+            deny
+        })?,
+    };
+    keys.verify(&token).map_err(|e| {
+        let mut deny = Deny::invalid_token(&e);
+        if matches!(provider.keys, KeySource::Remote(_)) && e == TokenError::UnknownKid {
+            deny.remote_provider = Some(index);
+        }
+        deny
+    })?;
     jwt::check_claims(&token.claims, &provider.claims, env.now)
         .map_err(|e| Deny::invalid_token(&e))?;
     let claims = &token.claims;
@@ -313,28 +349,28 @@ fn authenticate(
 /// verification, only to choose) decides, so a token is never tried against
 /// another issuer's keys.
 fn select_provider<'p>(
-    candidates: &[&'p Provider],
+    candidates: &[(usize, &'p Provider)],
     found: &Found<'_>,
     token: &UntrustedToken<'_>,
-) -> Result<&'p Provider, Deny> {
-    let readers: Vec<&Provider> = candidates
+) -> Result<(usize, &'p Provider), Deny> {
+    let readers: Vec<(usize, &Provider)> = candidates
         .iter()
         .copied()
-        .filter(|p| p.sources.contains(found.source))
+        .filter(|(_, p)| p.sources.contains(found.source))
         .collect();
     if let [only] = readers.as_slice() {
-        return Ok(only);
+        return Ok(*only);
     }
     let iss = token.claims.get("iss").and_then(Value::as_str);
     if let Some(p) = readers
         .iter()
-        .find(|p| p.issuer.is_some() && p.issuer.as_deref() == iss)
+        .find(|(_, p)| p.issuer.is_some() && p.issuer.as_deref() == iss)
     {
-        return Ok(p);
+        return Ok(*p);
     }
-    let mut open = readers.iter().filter(|p| p.issuer.is_none());
+    let mut open = readers.iter().filter(|(_, p)| p.issuer.is_none());
     match (open.next(), open.next()) {
-        (Some(p), None) => Ok(p),
+        (Some(p), None) => Ok(*p),
         _ => Err(Deny::invalid_token(&TokenError::WrongIssuer)),
     }
 }

@@ -10,7 +10,9 @@ pub mod config;
 pub mod decision;
 pub mod extract;
 pub mod identity;
+pub mod jwks;
 pub mod jwt;
+pub mod poll;
 pub mod rules;
 
 // The proxy-wasm entry points exist only in the wasm module: natively they

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, Decision, Env, NoRevocation, Request};
+use jwt_auth_wasm::decision::{decide, Decision, Env, NoRemoteKeys, NoRevocation, Request};
 use serde_json::{json, Map, Value};
 
 const USAGE: &str = "\
@@ -127,6 +127,7 @@ fn main() -> ExitCode {
         now,
         revocation: &NoRevocation,
         stale_revocations: None,
+        remote_keys: &NoRemoteKeys,
     };
     let decision = decide(&policy, &request, &env);
     println!("{}", report(&decision));

@@ -46,8 +46,15 @@ fn contract_example_loads_with_defaults() {
     assert_eq!(main.sources, vec![TokenSource::default_bearer()]);
     assert_eq!(
         p.strip_headers,
-        vec!["x-auth-provider", "x-jwt-payload", "x-user-id"],
-        "lowercased, deduplicated, payload header included"
+        vec![
+            "x-auth-provider",
+            "x-jwt-payload",
+            "x-user-id",
+            "x_auth_provider",
+            "x_jwt_payload",
+            "x_user_id"
+        ],
+        "lowercased, deduplicated, payload header and underscore spellings included"
     );
     assert_eq!(p.rules.len(), 2);
     assert_eq!(p.rules[1].methods, vec!["GET"]);
@@ -363,4 +370,75 @@ fn revocation_block() {
         v["revocation"] = block;
         assert_eq!(error_of(v).field, field);
     }
+}
+
+#[test]
+fn remote_jwks_block() {
+    let mut v = base();
+    v["providers"][0].as_object_mut().unwrap().remove("jwks");
+    v["providers"][0]["remote_jwks"] = json!({"cluster": "idp", "discovery": true});
+    let p = load(&v).unwrap();
+    match &p.providers[0].keys {
+        KeySource::Remote(r) => {
+            assert_eq!(r.authority, "idp");
+            assert_eq!(r.path, "/.well-known/jwks.json");
+            assert_eq!(r.refresh_seconds, 600);
+            assert_eq!(r.timeout_ms, 2000);
+            assert_eq!(r.unknown_kid_refetch_seconds, 30);
+            assert!(r.discovery);
+        }
+        KeySource::Inline(_) => panic!("expected remote keys"),
+    }
+    assert_eq!(p.namespace, "jwt_auth");
+    let cases = [
+        (json!({"cluster": ""}), "providers[0].remote_jwks.cluster"),
+        (
+            json!({"cluster": "c", "path": "x"}),
+            "providers[0].remote_jwks.path",
+        ),
+        (
+            json!({"cluster": "c", "min_refresh_seconds": 0}),
+            "providers[0].remote_jwks.min_refresh_seconds",
+        ),
+        (
+            json!({"cluster": "c", "refresh": 5}),
+            "providers[0].remote_jwks.refresh",
+        ),
+    ];
+    for (block, field) in cases {
+        let mut v = base();
+        v["providers"][0].as_object_mut().unwrap().remove("jwks");
+        v["providers"][0]["remote_jwks"] = block;
+        assert_eq!(error_of(v).field, field);
+    }
+    let mut both = base();
+    both["providers"][0]["remote_jwks"] = json!({"cluster": "idp"});
+    assert_eq!(error_of(both).field, "providers[0].remote_jwks");
+    let mut discovery_without_issuer = base();
+    discovery_without_issuer["providers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("jwks");
+    discovery_without_issuer["providers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("issuer");
+    discovery_without_issuer["providers"][0]["remote_jwks"] =
+        json!({"cluster": "idp", "discovery": true});
+    assert_eq!(
+        error_of(discovery_without_issuer).field,
+        "providers[0].remote_jwks.discovery"
+    );
+}
+
+#[test]
+fn namespace_is_shared_and_checked() {
+    let mut v = base();
+    v["namespace"] = json!("team-a.jwt");
+    v["revocation"] = json!({"cluster": "c"});
+    let p = load(&v).unwrap();
+    assert_eq!(p.namespace, "team-a.jwt");
+    assert_eq!(p.revocation.unwrap().namespace, "team-a.jwt");
+    v["namespace"] = json!("bad space");
+    assert_eq!(error_of(v).field, "namespace");
 }

@@ -93,6 +93,7 @@ fn run_with(
             now: NOW,
             revocation,
             stale_revocations: None,
+            remote_keys: &NoRemoteKeys,
         },
     )
 }
@@ -511,6 +512,7 @@ fn stale_revocations_refuse_tokens_only() {
         now: NOW,
         revocation: &NoRevocation,
         stale_revocations: Some(2),
+        remote_keys: &NoRemoteKeys,
     };
     let req = |path| Request {
         method: "GET",
@@ -541,4 +543,102 @@ fn stale_revocations_refuse_tokens_only() {
         headers: &bad,
     };
     assert_eq!(denied(decide(&p, &r, &env)).status, 401);
+}
+
+struct Fetched(Option<KeySet>);
+impl RemoteKeys for Fetched {
+    fn keys(&self, provider: usize) -> Option<&KeySet> {
+        (provider == 0).then_some(self.0.as_ref()).flatten()
+    }
+}
+
+fn remote_config() -> Value {
+    let mut v = config();
+    v["providers"][0].as_object_mut().unwrap().remove("jwks");
+    v["providers"][0]["remote_jwks"] = json!({"cluster": "idp"});
+    v
+}
+
+fn run_remote(p: &Policy, keys: &Fetched, auth: &str) -> Decision {
+    let headers: Vec<(String, Vec<u8>)> = vec![("authorization".into(), auth.as_bytes().to_vec())];
+    let request = Request {
+        method: "GET",
+        path: "/x",
+        headers: &headers,
+    };
+    let env = Env {
+        now: NOW,
+        revocation: &NoRevocation,
+        stale_revocations: None,
+        remote_keys: keys,
+    };
+    decide(p, &request, &env)
+}
+
+#[test]
+fn remote_keys_verify_once_fetched() {
+    let p = policy(remote_config());
+    let d = denied(run_remote(&p, &Fetched(None), &bearer(&token("a"))));
+    assert_eq!(d.status, 401);
+    assert_eq!(d.label, "keys_unavailable");
+    assert_eq!(d.description, "signing keys unavailable");
+    assert_eq!(d.remote_provider, Some(0), "the glue may wait for keys");
+    let keys = KeySet::from_jwks(&json!({"keys": [oct("k1", SECRET)]})).unwrap();
+    let a = allowed(run_remote(
+        &p,
+        &Fetched(Some(keys.clone())),
+        &bearer(&token("a")),
+    ));
+    assert_eq!(a.provider.as_deref(), Some("main"));
+    // A kid the fetched set lacks asks the glue for an early refetch.
+    let rotated = mint(SECRET, json!({"alg": "HS256", "kid": "k2"}), claims("a"));
+    let d = denied(run_remote(
+        &p,
+        &Fetched(Some(keys.clone())),
+        &bearer(&rotated),
+    ));
+    assert_eq!(d.label, "unknown_kid");
+    assert_eq!(d.remote_provider, Some(0));
+    // Other failures do not.
+    let d = denied(run_remote(
+        &p,
+        &Fetched(Some(keys)),
+        &bearer(&mint(
+            OTHER_SECRET,
+            json!({"alg": "HS256", "kid": "k1"}),
+            claims("a"),
+        )),
+    ));
+    assert_eq!(d.label, "bad_signature");
+    assert_eq!(d.remote_provider, None);
+    // Missing tokens never wait for keys.
+    let none: Vec<(String, Vec<u8>)> = Vec::new();
+    let request = Request {
+        method: "GET",
+        path: "/x",
+        headers: &none,
+    };
+    let env = Env {
+        now: NOW,
+        revocation: &NoRevocation,
+        stale_revocations: None,
+        remote_keys: &NoRemoteKeys,
+    };
+    assert_eq!(denied(decide(&p, &request, &env)).label, "missing");
+}
+
+#[test]
+fn inline_provider_ignores_remote_keys() {
+    let p = policy(config());
+    let d = denied(run_remote(
+        &p,
+        &Fetched(Some(KeySet::default())),
+        &bearer(&mint(
+            SECRET,
+            json!({"alg": "HS256", "kid": "zz"}),
+            claims("a"),
+        )),
+    ));
+    assert_eq!(d.label, "unknown_kid");
+    assert_eq!(d.remote_provider, None, "inline keys are never refetched");
 }

@@ -6,10 +6,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
 use revocation_protocol::{feed_request_path, SIGNATURE_HEADER};
 
+use super::callout::{self, Answer};
 use super::metrics::Metrics;
 use super::shared::HostStore;
 use crate::revocation::channel::{publish, Keys, Replica, Update};
@@ -101,7 +100,7 @@ impl RevocationLoop {
 
         if now_ms < self.no_dispatch_until_ms
             || !self.lease.try_hold(&HostStore, now_ms)
-            || !self.poller.due(&self.config, now_ms)
+            || !self.poller.due(&self.config.timing(), now_ms)
         {
             return;
         }
@@ -128,17 +127,7 @@ impl RevocationLoop {
             (!cursor.is_empty()).then_some(cursor.as_str()),
         );
         let headers = self.config.request_headers(&path);
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        match hostcalls::dispatch_http_call(
-            &self.config.cluster,
-            headers,
-            None,
-            Vec::new(),
-            Duration::from_millis(self.config.timeout_ms),
-        ) {
+        match callout::dispatch(&self.config.cluster, &headers, self.config.timeout_ms) {
             Ok(token) => {
                 self.poller.started(now_ms);
                 self.in_flight = Some(token);
@@ -149,7 +138,10 @@ impl RevocationLoop {
                 self.lease.release(&HostStore);
                 self.no_dispatch_until_ms = now_ms + DISPATCH_RETRY_MS;
                 self.fail(now_ms, &FeedError::Dispatch, metrics);
-                log::warn!("jwt-auth: revocation feed call to cluster \"{}\" refused by the host: {status:?}", self.config.cluster);
+                log::warn!(
+                    "jwt-auth: revocation feed call to cluster \"{}\" refused by the host: {status:?}",
+                    self.config.cluster
+                );
             }
         }
     }
@@ -167,34 +159,19 @@ impl RevocationLoop {
         metrics: &Metrics,
     ) {
         self.in_flight = None;
-        let headers = if num_headers == 0 {
-            Vec::new()
-        } else {
-            hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default()
-        };
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        };
-        let status = header(":status").and_then(|s| s.parse::<u16>().ok());
-        let signature = header(SIGNATURE_HEADER);
-        // The size is known before the body is read: a huge body is refused
-        // without copying it into the VM.
-        if body_size > self.config.max_body_bytes {
-            return self.fail(now_ms, &FeedError::TooLarge(body_size), metrics);
-        }
-        let body = if body_size == 0 {
-            Vec::new()
-        } else {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
+        let answer = match Answer::read(num_headers, body_size, self.config.max_body_bytes) {
+            Ok(a) => a,
+            Err(size) => return self.fail(now_ms, &FeedError::TooLarge(size), metrics),
         };
         let previous = self.view.replica.borrow().meta.cursor.clone();
-        let response = match check_response(&self.config, status, signature, &body, &previous) {
+        let checked = check_response(
+            &self.config,
+            answer.status,
+            answer.header(SIGNATURE_HEADER),
+            &answer.body,
+            &previous,
+        );
+        let response = match checked {
             Ok(r) => r,
             Err(e) => return self.fail(now_ms, &e, metrics),
         };
@@ -213,30 +190,24 @@ impl RevocationLoop {
         );
         match published {
             Ok(_) => {
-                self.poller.succeeded(&self.config, now_ms);
+                self.poller.succeeded(now_ms, self.config.poll_interval_ms);
                 metrics.count("revocation.fetch_ok");
             }
             Err(StoreError::CasMismatch) => {
                 // Another VM published meanwhile; its data stands and this
                 // VM polls again from the shared cursor.
-                self.poller.succeeded(&self.config, now_ms);
+                self.poller.succeeded(now_ms, self.config.poll_interval_ms);
                 metrics.count("revocation.publish_conflict");
             }
-            Err(StoreError::Unavailable) => {
-                self.poller
-                    .failed(&self.config, now_ms, &FeedError::Dispatch);
-                metrics.count("revocation.fetch_failed.shared_data");
-                log::warn!(
-                    "jwt-auth: cannot write revocations to shared data; keeping the last good set"
-                );
-            }
+            Err(StoreError::Unavailable) => self.fail(now_ms, &FeedError::SharedData, metrics),
         }
     }
 
     fn fail(&mut self, now_ms: u64, error: &FeedError, metrics: &Metrics) {
         metrics.count("revocation.fetch_failed");
         metrics.count(&format!("revocation.fetch_failed.{}", error.label()));
-        if let Some(line) = self.poller.failed(&self.config, now_ms, error) {
+        let what = format!("revocation feed poll failed: {error}; keeping the last good set");
+        if let Some(line) = self.poller.failed(&self.config.timing(), now_ms, &what) {
             log::warn!("jwt-auth: {line}");
         }
     }

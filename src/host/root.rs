@@ -1,22 +1,36 @@
-//! The root context: loads the configuration, runs the revocation loop on
-//! its timer, and creates one HTTP context per request.
+//! The root context: loads the configuration, runs the revocation and JWKS
+//! loops on its timer, and creates one HTTP context per request.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use super::http::FilterHttp;
-use super::metrics::Metrics;
+use super::jwks::JwksLoop;
 use super::revocation::RevocationLoop;
+use super::runtime::Runtime;
 use super::unix_millis;
-use crate::config::Policy;
+use crate::config::{KeySource, Policy};
 
-#[derive(Default)]
+/// Tick period when only remote keys need a timer.
+const KEYS_TICK_MS: u64 = 100;
+
 pub struct FilterRoot {
-    policy: Option<Rc<Policy>>,
-    metrics: Rc<Metrics>,
+    id: u32,
+    runtime: Option<Rc<Runtime>>,
     revocation: Option<RevocationLoop>,
+}
+
+impl FilterRoot {
+    pub fn new(id: u32) -> Self {
+        FilterRoot {
+            id,
+            runtime: None,
+            revocation: None,
+        }
+    }
 }
 
 impl Context for FilterRoot {
@@ -28,8 +42,14 @@ impl Context for FilterRoot {
         _trailers: usize,
     ) {
         let now_ms = unix_millis(self.get_current_time());
+        let Some(runtime) = &self.runtime else { return };
         if let Some(rev) = self.revocation.as_mut().filter(|r| r.owns_call(token)) {
-            rev.on_response(now_ms, num_headers, body_size, &self.metrics);
+            rev.on_response(now_ms, num_headers, body_size, &runtime.metrics);
+            return;
+        }
+        let mut loops = runtime.jwks.borrow_mut();
+        if let Some(l) = loops.iter_mut().find(|l| l.owns_call(token)) {
+            l.on_response(now_ms, num_headers, body_size, &runtime.metrics);
         }
     }
 }
@@ -45,43 +65,74 @@ impl RootContext for FilterRoot {
                 return false;
             }
         };
+        let remote = policy
+            .providers
+            .iter()
+            .filter(|p| matches!(p.keys, KeySource::Remote(_)))
+            .count();
         log::info!(
-            "jwt-auth: configuration loaded: {} provider(s), {} rule(s), revocation {}",
+            "jwt-auth: configuration loaded: {} provider(s) ({remote} with remote keys), {} rule(s), revocation {}",
             policy.providers.len(),
             policy.rules.len(),
-            if policy.revocation.is_some() {
-                "on"
-            } else {
-                "off"
-            }
+            if policy.revocation.is_some() { "on" } else { "off" }
         );
+        let now_ms = unix_millis(self.get_current_time());
+        let owner = random_owner();
+        let jwks: Vec<JwksLoop> = policy
+            .providers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match &p.keys {
+                KeySource::Remote(cfg) => Some(JwksLoop::new(
+                    i,
+                    &p.name,
+                    p.issuer.clone(),
+                    cfg.clone(),
+                    &policy.namespace,
+                    owner,
+                )),
+                KeySource::Inline(_) => None,
+            })
+            .collect();
+        self.revocation = policy
+            .revocation
+            .clone()
+            .map(|feed| RevocationLoop::new(feed, owner, now_ms));
         // Only timers are set here: Envoy runs on_configure once in a
         // throw-away VM too, so callouts start on the first tick.
-        if let Some(feed) = policy.revocation.clone() {
-            let now_ms = unix_millis(self.get_current_time());
-            let rev = RevocationLoop::new(feed, random_owner(), now_ms);
-            self.set_tick_period(rev.tick_period());
-            self.revocation = Some(rev);
+        let mut tick: Option<Duration> = self.revocation.as_ref().map(RevocationLoop::tick_period);
+        if !jwks.is_empty() {
+            let keys_tick = Duration::from_millis(KEYS_TICK_MS);
+            tick = Some(tick.map_or(keys_tick, |t| t.min(keys_tick)));
         }
-        self.policy = Some(Rc::new(policy));
+        if let Some(period) = tick {
+            self.set_tick_period(period);
+        }
+        let view = self.revocation.as_ref().map(|r| r.view.clone());
+        self.runtime = Some(Rc::new(Runtime::new(policy, view, jwks)));
         true
     }
 
     fn on_tick(&mut self) {
         let now_ms = unix_millis(self.get_current_time());
+        let Some(runtime) = self.runtime.clone() else {
+            return;
+        };
         if let Some(rev) = self.revocation.as_mut() {
-            rev.on_tick(now_ms, &self.metrics);
+            rev.on_tick(now_ms, &runtime.metrics);
         }
+        for l in runtime.jwks.borrow_mut().iter_mut() {
+            if let Some(keys) = l.sync(now_ms, &runtime.metrics) {
+                runtime.keys.borrow_mut().set(l.index, keys);
+            }
+            l.maybe_fetch(now_ms, &runtime.metrics);
+        }
+        runtime.wake_waiting(self.id, now_ms);
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let policy = self.policy.clone()?;
-        let view = self.revocation.as_ref().map(|r| r.view.clone());
-        Some(Box::new(FilterHttp::new(
-            policy,
-            self.metrics.clone(),
-            view,
-        )))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let runtime = self.runtime.clone()?;
+        Some(Box::new(FilterHttp::new(context_id, runtime)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -199,7 +199,7 @@ impl Jwk {
     /// signature verification.
     pub fn fits(&self, alg: Algorithm) -> bool {
         self.for_verification
-            && self.alg.map_or(true, |own| own == alg)
+            && self.alg.is_none_or(|own| own == alg)
             && self.material.supports(alg)
     }
 
@@ -395,7 +395,7 @@ fn load_entry(index: usize, entry: &Value) -> Result<Jwk, JwkError> {
 /// present (RFC 7517 §4.2, §4.3). Wrong types are errors; other values make the
 /// key unusable for us, which is not an error (encryption keys share JWKS).
 fn usable_for_verification(obj: &Map<String, Value>) -> Result<bool, String> {
-    let use_ok = optional_str(obj, "use")?.map_or(true, |u| u == "sig");
+    let use_ok = optional_str(obj, "use")?.is_none_or(|u| u == "sig");
     let ops_ok = match obj.get("key_ops") {
         None => true,
         Some(Value::Array(ops)) => {

@@ -4,6 +4,7 @@
 use revocation_protocol::{FeedResponse, SIGNATURE_HEADER};
 
 use super::set::{digest, Entry};
+pub use crate::poll::{Poller, Timing};
 
 /// What to do when revocations cannot be refreshed for too long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,16 @@ pub struct FeedConfig {
 }
 
 impl FeedConfig {
+    /// Poll timing for the shared [`Poller`].
+    pub fn timing(&self) -> Timing {
+        Timing {
+            interval_ms: self.poll_interval_ms,
+            timeout_ms: self.timeout_ms,
+            min_backoff_ms: self.poll_interval_ms,
+            max_backoff_ms: self.max_backoff_ms,
+        }
+    }
+
     /// A silent fetcher loses the lease after two poll intervals.
     pub fn lease_ttl_ms(&self) -> u64 {
         2 * self.poll_interval_ms.max(self.sync_interval_ms)
@@ -74,6 +85,8 @@ pub enum FeedError {
     /// replayed, or a feed restored from an old backup. Applying it could
     /// drop newer revocations.
     CursorRegression,
+    /// The host refused to store the result.
+    SharedData,
 }
 
 impl FeedError {
@@ -87,6 +100,7 @@ impl FeedError {
             FeedError::BadSignature => "bad_signature",
             FeedError::Invalid(_) => "invalid",
             FeedError::CursorRegression => "cursor_regression",
+            FeedError::SharedData => "shared_data",
         }
     }
 }
@@ -102,6 +116,7 @@ impl std::fmt::Display for FeedError {
             FeedError::BadSignature => write!(f, "signature does not match the body"),
             FeedError::Invalid(e) => write!(f, "invalid body: {e}"),
             FeedError::CursorRegression => write!(f, "cursor went backwards"),
+            FeedError::SharedData => write!(f, "cannot write to shared data"),
         }
     }
 }
@@ -174,78 +189,6 @@ pub fn entries(response: &FeedResponse) -> Vec<Entry> {
         exp: s.exp,
     });
     tokens.chain(subjects).collect()
-}
-
-/// Poll timing: one poll per interval, capped exponential backoff after
-/// failures, and log lines rate-limited so a dead feed does not flood logs.
-#[derive(Debug, Default)]
-pub struct Poller {
-    next_poll_ms: u64,
-    in_flight_since: Option<u64>,
-    consecutive_failures: u32,
-    last_log_ms: Option<u64>,
-    suppressed_logs: u32,
-}
-
-/// At most one feed log line per this many milliseconds.
-const LOG_EVERY_MS: u64 = 10_000;
-
-impl Poller {
-    pub fn due(&self, config: &FeedConfig, now_ms: u64) -> bool {
-        match self.in_flight_since {
-            // A call the host never answered (its VM lost the callback)
-            // must not stop polling forever.
-            Some(since) => now_ms >= since + config.timeout_ms * 2 + 1000,
-            None => now_ms >= self.next_poll_ms,
-        }
-    }
-
-    pub fn started(&mut self, now_ms: u64) {
-        self.in_flight_since = Some(now_ms);
-    }
-
-    pub fn succeeded(&mut self, config: &FeedConfig, now_ms: u64) {
-        self.in_flight_since = None;
-        self.consecutive_failures = 0;
-        self.next_poll_ms = now_ms + config.poll_interval_ms;
-    }
-
-    /// Records a failure; returns the line to log, unless rate-limited.
-    pub fn failed(
-        &mut self,
-        config: &FeedConfig,
-        now_ms: u64,
-        error: &FeedError,
-    ) -> Option<String> {
-        self.in_flight_since = None;
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        self.next_poll_ms = now_ms + self.backoff_ms(config);
-        let quiet = self.last_log_ms.is_some_and(|t| now_ms < t + LOG_EVERY_MS);
-        if quiet {
-            self.suppressed_logs += 1;
-            return None;
-        }
-        let suppressed = std::mem::take(&mut self.suppressed_logs);
-        self.last_log_ms = Some(now_ms);
-        let more = if suppressed > 0 {
-            format!(" ({suppressed} more failures since the last report)")
-        } else {
-            String::new()
-        };
-        Some(format!(
-            "revocation feed poll failed: {error}; keeping the last good set, retrying in {} ms{more}",
-            self.backoff_ms(config)
-        ))
-    }
-
-    /// Doubles per consecutive failure from the poll interval, capped.
-    pub fn backoff_ms(&self, config: &FeedConfig) -> u64 {
-        let exp = self.consecutive_failures.saturating_sub(1).min(20);
-        config
-            .poll_interval_ms
-            .saturating_mul(1u64 << exp)
-            .min(config.max_backoff_ms.max(config.poll_interval_ms))
-    }
 }
 
 /// True when the last successful sync (or the start, before any) is older

@@ -128,7 +128,7 @@ impl RevocationSet {
         if let Some(sub) = sub {
             if !self.subjects.is_empty() {
                 if let Some((before, _)) = self.subjects.get(&digest(sub)) {
-                    return iat.map_or(true, |iat| iat < *before);
+                    return iat.is_none_or(|iat| iat < *before);
                 }
             }
         }

@@ -117,49 +117,6 @@ fn cursor_order() {
 }
 
 #[test]
-fn backoff_doubles_and_caps() {
-    let c = config();
-    let mut p = Poller::default();
-    assert!(p.due(&c, 0));
-    p.started(0);
-    assert!(!p.due(&c, 100), "one call in flight at a time");
-    let mut waits = Vec::new();
-    let mut now = 0;
-    for _ in 0..6 {
-        p.failed(&c, now, &FeedError::Timeout);
-        waits.push(p.backoff_ms(&c));
-        now += 1;
-    }
-    assert_eq!(waits, vec![1000, 2000, 4000, 8000, 8000, 8000]);
-    p.succeeded(&c, 100);
-    assert!(!p.due(&c, 1099));
-    assert!(p.due(&c, 1100));
-}
-
-#[test]
-fn lost_callback_does_not_stop_polling() {
-    let c = config();
-    let mut p = Poller::default();
-    p.started(0);
-    assert!(!p.due(&c, 1999));
-    assert!(p.due(&c, 2000));
-}
-
-#[test]
-fn failure_logs_are_rate_limited() {
-    let c = config();
-    let mut p = Poller::default();
-    assert!(p.failed(&c, 0, &FeedError::Timeout).is_some());
-    for t in 1..50 {
-        assert!(p.failed(&c, t * 100, &FeedError::Timeout).is_none());
-    }
-    let line = p.failed(&c, 10_000, &FeedError::Status(500)).unwrap();
-    assert!(line.contains("HTTP status 500"), "{line}");
-    assert!(line.contains("49 more failures"), "{line}");
-    assert!(line.contains("keeping the last good set"), "{line}");
-}
-
-#[test]
 fn staleness_counts_from_start_before_the_first_sync() {
     let c = config();
     assert!(!is_stale(&c, 30_000, 0, 0));

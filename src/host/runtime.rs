@@ -1,0 +1,195 @@
+//! What the root context shares with its HTTP contexts in one VM: the
+//! compiled policy, the metrics, the revocation replica and the remote key
+//! sets, and the requests waiting for a first key set.
+
+use std::cell::RefCell;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{Action, MapType};
+
+use super::jwks::JwksLoop;
+use super::metrics::Metrics;
+use super::revocation::RevocationView;
+use crate::config::Policy;
+use crate::decision::{decide, Decision, Env, NoRevocation, RemoteKeys, Request};
+use crate::jwt::KeySet;
+
+/// Current key sets of remote providers, by provider index.
+#[derive(Default)]
+pub struct KeyRing(Vec<Option<KeySet>>);
+
+impl KeyRing {
+    pub fn set(&mut self, index: usize, keys: KeySet) {
+        if self.0.len() <= index {
+            self.0.resize(index + 1, None);
+        }
+        if let Some(slot) = self.0.get_mut(index) {
+            *slot = Some(keys);
+        }
+    }
+}
+
+impl RemoteKeys for KeyRing {
+    fn keys(&self, provider: usize) -> Option<&KeySet> {
+        self.0.get(provider).and_then(Option::as_ref)
+    }
+}
+
+pub struct Runtime {
+    pub policy: Policy,
+    pub metrics: Metrics,
+    pub revocation: Option<RevocationView>,
+    pub keys: RefCell<KeyRing>,
+    pub jwks: RefCell<Vec<JwksLoop>>,
+    /// HTTP contexts paused until their provider's first key set arrives:
+    /// (context id, since unix ms).
+    pub waiting: RefCell<Vec<(u32, u64)>>,
+}
+
+impl Runtime {
+    pub fn new(policy: Policy, revocation: Option<RevocationView>, jwks: Vec<JwksLoop>) -> Self {
+        Runtime {
+            policy,
+            metrics: Metrics::default(),
+            revocation,
+            keys: RefCell::new(KeyRing::default()),
+            jwks: RefCell::new(jwks),
+            waiting: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Decides the request of the current (effective) HTTP context and
+    /// applies the answer. `waiting_since` is set when the request already
+    /// waited for keys. Returns `Action::Pause` when the request was
+    /// answered or put on hold.
+    pub fn handle(&self, context_id: u32, now_ms: u64, waiting_since: Option<u64>) -> Action {
+        // The bytes variant: header values may hold any byte, and the text
+        // variant of the SDK would abort the VM on non-UTF-8.
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let request = Request {
+            method: pseudo(&headers, ":method"),
+            path: pseudo(&headers, ":path"),
+            headers: &headers,
+        };
+        let decision = self.decide(&request, now_ms / 1000);
+        if let Decision::Deny(deny) = &decision {
+            if let Some(index) = deny.remote_provider {
+                if deny.label == "keys_unavailable" && self.may_wait(index, now_ms, waiting_since) {
+                    self.waiting
+                        .borrow_mut()
+                        .push((context_id, waiting_since.unwrap_or(now_ms)));
+                    return Action::Pause;
+                }
+                if deny.label == "unknown_kid" {
+                    if let Some(l) = self.jwks.borrow().iter().find(|l| l.index == index) {
+                        l.signal_unknown_kid(now_ms);
+                    }
+                }
+            }
+        }
+        self.metrics.count(&metric_name(&decision));
+        apply(&decision)
+    }
+
+    fn decide(&self, request: &Request<'_>, now: u64) -> Decision {
+        let keys = self.keys.borrow();
+        match &self.revocation {
+            None => decide(
+                &self.policy,
+                request,
+                &Env {
+                    now,
+                    revocation: &NoRevocation,
+                    stale_revocations: None,
+                    remote_keys: &*keys,
+                },
+            ),
+            Some(view) => {
+                let replica = view.replica.borrow();
+                let env = Env {
+                    now,
+                    revocation: &replica.set,
+                    stale_revocations: view.refuse_stale.get(),
+                    remote_keys: &*keys,
+                };
+                decide(&self.policy, request, &env)
+            }
+        }
+    }
+
+    fn may_wait(&self, index: usize, now_ms: u64, since: Option<u64>) -> bool {
+        let limit = self
+            .jwks
+            .borrow()
+            .iter()
+            .find(|l| l.index == index)
+            .map_or(0, JwksLoop::wait_limit_ms);
+        since.is_none_or(|s| now_ms < s + limit)
+    }
+
+    /// Re-decides every waiting request: those whose keys arrived proceed,
+    /// those that waited long enough get their 401.
+    pub fn wake_waiting(&self, root_context_id: u32, now_ms: u64) {
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        if waiting.is_empty() {
+            return;
+        }
+        for (context_id, since) in waiting {
+            // A request whose client went away has no context any more.
+            if hostcalls::set_effective_context(context_id).is_err() {
+                continue;
+            }
+            if self.handle(context_id, now_ms, Some(since)) == Action::Continue {
+                let _ = hostcalls::resume_http_request();
+            }
+        }
+        // Callouts started later in this VM must answer to the root.
+        let _ = hostcalls::set_effective_context(root_context_id);
+    }
+}
+
+/// Applies a decision to the current HTTP context.
+fn apply(decision: &Decision) -> Action {
+    match decision {
+        Decision::Allow(allow) => {
+            for name in &allow.remove_headers {
+                let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
+            }
+            for (name, value) in &allow.set_headers {
+                let _ = hostcalls::set_map_value_bytes(
+                    MapType::HttpRequestHeaders,
+                    name,
+                    Some(value.as_bytes()),
+                );
+            }
+            Action::Continue
+        }
+        Decision::Deny(deny) => {
+            let headers = deny.headers();
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let body = deny.body();
+            let _ = hostcalls::send_http_response(
+                u32::from(deny.status),
+                headers,
+                Some(body.as_bytes()),
+            );
+            Action::Pause
+        }
+    }
+}
+
+fn pseudo<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> &'h str {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .unwrap_or("")
+}
+
+fn metric_name(decision: &Decision) -> String {
+    match decision {
+        Decision::Allow(a) => a.kind.label().to_string(),
+        Decision::Deny(d) => format!("denied.{}", d.label),
+    }
+}

