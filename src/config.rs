@@ -20,6 +20,8 @@ use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Require
 
 /// Default upper bound for a token, checked before any parsing.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+/// Verified tokens a worker keeps per provider unless configured.
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 1000;
 /// Default tolerance for `exp`, `nbf` and `iat` against the proxy's clock.
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 
@@ -155,6 +157,14 @@ struct RawProvider {
     forward: bool,
     #[serde(default)]
     payload_header: Option<String>,
+    #[serde(default)]
+    token_cache: Option<RawTokenCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenCache {
+    max_entries: usize,
 }
 
 #[derive(Deserialize)]
@@ -290,6 +300,8 @@ pub struct Provider {
     pub claim_to_headers: Vec<ClaimHeader>,
     pub forward: bool,
     pub payload_header: Option<String>,
+    /// Verified tokens kept per worker (0: no cache).
+    pub token_cache_entries: usize,
 }
 
 /// The compiled, validated configuration the decision code runs on.
@@ -653,6 +665,9 @@ fn compile_provider(mut p: RawProvider, field: &str) -> Result<Provider, ConfigE
         claim_to_headers,
         forward: p.forward,
         payload_header,
+        token_cache_entries: p
+            .token_cache
+            .map_or(DEFAULT_TOKEN_CACHE_ENTRIES, |c| c.max_entries),
     })
 }
 

@@ -7,9 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use crate::cache::{TokenCaches, Verified};
 use crate::config::{KeySource, Policy, Provider};
 use crate::extract::{self, ExtractError, Found, TokenSource};
-use crate::jwt::{self, KeySet, TokenError, UntrustedToken};
+use crate::jwt::{self, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
 use crate::rules::{self, Requirement};
 
 /// What the decision needs of a request. Header names are lowercase (as
@@ -62,6 +63,24 @@ pub struct Env<'a> {
     /// for too long and the policy is to refuse rather than serve.
     pub stale_revocations: Option<u64>,
     pub remote_keys: &'a dyn RemoteKeys,
+    /// The proxy's native signature checks, when its self-test passed.
+    pub accelerator: Option<&'a dyn SignatureAccelerator>,
+    /// This worker's verified-token caches.
+    pub cache: Option<&'a TokenCaches>,
+}
+
+impl Env<'static> {
+    /// No revocation, no remote keys, no accelerator, no cache.
+    pub fn basic(now: u64) -> Self {
+        Env {
+            now,
+            revocation: &NoRevocation,
+            stale_revocations: None,
+            remote_keys: &NoRemoteKeys,
+            accelerator: None,
+            cache: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,8 +235,7 @@ fn authenticate(
     let Requirement::Token {
         providers,
         allow_missing,
-        permissions,
-        claims: conditions,
+        ..
     } = requirement
     else {
         return Ok(Allow {
@@ -260,6 +278,17 @@ fn authenticate(
             return Err(Deny::invalid_token(&TokenError::Malformed("not text")))
         }
     };
+    if let Some(cache) = env.cache {
+        for &(index, provider) in &candidates {
+            if !provider.sources.contains(found.source) {
+                continue;
+            }
+            let skew = provider.claims.clock_skew_seconds;
+            if let Some(hit) = cache.get(index, found.token, env.now, skew) {
+                return authorize(provider, &found, &hit, requirement, env, stripped);
+            }
+        }
+    }
     let limit = candidates
         .iter()
         .map(|(_, p)| p.max_token_bytes)
@@ -283,7 +312,7 @@ fn authenticate(
             deny
         })?,
     };
-    keys.verify(&token).map_err(|e| {
+    keys.verify_with(&token, env.accelerator).map_err(|e| {
         let mut deny = Deny::invalid_token(&e);
         if matches!(provider.keys, KeySource::Remote(_)) && e == TokenError::UnknownKid {
             deny.remote_provider = Some(index);
@@ -292,10 +321,38 @@ fn authenticate(
     })?;
     jwt::check_claims(&token.claims, &provider.claims, env.now)
         .map_err(|e| Deny::invalid_token(&e))?;
-    let claims = &token.claims;
-    let jti = claims.get("jti").and_then(Value::as_str);
-    let sub = claims.get("sub").and_then(Value::as_str);
-    let iat = claims.get("iat").and_then(numeric_seconds);
+    let claims = token.claims;
+    let verified = Verified {
+        exp: claims.get("exp").and_then(numeric_seconds),
+        jti: claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        sub: claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        iat: claims.get("iat").and_then(numeric_seconds),
+        set_headers: identity_headers(provider, &claims),
+        claims,
+    };
+    let allow = authorize(provider, &found, &verified, requirement, env, stripped);
+    if let Some(cache) = env.cache {
+        cache.insert(index, found.token, verified);
+    }
+    allow
+}
+
+/// What applies to a verified token, cached or not: staleness of the
+/// revocation data, revocation, and the route's permission rules.
+fn authorize(
+    provider: &Provider,
+    found: &Found<'_>,
+    token: &Verified,
+    requirement: &Requirement,
+    env: &Env<'_>,
+    stripped: Vec<String>,
+) -> Result<Allow, Deny> {
     if let Some(retry_after) = env.stale_revocations {
         let mut deny = Deny::new(
             503,
@@ -306,7 +363,10 @@ fn authenticate(
         deny.retry_after = Some(retry_after);
         return Err(deny);
     }
-    if env.revocation.is_revoked(jti, sub, iat) {
+    if env
+        .revocation
+        .is_revoked(token.jti.as_deref(), token.sub.as_deref(), token.iat)
+    {
         return Err(Deny::new(
             401,
             Some("invalid_token"),
@@ -314,26 +374,33 @@ fn authenticate(
             "revoked",
         ));
     }
-    if let Some(rule) = permissions {
-        if !rule.allows(claims) {
+    if let Requirement::Token {
+        permissions,
+        claims: conditions,
+        ..
+    } = requirement
+    {
+        if let Some(rule) = permissions {
+            if !rule.allows(&token.claims) {
+                return Err(Deny::new(
+                    403,
+                    Some("insufficient_scope"),
+                    "insufficient permissions",
+                    "insufficient_permissions",
+                ));
+            }
+        }
+        if !conditions.iter().all(|c| c.allows(&token.claims)) {
             return Err(Deny::new(
                 403,
                 Some("insufficient_scope"),
-                "insufficient permissions",
-                "insufficient_permissions",
+                "claim requirement not met",
+                "insufficient_claims",
             ));
         }
     }
-    if !conditions.iter().all(|c| c.allows(claims)) {
-        return Err(Deny::new(
-            403,
-            Some("insufficient_scope"),
-            "claim requirement not met",
-            "insufficient_claims",
-        ));
-    }
-    let set_headers = identity_headers(provider, claims);
-    let mut remove_headers = removals(provider, &found, stripped);
+    let set_headers = token.set_headers.clone();
+    let mut remove_headers = removals(provider, found, stripped);
     // Writing a header replaces every value the client sent under that name.
     remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
     Ok(Allow {

@@ -6,12 +6,14 @@
 //! proxy and the core.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod cache;
 pub mod config;
 pub mod decision;
 pub mod extract;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
+pub mod native;
 pub mod poll;
 pub mod rules;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, Decision, Env, NoRemoteKeys, NoRevocation, Request};
+use jwt_auth_wasm::decision::{decide, Decision, Env, Request};
 use serde_json::{json, Map, Value};
 
 const USAGE: &str = "\
@@ -123,12 +123,7 @@ fn main() -> ExitCode {
         path: &args.path,
         headers: &headers,
     };
-    let env = Env {
-        now,
-        revocation: &NoRevocation,
-        stale_revocations: None,
-        remote_keys: &NoRemoteKeys,
-    };
+    let env = Env::basic(now);
     let decision = decide(&policy, &request, &env);
     println!("{}", report(&decision));
     match decision {

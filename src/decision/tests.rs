@@ -1,4 +1,5 @@
 use super::*;
+use crate::cache::TokenCaches;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -90,10 +91,8 @@ fn run_with(
         p,
         &request,
         &Env {
-            now: NOW,
             revocation,
-            stale_revocations: None,
-            remote_keys: &NoRemoteKeys,
+            ..Env::basic(NOW)
         },
     )
 }
@@ -509,10 +508,8 @@ fn stale_revocations_refuse_tokens_only() {
     let headers: Vec<(String, Vec<u8>)> =
         vec![("authorization".into(), bearer(&token("a")).into_bytes())];
     let env = Env {
-        now: NOW,
-        revocation: &NoRevocation,
         stale_revocations: Some(2),
-        remote_keys: &NoRemoteKeys,
+        ..Env::basic(NOW)
     };
     let req = |path| Request {
         method: "GET",
@@ -567,10 +564,8 @@ fn run_remote(p: &Policy, keys: &Fetched, auth: &str) -> Decision {
         headers: &headers,
     };
     let env = Env {
-        now: NOW,
-        revocation: &NoRevocation,
-        stale_revocations: None,
         remote_keys: keys,
+        ..Env::basic(NOW)
     };
     decide(p, &request, &env)
 }
@@ -618,12 +613,7 @@ fn remote_keys_verify_once_fetched() {
         path: "/x",
         headers: &none,
     };
-    let env = Env {
-        now: NOW,
-        revocation: &NoRevocation,
-        stale_revocations: None,
-        remote_keys: &NoRemoteKeys,
-    };
+    let env = Env::basic(NOW);
     assert_eq!(denied(decide(&p, &request, &env)).label, "missing");
 }
 
@@ -641,4 +631,101 @@ fn inline_provider_ignores_remote_keys() {
     ));
     assert_eq!(d.label, "unknown_kid");
     assert_eq!(d.remote_provider, None, "inline keys are never refetched");
+}
+
+#[test]
+fn cache_hits_skip_verification_but_not_the_rules() {
+    let mut v = config();
+    v["providers"][0]["token_cache"] = json!({"max_entries": 10});
+    let p = policy(v);
+    let cache = TokenCaches::new(p.providers.iter().map(|p| p.token_cache_entries));
+    let t = token("alice");
+    let headers: Vec<(String, Vec<u8>)> = vec![("authorization".into(), bearer(&t).into_bytes())];
+    let req = |path| Request {
+        method: "GET",
+        path,
+        headers: &headers,
+    };
+    let env = Env {
+        cache: Some(&cache),
+        ..Env::basic(NOW)
+    };
+    let first = allowed(decide(&p, &req("/x"), &env));
+    assert_eq!(cache.entries(), 1);
+    let second = allowed(decide(&p, &req("/x"), &env));
+    assert_eq!(first, second, "a hit gives the same answer");
+    // Rules still apply on a hit: permissions, revocation, expiry.
+    assert_eq!(denied(decide(&p, &req("/admin"), &env)).status, 403);
+    let revoked = Env {
+        cache: Some(&cache),
+        revocation: &Revoked("jti-alice"),
+        ..Env::basic(NOW)
+    };
+    assert_eq!(denied(decide(&p, &req("/x"), &revoked)).label, "revoked");
+    let later = Env {
+        cache: Some(&cache),
+        ..Env::basic(NOW + 600 + 61)
+    };
+    assert_eq!(denied(decide(&p, &req("/x"), &later)).label, "expired");
+    assert_eq!(cache.entries(), 0, "expired entry dropped");
+    // Refused tokens are never cached.
+    let bad = vec![(
+        "authorization".to_string(),
+        bearer(&mint(
+            OTHER_SECRET,
+            json!({"alg": "HS256", "kid": "k1"}),
+            claims("m"),
+        ))
+        .into_bytes(),
+    )];
+    let r = Request {
+        method: "GET",
+        path: "/x",
+        headers: &bad,
+    };
+    assert_eq!(denied(decide(&p, &r, &env)).label, "bad_signature");
+    assert_eq!(cache.entries(), 0);
+}
+
+#[test]
+fn cached_token_from_another_place_is_not_a_hit_for_a_provider_that_does_not_read_it() {
+    let mut v = config();
+    v["providers"][0]["token_cache"] = json!({"max_entries": 10});
+    v["providers"][0]["from_params"] = json!(["t"]);
+    let p = policy(v);
+    let cache = TokenCaches::new(p.providers.iter().map(|p| p.token_cache_entries));
+    let env = Env {
+        cache: Some(&cache),
+        ..Env::basic(NOW)
+    };
+    let t = token("q");
+    let path = format!("/x?t={t}");
+    let none: Vec<(String, Vec<u8>)> = Vec::new();
+    assert!(matches!(
+        decide(
+            &p,
+            &Request {
+                method: "GET",
+                path: &path,
+                headers: &none
+            },
+            &env
+        ),
+        Decision::Allow(_)
+    ));
+    // The same token in the Authorization header is not a source here.
+    let h = vec![("authorization".to_string(), bearer(&t).into_bytes())];
+    assert_eq!(
+        denied(decide(
+            &p,
+            &Request {
+                method: "GET",
+                path: "/x",
+                headers: &h
+            },
+            &env
+        ))
+        .label,
+        "missing"
+    );
 }

@@ -5,6 +5,7 @@ mod callout;
 mod http;
 mod jwks;
 mod metrics;
+mod native;
 mod revocation;
 mod root;
 mod runtime;

@@ -124,6 +124,8 @@ impl RootContext for FilterRoot {
         for l in runtime.jwks.borrow_mut().iter_mut() {
             if let Some(keys) = l.sync(now_ms, &runtime.metrics) {
                 runtime.keys.borrow_mut().set(l.index, keys);
+                // Tokens verified with keys that may be gone are re-checked.
+                runtime.cache.clear(l.index);
             }
             l.maybe_fetch(now_ms, &runtime.metrics);
         }

@@ -9,10 +9,13 @@ use proxy_wasm::types::{Action, MapType};
 
 use super::jwks::JwksLoop;
 use super::metrics::Metrics;
+use super::native::HostCrypto;
 use super::revocation::RevocationView;
+use crate::cache::TokenCaches;
 use crate::config::Policy;
-use crate::decision::{decide, Decision, Env, NoRevocation, RemoteKeys, Request};
+use crate::decision::{decide, Decision, Env, RemoteKeys, Request};
 use crate::jwt::KeySet;
+use crate::native::Accelerator;
 
 /// Current key sets of remote providers, by provider index.
 #[derive(Default)]
@@ -44,11 +47,25 @@ pub struct Runtime {
     /// HTTP contexts paused until their provider's first key set arrives:
     /// (context id, since unix ms).
     pub waiting: RefCell<Vec<(u32, u64)>>,
+    pub cache: TokenCaches,
+    accelerator: Accelerator<HostCrypto>,
 }
 
 impl Runtime {
     pub fn new(policy: Policy, revocation: Option<RevocationView>, jwks: Vec<JwksLoop>) -> Self {
+        let accelerator = Accelerator::new(HostCrypto);
+        let native: Vec<&str> = accelerator.enabled().iter().map(|a| a.name()).collect();
+        if native.is_empty() {
+            log::info!("jwt-auth: no native signature verification from the host; all algorithms run in wasm");
+        } else {
+            log::info!(
+                "jwt-auth: native signature verification for {}",
+                native.join(", ")
+            );
+        }
         Runtime {
+            cache: TokenCaches::new(policy.providers.iter().map(|p| p.token_cache_entries)),
+            accelerator,
             policy,
             metrics: Metrics::default(),
             revocation,
@@ -93,24 +110,20 @@ impl Runtime {
 
     fn decide(&self, request: &Request<'_>, now: u64) -> Decision {
         let keys = self.keys.borrow();
+        let env = Env {
+            remote_keys: &*keys,
+            accelerator: Some(&self.accelerator),
+            cache: Some(&self.cache),
+            ..Env::basic(now)
+        };
         match &self.revocation {
-            None => decide(
-                &self.policy,
-                request,
-                &Env {
-                    now,
-                    revocation: &NoRevocation,
-                    stale_revocations: None,
-                    remote_keys: &*keys,
-                },
-            ),
+            None => decide(&self.policy, request, &env),
             Some(view) => {
                 let replica = view.replica.borrow();
                 let env = Env {
-                    now,
                     revocation: &replica.set,
                     stale_revocations: view.refuse_stale.get(),
-                    remote_keys: &*keys,
+                    ..env
                 };
                 decide(&self.policy, request, &env)
             }

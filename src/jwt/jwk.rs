@@ -7,7 +7,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::{verify_signature, Algorithm, TokenError, UntrustedToken};
+use super::{verify_signature, Algorithm, SignatureAccelerator, TokenError, UntrustedToken};
 
 /// Smallest RSA modulus accepted at load time, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -105,6 +105,9 @@ pub struct Jwk {
     /// signatures; such keys are kept for diagnostics but never used.
     for_verification: bool,
     material: KeyMaterial,
+    /// DER SubjectPublicKeyInfo of RSA and EC keys, computed once at load
+    /// for the host's native verifier.
+    spki: Option<Vec<u8>>,
 }
 
 impl Jwk {
@@ -152,12 +155,23 @@ impl Jwk {
                 ));
             }
         }
-        Ok(Jwk {
+        let mut jwk = Jwk {
             kid,
             alg,
             for_verification,
             material,
-        })
+            spki: None,
+        };
+        if matches!(
+            jwk.material,
+            KeyMaterial::Rsa(_)
+                | KeyMaterial::P256(_)
+                | KeyMaterial::P384(_)
+                | KeyMaterial::P521(_)
+        ) {
+            jwk.spki = jwk.spki_der();
+        }
+        Ok(jwk)
     }
 
     /// Builds an HMAC key from raw secret bytes (for configuration that holds
@@ -178,7 +192,13 @@ impl Jwk {
             alg,
             for_verification: true,
             material,
+            spki: None,
         })
+    }
+
+    /// The DER SubjectPublicKeyInfo of an RSA or EC key, computed at load.
+    pub fn spki(&self) -> Option<&[u8]> {
+        self.spki.as_deref()
     }
 
     pub fn kid(&self) -> Option<&str> {
@@ -340,6 +360,16 @@ impl KeySet {
     ///   the named kid that has another type, curve, `alg` or `use`);
     /// - `BadSignature`: every fitting candidate was tried and none verified.
     pub fn verify(&self, token: &UntrustedToken<'_>) -> Result<(), TokenError> {
+        self.verify_with(token, None)
+    }
+
+    /// [`KeySet::verify`], letting `accelerator` check signatures it can
+    /// (the proxy's native crypto); the rules of key selection are the same.
+    pub fn verify_with(
+        &self,
+        token: &UntrustedToken<'_>,
+        accelerator: Option<&dyn SignatureAccelerator>,
+    ) -> Result<(), TokenError> {
         let alg = token.header.alg;
         let kid = token.header.kid.as_deref();
         let mut tried_any = false;
@@ -352,12 +382,11 @@ impl KeySet {
                 continue;
             }
             tried_any = true;
-            if verify_signature(
-                alg,
-                key,
-                token.signing_input().as_bytes(),
-                token.signature(),
-            ) {
+            let input = token.signing_input().as_bytes();
+            let verified = accelerator
+                .and_then(|a| a.verify(alg, key, input, token.signature()))
+                .unwrap_or_else(|| verify_signature(alg, key, input, token.signature()));
+            if verified {
                 return Ok(());
             }
         }

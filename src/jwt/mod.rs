@@ -15,7 +15,7 @@ mod token;
 mod verify;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use alg::Algorithm;
 pub use claims::{check_claims, ClaimPolicy};
@@ -24,7 +24,7 @@ pub use jwk::{
     MIN_RSA_BITS,
 };
 pub use token::{parse, Header, UntrustedToken};
-pub use verify::verify_signature;
+pub use verify::{verify_signature, SignatureAccelerator};
 
 use std::fmt;
 

@@ -125,6 +125,18 @@ fn ed25519(key: &ed25519_dalek::VerifyingKey, input: &[u8], signature: &[u8]) ->
     key.verify_strict(input, &sig).is_ok()
 }
 
+/// A faster verifier for some algorithms (the proxy's native crypto).
+/// `None` means "not handled here": the pure-Rust path decides.
+pub trait SignatureAccelerator {
+    fn verify(
+        &self,
+        alg: Algorithm,
+        key: &Jwk,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Option<bool>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
