@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, Decision, Env, Request};
+use jwt_auth_wasm::decision::{decide, Decision, Env, RemoteKeys, Request};
+use jwt_auth_wasm::jwks::parse_jwks;
+use jwt_auth_wasm::jwt::KeySet;
 use serde_json::{json, Map, Value};
 
 const USAGE: &str = "\
@@ -22,6 +24,9 @@ Runs the same decision code as the jwt-auth-wasm filter.
   --method METHOD   request method (default GET)
   --path PATH       request path with query string (default /)
   --header 'N: V'   a request header; repeat for more (names are lowercased)
+  --jwks-file NAME=FILE
+                    keys of provider NAME when its config uses remote_jwks
+                    (the JWKS document as the identity provider serves it)
 
 Prints one JSON object: decision, status, reason, set_headers, removed_headers.
 Exit status: 0 allow, 1 deny, 2 bad configuration or bad arguments.";
@@ -33,6 +38,7 @@ struct Args {
     method: String,
     path: String,
     headers: Vec<(String, Vec<u8>)>,
+    jwks_files: Vec<(String, String)>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -44,6 +50,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         method: "GET".to_string(),
         path: "/".to_string(),
         headers: Vec::new(),
+        jwks_files: Vec::new(),
     };
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
@@ -65,6 +72,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     name.trim().to_ascii_lowercase(),
                     val.trim_start().as_bytes().to_vec(),
                 ));
+            }
+            "--jwks-file" => {
+                let v = value("--jwks-file")?;
+                let (name, file) = v
+                    .split_once('=')
+                    .ok_or(format!("--jwks-file: expected NAME=FILE, got {v:?}"))?;
+                parsed.jwks_files.push((name.to_string(), file.to_string()));
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -123,13 +137,50 @@ fn main() -> ExitCode {
         path: &args.path,
         headers: &headers,
     };
-    let env = Env::basic(now);
+    let keys = match load_remote_keys(&policy, &args.jwks_files) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("jwt-auth-check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let env = Env {
+        remote_keys: &keys,
+        ..Env::basic(now)
+    };
     let decision = decide(&policy, &request, &env);
     println!("{}", report(&decision));
     match decision {
         Decision::Allow(_) => ExitCode::SUCCESS,
         Decision::Deny(_) => ExitCode::from(1),
     }
+}
+
+/// Key sets read from files, by provider index.
+struct FileKeys(Vec<Option<KeySet>>);
+
+impl RemoteKeys for FileKeys {
+    fn keys(&self, provider: usize) -> Option<&KeySet> {
+        self.0.get(provider).and_then(Option::as_ref)
+    }
+}
+
+fn load_remote_keys(policy: &Policy, files: &[(String, String)]) -> Result<FileKeys, String> {
+    let mut keys = vec![None; policy.providers.len()];
+    for (name, file) in files {
+        let index = policy
+            .provider_index(name)
+            .ok_or(format!("--jwks-file: no provider named {name:?}"))?;
+        let body = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        let (set, problems) = parse_jwks(&body).map_err(|e| format!("{file}: {e}"))?;
+        for p in problems {
+            eprintln!("jwt-auth-check: {file}: key skipped: {p}");
+        }
+        if let Some(slot) = keys.get_mut(index) {
+            *slot = Some(set);
+        }
+    }
+    Ok(FileKeys(keys))
 }
 
 fn report(decision: &Decision) -> Value {

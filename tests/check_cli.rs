@@ -1,0 +1,170 @@
+//! `jwt-auth-check`, the offline twin of the filter: the same decision code
+//! on a config, a request and a time, with the documented exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use testkit::*;
+
+const ISS: &str = "https://check.test";
+
+fn write(dir: &std::path::Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, value.to_string()).unwrap();
+    path
+}
+
+fn check(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_jwt-auth-check"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn config(keys: Value) -> Value {
+    json!({
+        "realm": "api",
+        "providers": [{"name": "main", "issuer": ISS, "audiences": ["api"], "jwks": keys,
+                       "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}]}],
+        "rules": [{"match": {"prefix": "/healthz"}, "requires": "none"},
+                  {"match": {"prefix": "/admin"}, "requires": {"permissions": {"all_of": ["admin"]}}}]
+    })
+}
+
+#[test]
+fn validate_allow_deny_and_exit_codes() {
+    let dir = tempfile_dir();
+    let key = Key::hs(256);
+    let cfg = write(&dir, "plugin.json", &config(jwks([key.jwk(Some("HS256"))])));
+    let cfg = cfg.to_str().unwrap();
+
+    let (code, out, _) = check(&["--config", cfg, "--validate"]);
+    assert_eq!((code, out["valid"].clone()), (0, json!(true)));
+
+    let now = 1_900_000_000i64;
+    let token = mint(
+        "HS256",
+        &key,
+        &json!({}),
+        &json!({"iss": ISS, "aud": "api", "sub": "ann", "exp": now + 60}),
+    );
+    let auth = format!("authorization: Bearer {token}");
+    let (code, out, _) = check(&[
+        "--config",
+        cfg,
+        "--now",
+        &now.to_string(),
+        "--path",
+        "/x",
+        "--header",
+        &auth,
+        "--header",
+        "X-User-Id: mallory",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["decision"], "allow");
+    assert_eq!(out["status"], 200);
+    assert_eq!(out["set_headers"]["x-user-id"], "ann");
+    assert!(out["removed_headers"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("authorization")));
+
+    // The same token an hour later: why was it refused?
+    let later = (now + 3600).to_string();
+    let (code, out, _) = check(&[
+        "--config", cfg, "--now", &later, "--path", "/x", "--header", &auth,
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(out["decision"], "deny");
+    assert_eq!(out["status"], 401);
+    assert_eq!(out["reason"], "token expired");
+
+    let (code, out, _) = check(&[
+        "--config",
+        cfg,
+        "--now",
+        &now.to_string(),
+        "--path",
+        "/admin",
+        "--header",
+        &auth,
+    ]);
+    assert_eq!((code, out["status"].clone()), (1, json!(403)));
+    let (code, out, _) = check(&["--config", cfg, "--path", "/healthz"]);
+    assert_eq!((code, out["reason"].clone()), (0, json!("bypassed")));
+    let (code, out, _) = check(&["--config", cfg, "--method", "post", "--path", "/x"]);
+    assert_eq!((code, out["reason"].clone()), (1, json!("token required")));
+
+    // Bad configuration and bad arguments: exit 2, message on stderr.
+    let bad = write(
+        &dir,
+        "bad.json",
+        &json!({"providers": [{"name": "m", "jwks": {"keys": []}, "audience": "x"}]}),
+    );
+    let (code, _, err) = check(&["--config", bad.to_str().unwrap(), "--validate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("providers[0].audience"), "{err}");
+    let (code, _, err) = check(&["--config", cfg, "--bogus"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown argument"), "{err}");
+    let (code, _, _) = check(&["--validate"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = check(&["--config", "/nonexistent.json", "--validate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn remote_jwks_from_a_file() {
+    let dir = tempfile_dir();
+    let key = Key::rsa2048().with_kid("r1");
+    let mut cfg = config(json!({"keys": []}));
+    cfg["providers"][0].as_object_mut().unwrap().remove("jwks");
+    cfg["providers"][0]["remote_jwks"] = json!({"cluster": "idp"});
+    let cfg = write(&dir, "remote.json", &cfg);
+    let keys = write(&dir, "jwks.json", &jwks([key.jwk(Some("RS256"))]));
+    let now = 1_900_000_000i64;
+    let token = mint(
+        "RS256",
+        &key,
+        &json!({}),
+        &json!({"iss": ISS, "aud": "api", "sub": "rita", "exp": now + 60}),
+    );
+    let auth = format!("authorization: Bearer {token}");
+    let base = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--now",
+        "1900000000",
+        "--header",
+        auth.as_str(),
+    ];
+    let (code, out, _) = check(&base);
+    assert_eq!(
+        (code, out["reason"].clone()),
+        (1, json!("signing keys unavailable"))
+    );
+    let with_keys = format!("main={}", keys.to_str().unwrap());
+    let (code, out, _) = check(&[&base[..], &["--jwks-file", &with_keys]].concat());
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["set_headers"]["x-user-id"], "rita");
+    let (code, _, err) = check(&[&base[..], &["--jwks-file", "nobody=/x"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("no provider named"), "{err}");
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("jwt-auth-check-{}", random_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
