@@ -87,22 +87,32 @@ token:
 	@$(CARGO) run --quiet -p testkit --bin demo-token -- \
 	  --sub '$(SUB)' --provider '$(PROVIDER)' --exp-in '$(EXP)' $(if $(JTI),--jti '$(JTI)')
 
-## run: the demo — echo upstream on 127.0.0.1:8081 and Envoy with envoy.yaml on :8080
+## run: the demo — echo upstream on 127.0.0.1:8081, revocation feed on
+## 127.0.0.1:8090 (embedded store in .run/feed) and Envoy with envoy.yaml on :8080
+FEED_ADMIN_TOKEN ?= demo-admin-token
 run: build .venv
 	$(CARGO) build --quiet -p testkit --bins
+	$(CARGO) build --quiet -p revocation-feed
 	@cd $(ROOT); mkdir -p .run; \
-	 token="$$($(ROOT)/target/debug/demo-token --sub '$(SUB)' --provider '$(PROVIDER)' --exp-in '$(EXP)')"; \
+	 token="$$($(ROOT)/target/debug/demo-token --sub '$(SUB)' --provider '$(PROVIDER)' --exp-in '$(EXP)' $(if $(JTI),--jti '$(JTI)'))"; \
 	 $(ROOT)/target/debug/echo-upstream --port 8081 & echo_pid=$$!; \
-	 trap 'kill $$echo_pid $${envoy_pid:-} 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM; \
+	 REVOCATION_FEED_READ_TOKEN=demo-read-token REVOCATION_FEED_ADMIN_TOKEN='$(FEED_ADMIN_TOKEN)' \
+	 REVOCATION_FEED_HMAC_SECRET_BASE64=ZGVtby1mZWVkLXNpZ25pbmctc2VjcmV0 \
+	   $(ROOT)/target/debug/revocation-feed serve --data .run/feed --listen 127.0.0.1:8090 \
+	   2>>.run/feed.log & feed_pid=$$!; \
+	 trap 'kill $$echo_pid $$feed_pid $${envoy_pid:-} 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM; \
 	 $(ENVOY_BIN) -c envoy.yaml --disable-hot-restart -l info --log-path .run/envoy.log & envoy_pid=$$!; \
 	 for i in $$(seq 1 100); do \
 	   if curl -fsS http://127.0.0.1:9901/ready 2>/dev/null | grep -q LIVE; then break; fi; \
 	   if ! kill -0 $$envoy_pid 2>/dev/null; then echo "Envoy exited; log:"; tail -30 .run/envoy.log; exit 1; fi; \
 	   sleep 0.2; \
 	 done; \
-	 echo; echo "Envoy is up (log: .run/envoy.log). Try:"; echo; \
+	 echo; echo "Envoy is up (logs: .run/envoy.log, .run/feed.log). Try:"; echo; \
 	 echo "  curl -H \"Authorization: Bearer $$token\" http://localhost:8080/hello"; \
 	 echo "  curl -i http://localhost:8080/hello          # 401"; \
 	 echo "  curl -i http://localhost:8080/healthz        # no token needed"; \
-	 echo; echo "Ctrl-C stops both."; \
+	 echo; echo "Revoke a token by its jti (make -s token JTI=demo-1 prints one with that jti):"; echo; \
+	 echo "  target/debug/revocation-feed revoke --url http://127.0.0.1:8090 --admin-token $(FEED_ADMIN_TOKEN) \\"; \
+	 echo "      --jti demo-1 --exp \$$(( \$$(date +%s) + 3600 ))"; \
+	 echo; echo "Ctrl-C stops all three."; \
 	 wait $$envoy_pid
