@@ -1,0 +1,158 @@
+//! The whole revocation loop with the real parts: the reference feed server
+//! (`revocation-feed serve`, embedded store), the real Envoy with the filter,
+//! and a revocation through the admin API. The proxy must refuse the token
+//! within poll interval + 500 ms.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use testkit::*;
+
+const POLL_MS: u64 = 500;
+const READ_TOKEN: &str = "e2e-read";
+const ADMIN_TOKEN: &str = "e2e-admin";
+const SECRET_B64: &str = "ZTJlLWZlZWQtc2lnbmluZy1zZWNyZXQ=";
+
+struct Feed {
+    child: Child,
+    port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn feed_binary() -> std::path::PathBuf {
+    let bin = workspace_root().join("target/debug/revocation-feed");
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo test --workspace` (or `cargo build -p revocation-feed`) builds it",
+        bin.display()
+    );
+    bin
+}
+
+fn start_feed() -> Feed {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("feed-e2e-{}", random_id()));
+    let child = Command::new(feed_binary())
+        .args(["serve", "--data"])
+        .arg(&dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("REVOCATION_FEED_READ_TOKEN", READ_TOKEN)
+        .env("REVOCATION_FEED_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("REVOCATION_FEED_HMAC_SECRET_BASE64", SECRET_B64)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..100).any(|_| {
+        thread::sleep(Duration::from_millis(50));
+        testkit::http::get_text(port, "/healthz").is_ok_and(|(s, _)| s == 200)
+    });
+    assert!(up, "revocation-feed did not come up");
+    Feed {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+fn revoke(feed: &Feed, args: &[&str]) {
+    let out = Command::new(feed_binary())
+        .args([
+            "revoke",
+            "--url",
+            &format!("http://127.0.0.1:{}", feed.port),
+        ])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "revoke failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
+    let feed = start_feed();
+    let key = Key::hs(256);
+    let config = json!({
+        "realm": "api",
+        "providers": [{"name": "main", "issuer": "https://feed.test", "audiences": ["api"],
+                       "jwks": {"keys": [key.jwk(Some("HS256"))]},
+                       "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}]}],
+        "revocation": {"cluster": "revocation_feed", "authority": "revocation-feed",
+                       "poll_interval_ms": POLL_MS, "timeout_ms": 400, "bearer_token": READ_TOKEN,
+                       "hmac_secret_base64": SECRET_B64}
+    });
+    let envoy = Envoy::builder()
+        .plugin_config_json(&config)
+        .concurrency(2)
+        .cluster("revocation_feed", feed.port)
+        .start();
+    let now = now();
+    let token = |sub: &str, jti: &str, iat: i64| {
+        mint(
+            "HS256",
+            &key,
+            &json!({}),
+            &json!({"iss": "https://feed.test", "aud": "api", "sub": sub,
+                                                  "jti": jti, "iat": iat, "exp": now + 3600}),
+        )
+    };
+    let status = |t: &str| {
+        let auth = format!("Bearer {t}");
+        envoy
+            .get("/r", &[("authorization", &auth), ("connection", "close")])
+            .status
+    };
+    let victim = token("vic", "jti-victim", now - 10);
+    let old_session = token("sam", "jti-sam-old", now - 100);
+    let new_session = token("sam", "jti-sam-new", now);
+    assert!(
+        (0..100).any(|_| {
+            thread::sleep(Duration::from_millis(50));
+            envoy
+                .stat("wasmcustom.jwt_auth.revocation.fetch_ok")
+                .unwrap_or(0)
+                > 0
+        }),
+        "the filter never polled the feed server; log:\n{}",
+        envoy.log()
+    );
+    assert_eq!(status(&victim), 200);
+
+    let exp = (now + 3600).to_string();
+    revoke(&feed, &["--jti", "jti-victim", "--exp", &exp]);
+    let revoked_at = Instant::now();
+    let mut refused_after = None;
+    while revoked_at.elapsed() < Duration::from_secs(5) {
+        if (0..6).all(|_| status(&victim) == 401) {
+            refused_after = Some(revoked_at.elapsed());
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let delay = refused_after.expect("never refused");
+    assert!(
+        delay <= Duration::from_millis(POLL_MS + 500),
+        "refused only after {delay:?} (poll interval {POLL_MS} ms)"
+    );
+
+    // Log out everywhere: the subject's older session goes, a newer stays.
+    let before = (now - 50).to_string();
+    revoke(&feed, &["--sub", "sam", "--before", &before, "--exp", &exp]);
+    thread::sleep(Duration::from_millis(POLL_MS + 500));
+    assert_eq!(status(&old_session), 401);
+    assert_eq!(status(&new_session), 200);
+}
