@@ -12,9 +12,36 @@ pub const PREFIX: &str = "jwt_auth";
 #[derive(Default)]
 pub struct Metrics {
     ids: RefCell<HashMap<String, u32>>,
+    /// Per-request decision counters by static label: no string is built
+    /// on the request path.
+    decisions: RefCell<HashMap<(bool, &'static str), u32>>,
 }
 
 impl Metrics {
+    /// Counts one decision: `<prefix>.<label>` for an allow,
+    /// `<prefix>.denied.<label>` for a refusal.
+    pub fn count_decision(&self, denied: bool, label: &'static str) {
+        let cached = self.decisions.borrow().get(&(denied, label)).copied();
+        let id = match cached {
+            Some(id) => Some(id),
+            None => {
+                let name = if denied {
+                    format!("denied.{label}")
+                } else {
+                    label.to_string()
+                };
+                let id = self.id(&name, MetricType::Counter);
+                if let Some(id) = id {
+                    self.decisions.borrow_mut().insert((denied, label), id);
+                }
+                id
+            }
+        };
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
     /// Adds one to the counter `<prefix>.<name>`.
     pub fn count(&self, name: &str) {
         if let Some(id) = self.id(name, MetricType::Counter) {
@@ -23,7 +50,6 @@ impl Metrics {
     }
 
     /// Sets the gauge `<prefix>.<name>`.
-    #[allow(dead_code)]
     pub fn gauge(&self, name: &str, value: u64) {
         if let Some(id) = self.id(name, MetricType::Gauge) {
             let _ = hostcalls::record_metric(id, value);

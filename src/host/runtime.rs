@@ -104,7 +104,8 @@ impl Runtime {
                 }
             }
         }
-        self.metrics.count(&metric_name(&decision));
+        self.metrics
+            .count_decision(matches!(decision, Decision::Deny(_)), decision.label());
         apply(&decision)
     }
 
@@ -198,11 +199,4 @@ fn pseudo<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> &'h str {
         .find(|(n, _)| n == name)
         .and_then(|(_, v)| std::str::from_utf8(v).ok())
         .unwrap_or("")
-}
-
-fn metric_name(decision: &Decision) -> String {
-    match decision {
-        Decision::Allow(a) => a.kind.label().to_string(),
-        Decision::Deny(d) => format!("denied.{}", d.label),
-    }
 }
