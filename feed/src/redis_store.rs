@@ -1,0 +1,435 @@
+//! Redis store: any number of stateless feed replicas share one Redis.
+//!
+//! Keys (with the configurable prefix `P`, braced so that a Redis Cluster
+//! would keep them in one slot):
+//!
+//! - `{P}:stream` — a Stream, one entry per revocation (`XADD *`) with one
+//!   field `r` = `<kind> <exp> <before> <id>` (kind `t` for a jti, `s` for a
+//!   sub; the id last since it may contain spaces). One field rather than four
+//!   halves the Redis CPU an `XRANGE` costs. Stream IDs are the cursor
+//!   positions: `XRANGE (<cursor> +` is the delta.
+//! - `{P}:live` — a sorted set scored by `exp` holding every unexpired entry;
+//!   the source of reset snapshots, trimmed with `ZREMRANGEBYSCORE`.
+//! - `{P}:last` — the ID of the newest entry (kept even when the stream has
+//!   been trimmed empty), the cursor of an up-to-date client.
+//! - `{P}:trimmed` — the ID of the newest entry ever trimmed from the stream
+//!   (`0-0` before the first trim). It only grows. A cursor below it may have
+//!   missed trimmed entries and gets a reset; a cursor at or above it cannot
+//!   have, since everything after it is still in the stream.
+//! - `{P}:epoch` — random identity of this data set, the cursor's prefix; if
+//!   Redis loses its data the epoch is re-created and every proxy resets.
+//!
+//! Every read and write is one Lua script, so each is atomic and costs one
+//! round trip.
+
+use crate::store::{FeedLimits, Poll, SnapshotCache, StoreError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+use revocation_protocol::{encode_feed, Revocation, RevokedSubject, RevokedToken};
+use std::sync::Arc;
+use std::time::Duration;
+
+const APPEND_LUA: &str = r#"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[1])
+  epoch = ARGV[1]
+end
+local sid
+for i = 2, #ARGV, 4 do
+  sid = redis.call('XADD', KEYS[3], '*', 'r', ARGV[i] .. ' ' .. ARGV[i+1] .. ' ' .. ARGV[i+2] .. ' ' .. ARGV[i+3])
+  redis.call('ZADD', KEYS[4], ARGV[i+1], ARGV[i] .. ' ' .. ARGV[i+1] .. ' ' .. ARGV[i+2] .. ' ' .. sid .. ' ' .. ARGV[i+3])
+end
+redis.call('SET', KEYS[2], sid)
+return {epoch, sid}
+"#;
+
+const TRIM_LUA: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local trimmed = 0
+if tonumber(ARGV[2]) > 0 then
+  local newest = redis.call('XREVRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', '-', 'COUNT', 1)
+  if #newest > 0 then
+    redis.call('SET', KEYS[3], newest[1][1])
+    trimmed = redis.call('XTRIM', KEYS[2], 'MINID', ARGV[2] .. '-0')
+  end
+end
+return trimmed
+"#;
+
+/// Redis store settings.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:pass@]host:port[/db]`.
+    pub url: String,
+    /// Key prefix; lets several feeds share one Redis.
+    pub prefix: String,
+    /// How long stream entries are kept for deltas; a proxy whose cursor is
+    /// older gets a reset snapshot instead.
+    pub history_seconds: u64,
+}
+
+struct Keys {
+    epoch: String,
+    last: String,
+    trimmed: String,
+    stream: String,
+    live: String,
+}
+
+/// The Redis store handle; cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    scripts: Arc<[Script; 2]>,
+    snapshots: Arc<SnapshotCache>,
+    building: Arc<tokio::sync::Mutex<()>>,
+    limits: FeedLimits,
+    history_seconds: u64,
+}
+
+fn rerr(what: &str) -> impl Fn(redis::RedisError) -> StoreError + '_ {
+    move |e| StoreError(format!("redis {what}: {e}"))
+}
+
+impl RedisStore {
+    /// Connects (failing at once if Redis cannot be reached) and makes sure
+    /// the data set has an epoch.
+    pub async fn connect(cfg: &RedisConfig, limits: FeedLimits) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(cfg.url.as_str()).map_err(rerr("url"))?;
+        // Bounded waits so a hung Redis turns into a 503 rather than a stuck
+        // request; the manager reconnects by itself afterwards.
+        let mcfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(5))
+            .set_response_timeout(Duration::from_secs(10))
+            .set_number_of_retries(3)
+            .set_max_delay(2000);
+        let conn = client
+            .get_connection_manager_with_config(mcfg)
+            .await
+            .map_err(rerr("connect"))?;
+        let p = &cfg.prefix;
+        let store = RedisStore {
+            conn,
+            keys: Arc::new(Keys {
+                epoch: format!("{{{p}}}:epoch"),
+                last: format!("{{{p}}}:last"),
+                trimmed: format!("{{{p}}}:trimmed"),
+                stream: format!("{{{p}}}:stream"),
+                live: format!("{{{p}}}:live"),
+            }),
+            scripts: Arc::new([Script::new(APPEND_LUA), Script::new(TRIM_LUA)]),
+            snapshots: Arc::default(),
+            building: Arc::default(),
+            limits,
+            history_seconds: cfg.history_seconds,
+        };
+        store.health().await?;
+        Ok(store)
+    }
+
+    /// Answers a poll. A delta is one MULTI (epoch, head, trim mark and the
+    /// XRANGE after the cursor), checked here; anything else is a snapshot.
+    /// Plain commands rather than a script: moving thousands of stream
+    /// entries through Lua tables costs several times more Redis CPU.
+    pub async fn poll(&self, since: Option<&str>, now: u64) -> Result<Poll, StoreError> {
+        let Some((c_epoch, c_id)) = since.and_then(parse_cursor) else {
+            return self.snapshot(now).await;
+        };
+        let cap = self.limits.max_entries_per_response.max(1);
+        let k = &self.keys;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("GET")
+            .arg(&k.epoch)
+            .cmd("GET")
+            .arg(&k.last)
+            .cmd("GET")
+            .arg(&k.trimmed)
+            .cmd("XRANGE")
+            .arg(&k.stream)
+            .arg(format!("({}-{}", c_id.0, c_id.1))
+            .arg("+")
+            .arg("COUNT")
+            .arg(cap);
+        let (epoch, last, trimmed, items): (Option<String>, Option<String>, Option<String>, Value) =
+            pipe.query_async(&mut self.conn.clone())
+                .await
+                .map_err(rerr("poll"))?;
+        let last = last.unwrap_or_else(|| "0-0".into());
+        let floor = trimmed.as_deref().unwrap_or("0-0");
+        // Valid: same data set, not ahead of the head (a cursor from the
+        // future means this data set is not the one the client followed),
+        // and not before the newest trimmed entry (it could have missed it).
+        let valid = epoch.as_deref() == Some(c_epoch)
+            && matches!(
+                (parse_id(&last), parse_id(floor)),
+                (Some(l), Some(t)) if c_id <= l && c_id >= t
+            );
+        let Some(epoch) = epoch.filter(|_| valid) else {
+            return self.snapshot(now).await;
+        };
+        let bad = || StoreError("redis poll: unexpected XRANGE reply".into());
+        let Value::Array(items) = items else {
+            return Err(bad());
+        };
+        let full = items.len() >= cap;
+        let grace = self.limits.grace_seconds;
+        let mut entries = Vec::with_capacity(items.len());
+        let mut last_id = None;
+        for item in items {
+            let (id, rev) = parse_stream_entry(item).ok_or_else(bad)?;
+            last_id = Some(id);
+            if crate::embedded::live(&rev, now, grace) {
+                entries.push(rev);
+            }
+        }
+        // A full page means there may be more: point the cursor at the last
+        // entry sent so the next poll continues from there.
+        let pos = match (full, last_id) {
+            (true, Some(id)) => id,
+            _ => last,
+        };
+        let cursor = format!("{epoch}-{pos}");
+        Ok(Poll {
+            body: encode_feed(&cursor, false, entries.iter()).into(),
+            reset: false,
+            entries: entries.len(),
+        })
+    }
+
+    /// A reset snapshot: the unexpired members of the live set, served from
+    /// the local cache while the head has not moved.
+    async fn snapshot(&self, now: u64) -> Result<Poll, StoreError> {
+        let k = &self.keys;
+        let min_exp = now.saturating_sub(self.limits.grace_seconds);
+        for _ in 0..3 {
+            let (epoch, last): (Option<String>, Option<String>) = redis::pipe()
+                .atomic()
+                .cmd("GET")
+                .arg(&k.epoch)
+                .cmd("GET")
+                .arg(&k.last)
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(rerr("snapshot"))?;
+            let Some(epoch) = epoch else {
+                self.ensure_epoch().await?;
+                continue;
+            };
+            let cursor = format!("{epoch}-{}", last.as_deref().unwrap_or("0-0"));
+            if let Some(hit) = self.snapshots.get(&cursor, now) {
+                return Ok(hit);
+            }
+            // One build at a time: when a fleet restarts, every proxy misses
+            // at once; the others wait and then find the cache filled
+            // instead of each pulling the whole set out of Redis.
+            let _building = self.building.lock().await;
+            if let Some(hit) = self.snapshots.get(&cursor, now) {
+                return Ok(hit);
+            }
+            let (epoch, last, members): (Option<String>, Option<String>, Vec<String>) =
+                redis::pipe()
+                    .atomic()
+                    .cmd("GET")
+                    .arg(&k.epoch)
+                    .cmd("GET")
+                    .arg(&k.last)
+                    .cmd("ZRANGEBYSCORE")
+                    .arg(&k.live)
+                    .arg(min_exp)
+                    .arg("+inf")
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(rerr("snapshot"))?;
+            let Some(epoch) = epoch else {
+                continue;
+            };
+            let entries = members
+                .iter()
+                .map(|m| parse_member(m))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| StoreError("redis snapshot: malformed live-set member".into()))?;
+            let cursor = format!("{epoch}-{}", last.as_deref().unwrap_or("0-0"));
+            return Ok(self
+                .snapshots
+                .build(cursor, self.limits.grace_seconds, entries.iter()));
+        }
+        Err(StoreError(
+            "redis snapshot: the data set keeps losing its epoch".into(),
+        ))
+    }
+
+    /// Gives a data set without an epoch (new, or flushed) a fresh one.
+    async fn ensure_epoch(&self) -> Result<(), StoreError> {
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&self.keys.epoch)
+            .arg(new_epoch())
+            .arg("NX")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(rerr("SET epoch"))?;
+        Ok(())
+    }
+
+    /// Appends all entries atomically (one script); returns the cursor after
+    /// them. Durable as far as Redis's own persistence settings make it.
+    pub async fn append(&self, entries: Vec<Revocation>) -> Result<String, StoreError> {
+        // An empty write has no stream ID to report; the admin API never
+        // asks for one.
+        if entries.is_empty() {
+            return Err(StoreError("nothing to write".into()));
+        }
+        let k = &self.keys;
+        let script = &self.scripts[0];
+        let mut inv = script.key(&k.epoch);
+        inv.key(&k.last)
+            .key(&k.stream)
+            .key(&k.live)
+            .arg(new_epoch());
+        for r in &entries {
+            match r {
+                Revocation::Token(t) => inv.arg("t").arg(t.exp).arg(0).arg(&t.jti),
+                Revocation::Subject(s) => inv.arg("s").arg(s.exp).arg(s.before).arg(&s.sub),
+            };
+        }
+        let v: Value = inv
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(rerr("append"))?;
+        let bad = || StoreError("redis append: unexpected reply shape".into());
+        let Value::Array(parts) = v else {
+            return Err(bad());
+        };
+        match parts.as_slice() {
+            [epoch, sid] => {
+                let (e, s) = (text(epoch).ok_or_else(bad)?, text(sid).ok_or_else(bad)?);
+                Ok(format!("{e}-{s}"))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// Drops expired entries from the snapshot set and stream entries older
+    /// than the history window. Safe to run from every replica at once.
+    pub async fn maintain(&self, now: u64) -> Result<u64, StoreError> {
+        let min_exp = now.saturating_sub(self.limits.grace_seconds);
+        let floor_ms = now
+            .saturating_sub(self.history_seconds)
+            .saturating_mul(1000);
+        let k = &self.keys;
+        let trimmed: i64 = self.scripts[1]
+            .key(&k.live)
+            .key(&k.stream)
+            .key(&k.trimmed)
+            .arg(min_exp)
+            .arg(floor_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(rerr("trim"))?;
+        Ok(u64::try_from(trimmed).unwrap_or(0))
+    }
+
+    /// Entries in the snapshot set (expired ones included until trimmed).
+    pub async fn held(&self) -> Result<u64, StoreError> {
+        let n: u64 = redis::cmd("ZCARD")
+            .arg(&self.keys.live)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(rerr("ZCARD"))?;
+        Ok(n)
+    }
+
+    /// PINGs Redis.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(rerr("PING"))?;
+        Ok(())
+    }
+}
+
+/// A candidate epoch, used by a script only when the data set has none.
+fn new_epoch() -> String {
+    format!("{:016x}", crate::embedded::random_u64())
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn into_text(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// A stream ID `ms-seq` as a comparable pair.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// `<epoch>-<ms>-<seq>`. A sequence of u64::MAX is refused because XRANGE
+/// cannot start after it.
+fn parse_cursor(c: &str) -> Option<(&str, (u64, u64))> {
+    let (epoch, id) = c.split_once('-')?;
+    let id = parse_id(id)?;
+    (!epoch.is_empty() && id.1 < u64::MAX).then_some((epoch, id))
+}
+
+/// `<kind> <exp> <before> <stream id> <id>`; the id goes last because it may
+/// contain spaces.
+fn parse_member(m: &str) -> Option<Revocation> {
+    let mut it = m.splitn(5, ' ');
+    let kind = it.next()?;
+    let exp: u64 = it.next()?.parse().ok()?;
+    let before: u64 = it.next()?.parse().ok()?;
+    let _sid = it.next()?;
+    let id = it.next()?.to_string();
+    make(kind, id, exp, before)
+}
+
+fn make(kind: &str, id: String, exp: u64, before: u64) -> Option<Revocation> {
+    match kind {
+        "t" => Some(Revocation::Token(RevokedToken { jti: id, exp })),
+        "s" => Some(Revocation::Subject(RevokedSubject {
+            sub: id,
+            before,
+            exp,
+        })),
+        _ => None,
+    }
+}
+
+/// One XRANGE item: `[id, ["r", "<kind> <exp> <before> <id>"]]`.
+fn parse_stream_entry(v: Value) -> Option<(String, Revocation)> {
+    let Value::Array(pair) = v else { return None };
+    let mut pair = pair.into_iter();
+    let (id, Value::Array(fields)) = (pair.next()?, pair.next()?) else {
+        return None;
+    };
+    let mut fields = fields.into_iter();
+    while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+        if text(&k).as_deref() == Some("r") {
+            let r = into_text(v)?;
+            let mut it = r.splitn(4, ' ');
+            let kind = it.next()?;
+            let exp: u64 = it.next()?.parse().ok()?;
+            let before: u64 = it.next()?.parse().ok()?;
+            let rev = make(kind, it.next()?.to_string(), exp, before)?;
+            return Some((into_text(id)?, rev));
+        }
+    }
+    None
+}

@@ -1,0 +1,176 @@
+//! The storage seam: the API talks to a [`Store`], which is either the
+//! embedded log or Redis.
+
+use crate::embedded::EmbeddedStore;
+use crate::redis_store::RedisStore;
+use bytes::Bytes;
+use revocation_protocol::{encode_feed, Revocation};
+use std::fmt;
+use std::sync::Mutex;
+
+/// Limits that shape every poll answer, whatever the backend.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedLimits {
+    /// An entry is still served until `exp + grace_seconds`, so a proxy whose
+    /// clock runs behind the server's does not drop it early for lack of it.
+    pub grace_seconds: u64,
+    /// Most entries in one delta; the client polls again with the returned
+    /// cursor for the rest. Snapshots are never cut, since a partial snapshot
+    /// would replace a complete set.
+    pub max_entries_per_response: usize,
+}
+
+impl Default for FeedLimits {
+    fn default() -> Self {
+        FeedLimits {
+            grace_seconds: 60,
+            max_entries_per_response: 10_000,
+        }
+    }
+}
+
+/// A poll answer, ready to send.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    /// The JSON body (the bytes that get signed). Shared, because a cached
+    /// snapshot goes out to many proxies.
+    pub body: Bytes,
+    /// Whether it is a reset snapshot.
+    pub reset: bool,
+    /// Entries in it.
+    pub entries: usize,
+}
+
+/// A storage failure, reported to clients as 503.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Either backend.
+#[derive(Clone)]
+pub enum Store {
+    /// Append-only log in a local directory.
+    Embedded(EmbeddedStore),
+    /// Shared Redis.
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// Answers `GET /v1/revocations?since=<since>` at time `now`.
+    pub async fn poll(&self, since: Option<&str>, now: u64) -> Result<Poll, StoreError> {
+        match self {
+            Store::Embedded(s) => s.poll(since, now),
+            Store::Redis(s) => s.poll(since, now).await,
+        }
+    }
+
+    /// Writes all entries or none; returns once durable with the cursor after
+    /// them.
+    pub async fn append(&self, entries: Vec<Revocation>) -> Result<String, StoreError> {
+        match self {
+            Store::Embedded(s) => s.append(entries).await,
+            Store::Redis(s) => s.append(entries).await,
+        }
+    }
+
+    /// Periodic housekeeping: drop expired entries, compact or trim.
+    pub async fn maintain(&self, now: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.maintain(now, false).await.map(|_| ()),
+            Store::Redis(s) => s.maintain(now).await.map(|_| ()),
+        }
+    }
+
+    /// Entries held (for the metrics gauge).
+    pub async fn held(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Embedded(s) => Ok(s.held()),
+            Store::Redis(s) => s.held().await,
+        }
+    }
+
+    /// Whether the backend can take writes.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.health(),
+            Store::Redis(s) => s.health().await,
+        }
+    }
+
+    /// Flushes and releases the backend.
+    pub fn close(self) {
+        if let Store::Embedded(s) = self {
+            s.close();
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Embedded(_) => "embedded",
+            Store::Redis(_) => "redis",
+        }
+    }
+}
+
+/// The last reset snapshot, keyed by the cursor it ends at.
+///
+/// When a fleet of proxies restarts they all ask for the same snapshot;
+/// building a large one costs far more than the request. A snapshot stays
+/// right while the cursor is unchanged (every write moves the cursor) and no
+/// entry in it has expired (entries only leave by expiring), so the key and
+/// the earliest expiry in it decide whether it can be reused.
+#[derive(Default)]
+pub(crate) struct SnapshotCache {
+    inner: Mutex<Option<CachedSnapshot>>,
+}
+
+struct CachedSnapshot {
+    cursor: String,
+    /// Reusable while `now <= valid_until` (earliest `exp + grace` inside).
+    valid_until: u64,
+    poll: Poll,
+}
+
+impl SnapshotCache {
+    /// The cached snapshot ending at `cursor`, if still exact at `now`.
+    pub(crate) fn get(&self, cursor: &str, now: u64) -> Option<Poll> {
+        let guard = self.inner.lock().ok()?;
+        let c = guard.as_ref()?;
+        (c.cursor == cursor && now <= c.valid_until).then(|| c.poll.clone())
+    }
+
+    /// Encodes a snapshot of `entries` (already filtered for expiry) ending
+    /// at `cursor`, remembers it and returns it.
+    pub(crate) fn build<'a, I>(&self, cursor: String, grace: u64, entries: I) -> Poll
+    where
+        I: Iterator<Item = &'a Revocation> + Clone,
+    {
+        let valid_until = entries
+            .clone()
+            .map(|r| r.exp().saturating_add(grace))
+            .min()
+            .unwrap_or(u64::MAX);
+        let count = entries.clone().count();
+        let poll = Poll {
+            body: Bytes::from(encode_feed(&cursor, true, entries)),
+            reset: true,
+            entries: count,
+        };
+        if let Ok(mut guard) = self.inner.lock() {
+            *guard = Some(CachedSnapshot {
+                cursor,
+                valid_until,
+                poll: poll.clone(),
+            });
+        }
+        poll
+    }
+}

@@ -1,0 +1,675 @@
+//! The API test suite, run once against the embedded store and once against
+//! a real Redis (see `suite!` at the bottom).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{error_field, jtis, now, Backend, Harness, Opts, ADMIN};
+use hyper::Method;
+use revocation_feed::FeedLimits;
+use revocation_protocol::{verify_signature, FeedResponse, SIGNATURE_HEADER};
+use std::io::{Read, Write};
+
+fn tok(jti: &str, exp: u64) -> String {
+    format!(r#"{{"jti":"{jti}","exp":{exp}}}"#)
+}
+
+pub async fn first_poll_is_an_empty_reset(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let r = h.feed(None).await;
+    assert!(r.reset);
+    assert!(r.revoked.is_empty() && r.revoked_subjects.is_empty());
+    assert!(!r.cursor.is_empty());
+    // Polling again from that cursor is an empty delta with the same cursor.
+    let again = h.feed(Some(&r.cursor)).await;
+    assert!(!again.reset);
+    assert_eq!(again.cursor, r.cursor);
+    assert!(again.revoked.is_empty());
+}
+
+pub async fn deltas_carry_only_what_came_after_the_cursor(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    let c0 = h.feed(None).await.cursor;
+    let c1 = h.revoke(&tok("a", exp)).await;
+    let c2 = h
+        .revoke(&format!(
+            r#"[{},{{"sub":"user-1","before":{},"exp":{exp}}}]"#,
+            tok("b", exp),
+            now()
+        ))
+        .await;
+    assert_ne!(c1, c2);
+
+    let d = h.feed(Some(&c0)).await;
+    assert!(!d.reset);
+    assert_eq!(jtis(&d), ["a", "b"]);
+    assert_eq!(d.revoked_subjects.len(), 1);
+    assert_eq!(d.revoked_subjects[0].sub, "user-1");
+    assert_eq!(d.cursor, c2);
+
+    let d = h.feed(Some(&c1)).await;
+    assert!(!d.reset);
+    assert_eq!(jtis(&d), ["b"]);
+    assert_eq!(d.revoked_subjects.len(), 1);
+
+    let d = h.feed(Some(&c2)).await;
+    assert!(!d.reset && d.revoked.is_empty() && d.revoked_subjects.is_empty());
+    assert_eq!(d.cursor, c2);
+
+    let snap = h.feed(None).await;
+    assert!(snap.reset);
+    assert_eq!(jtis(&snap), ["a", "b"]);
+    assert_eq!(snap.cursor, c2);
+}
+
+pub async fn admin_accepts_one_entry_a_list_and_a_wrapped_list(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    for (body, n) in [
+        (tok("one", exp), 1),
+        (format!("[{},{}]", tok("l1", exp), tok("l2", exp)), 2),
+        (format!(r#"{{"revocations":[{}]}}"#, tok("w1", exp)), 1),
+        (
+            format!(r#"{{"sub":"s","before":{},"exp":{exp}}}"#, now()),
+            1,
+        ),
+    ] {
+        let resp = h.post(&body).await;
+        assert_eq!(resp.status, 201);
+        assert_eq!(resp.header("content-type"), Some("application/json"));
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(v["accepted"], n);
+        assert!(v["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+    }
+    let snap = h.feed(None).await;
+    assert_eq!(jtis(&snap), ["l1", "l2", "one", "w1"]);
+    assert_eq!(snap.revoked_subjects.len(), 1);
+}
+
+pub async fn bad_input_is_400_naming_the_field(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    let t = now();
+    let cases: Vec<(String, Option<&str>)> = vec![
+        ("not json".into(), None),
+        ("".into(), None),
+        ("42".into(), None),
+        ("[]".into(), Some("revocations")),
+        (r#"{"exp":5}"#.into(), Some("jti")),
+        (r#"{"jti":"a"}"#.into(), Some("exp")),
+        (r#"{"jti":"a","exp":0}"#.into(), Some("exp")),
+        (r#"{"jti":"a","exp":-1}"#.into(), Some("exp")),
+        (r#"{"jti":"a","exp":1.5}"#.into(), Some("exp")),
+        (r#"{"jti":"a","exp":"1"}"#.into(), Some("exp")),
+        (r#"{"jti":"","exp":5}"#.into(), Some("jti")),
+        (r#"{"jti":null,"exp":5}"#.into(), Some("jti")),
+        (r#"{"jti":"a","exp":5,"reason":"x"}"#.into(), Some("reason")),
+        (r#"{"jti":"a","sub":"b","exp":5}"#.into(), Some("sub")),
+        (format!(r#"{{"sub":"u","exp":{exp}}}"#), Some("before")),
+        (
+            format!(r#"{{"sub":"u","before":-1,"exp":{exp}}}"#),
+            Some("before"),
+        ),
+        (
+            format!(r#"{{"sub":"","before":{t},"exp":{exp}}}"#),
+            Some("sub"),
+        ),
+        (
+            format!(r#"{{"jti":"{}","exp":{exp}}}"#, "x".repeat(1025)),
+            Some("jti"),
+        ),
+        (
+            format!(
+                "[{},{},{},{}]",
+                tok("a", exp),
+                tok("b", exp),
+                tok("c", exp),
+                r#"{"jti":"d","exp":-7}"#
+            ),
+            Some("revocations[3].exp"),
+        ),
+        (format!("[{},7]", tok("a", exp)), Some("revocations[1]")),
+        (r#"{"revocations":"x"}"#.into(), Some("revocations")),
+    ];
+    for (body, field) in cases {
+        let resp = h.post(&body).await;
+        assert_eq!(resp.status, 400, "body {body}");
+        assert_eq!(resp.header("content-type"), Some("application/json"));
+        assert_eq!(error_field(&resp).as_deref(), field, "body {body}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        &h.post(&format!(
+            "[{},{}]",
+            tok("a", exp),
+            r#"{"jti":"d","exp":-7}"#
+        ))
+        .await
+        .body,
+    )
+    .unwrap();
+    assert_eq!(v["error"], "revocations[1].exp: must be a positive integer");
+    // None of it was written.
+    let snap = h.feed(None).await;
+    assert!(snap.revoked.is_empty() && snap.revoked_subjects.is_empty());
+}
+
+pub async fn a_list_with_one_bad_entry_writes_nothing(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    let c = h.revoke(&tok("kept", exp)).await;
+    let mut list: Vec<String> = (0..50).map(|i| tok(&format!("n{i}"), exp)).collect();
+    list.insert(37, r#"{"jti":"bad","exp":"soon"}"#.into());
+    let resp = h.post(&format!("[{}]", list.join(","))).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(error_field(&resp).as_deref(), Some("revocations[37].exp"));
+    let snap = h.feed(None).await;
+    assert_eq!(jtis(&snap), ["kept"]);
+    assert_eq!(snap.cursor, c, "the cursor must not move either");
+    let d = h.feed(Some(&c)).await;
+    assert!(d.revoked.is_empty());
+}
+
+pub async fn admin_token_is_required(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            read_token: Some("reader".into()),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let body = tok("x", now() + 60);
+    for auth in [
+        None,
+        Some("Bearer wrong".to_string()),
+        Some(format!("Basic {ADMIN}")),
+        Some(ADMIN.to_string()),
+        Some("Bearer reader".to_string()),
+        Some(format!("Bearer {ADMIN}x")),
+        Some("Bearer ".to_string()),
+    ] {
+        let resp = h.post_with(&body, auth.as_deref()).await;
+        assert_eq!(resp.status, 401, "auth {auth:?}");
+        assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
+        assert!(error_field(&resp).is_none());
+    }
+    // 401 comes before looking at the body.
+    let resp = h.post_with("garbage", Some("Bearer wrong")).await;
+    assert_eq!(resp.status, 401);
+    let resp = h.post_with(&body, Some(&format!("bearer {ADMIN}"))).await;
+    assert_eq!(resp.status, 201);
+}
+
+pub async fn admin_api_is_disabled_without_a_token(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            admin_token: None,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let resp = h
+        .post_with(&tok("x", now() + 60), Some("Bearer anything"))
+        .await;
+    assert_eq!(resp.status, 403);
+    assert!(h.feed(None).await.revoked.is_empty());
+}
+
+pub async fn oversized_body_is_413(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            max_body: 1000,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let exp = now() + 3600;
+    let list: Vec<String> = (0..40).map(|i| tok(&format!("big-{i:04}"), exp)).collect();
+    let body = format!("[{}]", list.join(","));
+    assert!(body.len() > 1000);
+    let resp = h.post(&body).await;
+    assert_eq!(resp.status, 413);
+    assert!(error_field(&resp).is_none());
+    // Without Content-Length (chunked), the cap is enforced while reading.
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let status = raw_chunked_post(&addr, &body, ADMIN);
+    assert_eq!(status, 413);
+    // Just under the cap goes through.
+    let small = format!("[{}]", list[..10].join(","));
+    assert!(small.len() < 1000);
+    assert_eq!(h.post(&small).await.status, 201);
+    assert_eq!(h.feed(None).await.revoked.len(), 10);
+}
+
+/// Sends a chunked POST by hand (the client always sets Content-Length) and
+/// returns the status code.
+fn raw_chunked_post(addr: &str, body: &str, token: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!(
+        "POST /v1/revocations HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    for chunk in body.as_bytes().chunks(100) {
+        req.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            chunk.len(),
+            std::str::from_utf8(chunk).unwrap()
+        ));
+    }
+    req.push_str("0\r\n\r\n");
+    // The server may answer and close before reading it all.
+    let _ = s.write_all(req.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+pub async fn responses_are_signed_when_a_secret_is_set(b: Backend) {
+    let secret = b"feed-signing-secret".to_vec();
+    let h = Harness::start(
+        b,
+        Opts {
+            hmac: Some(secret.clone()),
+            ..Opts::default()
+        },
+    )
+    .await;
+    let exp = now() + 3600;
+    let c = h.revoke(&tok("signed", exp)).await;
+    for since in [None, Some(c.as_str()), Some("garbage")] {
+        let resp = h.get_with(since, None).await;
+        assert_eq!(resp.status, 200);
+        let sig = resp.header(SIGNATURE_HEADER).expect("signature header");
+        assert!(sig.starts_with("sha256="));
+        let hex = &sig["sha256=".len()..];
+        assert_eq!(hex.len(), 64);
+        assert!(hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(verify_signature(&secret, &resp.body, sig));
+        assert!(!verify_signature(b"another secret", &resp.body, sig));
+        let mut tampered = resp.body.to_vec();
+        tampered.push(b' ');
+        assert!(!verify_signature(&secret, &tampered, sig));
+    }
+    // Large snapshots come from a cache, and so does their signature; a
+    // write in between must change both.
+    let list: Vec<String> = (0..2500)
+        .map(|i| tok(&format!("bulk-{i:05}"), exp))
+        .collect();
+    h.revoke(&format!("[{}]", list.join(","))).await;
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        if round == 2 {
+            h.revoke(&tok("one-more", exp)).await;
+        }
+        let resp = h.get_with(None, None).await;
+        assert!(resp.body.len() > 64 * 1024);
+        let sig = resp.header(SIGNATURE_HEADER).unwrap().to_string();
+        assert!(verify_signature(&secret, &resp.body, &sig), "round {round}");
+        seen.push(sig);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_ne!(seen[1], seen[2]);
+    // No secret, no header.
+    let plain = Harness::start(b, Opts::default()).await;
+    assert!(plain
+        .get_with(None, None)
+        .await
+        .header(SIGNATURE_HEADER)
+        .is_none());
+}
+
+pub async fn read_token_is_required_when_set(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            read_token: Some("reader-token".into()),
+            ..Opts::default()
+        },
+    )
+    .await;
+    for token in [None, Some("wrong"), Some(ADMIN), Some("reader-token ")] {
+        let resp = h.get_with(None, token).await;
+        if token == Some("reader-token ") {
+            // Surrounding whitespace is not part of the token.
+            assert_eq!(resp.status, 200);
+            continue;
+        }
+        assert_eq!(resp.status, 401, "token {token:?}");
+        assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
+    }
+    assert_eq!(h.get_with(None, Some("reader-token")).await.status, 200);
+    // Without a read token the feed is open.
+    let open = Harness::start(b, Opts::default()).await;
+    assert_eq!(open.get_with(None, None).await.status, 200);
+}
+
+pub async fn unknown_or_foreign_cursors_get_a_reset(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    let c = h.revoke(&tok("x", exp)).await;
+    let (epoch, pos) = c.split_once('-').unwrap();
+    let other_epoch = if epoch.starts_with('0') { "1" } else { "0" }.repeat(epoch.len());
+    let future = if b == Backend::Embedded {
+        format!("{epoch}-{}", pos.parse::<u64>().unwrap() + 1000)
+    } else {
+        format!("{epoch}-99999999999999-0")
+    };
+    for cursor in [
+        format!("{other_epoch}-{pos}"),
+        "garbage".to_string(),
+        format!("{epoch}-"),
+        format!("{epoch}-abc"),
+        format!("-{pos}"),
+        future,
+    ] {
+        let r = h.feed(Some(&cursor)).await;
+        assert!(r.reset, "cursor {cursor} must give a reset");
+        assert_eq!(jtis(&r), ["x"]);
+        assert_eq!(r.cursor, c);
+    }
+    // A cursor from another store instance (fresh directory or Redis).
+    let other = Harness::start(b, Opts::default()).await;
+    let foreign = other.revoke(&tok("elsewhere", exp)).await;
+    let r = h.feed(Some(&foreign)).await;
+    assert!(r.reset);
+    assert_eq!(jtis(&r), ["x"]);
+}
+
+pub async fn expired_entries_are_not_sent(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            limits: FeedLimits {
+                grace_seconds: 60,
+                ..FeedLimits::default()
+            },
+            ..Opts::default()
+        },
+    )
+    .await;
+    let t = now();
+    let c0 = h.feed(None).await.cursor;
+    let (gone, here) = (t - 3600, t + 3600);
+    h.revoke(&format!(
+        r#"[{},{},{},{{"sub":"gone","before":1,"exp":{gone}}},{{"sub":"here","before":1,"exp":{here}}}]"#,
+        tok("long-gone", t - 3600),
+        tok("in-grace", t - 10),
+        tok("live", t + 3600),
+    ))
+    .await;
+    for r in [h.feed(None).await, h.feed(Some(&c0)).await] {
+        assert_eq!(jtis(&r), ["in-grace", "live"]);
+        let subs: Vec<&str> = r.revoked_subjects.iter().map(|s| s.sub.as_str()).collect();
+        assert_eq!(subs, ["here"]);
+    }
+    // Maintenance drops them for good and changes nothing that is served.
+    h.store().maintain(now()).await.unwrap();
+    let r = h.feed(Some(&c0)).await;
+    assert!(!r.reset);
+    assert_eq!(jtis(&r), ["in-grace", "live"]);
+}
+
+pub async fn deltas_are_capped_and_continue_from_the_returned_cursor(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            limits: FeedLimits {
+                max_entries_per_response: 3,
+                ..FeedLimits::default()
+            },
+            ..Opts::default()
+        },
+    )
+    .await;
+    let exp = now() + 3600;
+    let c0 = h.feed(None).await.cursor;
+    let list: Vec<String> = (0..8).map(|i| tok(&format!("e{i}"), exp)).collect();
+    let last = h.revoke(&format!("[{}]", list.join(","))).await;
+    let mut cursor = c0;
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    for _ in 0..10 {
+        let r = h.feed(Some(&cursor)).await;
+        assert!(!r.reset);
+        pages.push(r.revoked.len());
+        seen.extend(r.revoked.iter().map(|t| t.jti.clone()));
+        if r.cursor == cursor {
+            break;
+        }
+        cursor = r.cursor;
+    }
+    assert_eq!(cursor, last);
+    assert_eq!(pages, [3, 3, 2, 0]);
+    let want: Vec<String> = (0..8).map(|i| format!("e{i}")).collect();
+    assert_eq!(seen, want);
+    // Snapshots are never cut.
+    assert_eq!(h.feed(None).await.revoked.len(), 8);
+}
+
+pub async fn restart_keeps_entries_and_cursors(b: Backend) {
+    let mut h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    let c1 = h.revoke(&tok("before-restart", exp)).await;
+    h.restart().await;
+    let r = h.feed(Some(&c1)).await;
+    assert!(!r.reset, "a cursor from before the restart stays valid");
+    assert!(r.revoked.is_empty());
+    assert_eq!(r.cursor, c1);
+    let c2 = h.revoke(&tok("after-restart", exp)).await;
+    assert_ne!(c2, c1);
+    let r = h.feed(Some(&c1)).await;
+    assert_eq!(jtis(&r), ["after-restart"]);
+    assert_eq!(
+        jtis(&h.feed(None).await),
+        ["after-restart", "before-restart"]
+    );
+}
+
+pub async fn concurrent_writers_all_land(b: Backend) {
+    let h = std::sync::Arc::new(Harness::start(b, Opts::default()).await);
+    let exp = now() + 3600;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut cursors = Vec::new();
+            for i in 0..20 {
+                cursors.push(h.revoke(&tok(&format!("w{w}-{i}"), exp)).await);
+            }
+            cursors
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 160, "every write gets its own cursor");
+    assert_eq!(h.feed(None).await.revoked.len(), 160);
+}
+
+pub async fn health_metrics_and_routing(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    h.revoke(&format!("[{},{}]", tok("m1", exp), tok("m2", exp)))
+        .await;
+    assert_eq!(h.post("nope").await.status, 400);
+    h.feed(None).await;
+    let health = h.path(Method::GET, "/healthz").await;
+    assert_eq!(health.status, 200);
+    let m = h.path(Method::GET, "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = String::from_utf8(m.body.to_vec()).unwrap();
+    for line in [
+        "revocation_feed_revocations_held{store=",
+        "} 2\n",
+        "revocation_feed_requests_total{endpoint=\"admin\",outcome=\"ok\"} 1\n",
+        "revocation_feed_requests_total{endpoint=\"admin\",outcome=\"bad_request\"} 1\n",
+        "revocation_feed_requests_total{endpoint=\"feed\",outcome=\"reset\"} 1\n",
+        "revocation_feed_requests_total{endpoint=\"healthz\",outcome=\"ok\"} 1\n",
+        "revocation_feed_entries_written_total 2\n",
+        "# TYPE revocation_feed_requests_total counter\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert_eq!(h.path(Method::GET, "/nope").await.status, 404);
+    assert_eq!(h.path(Method::DELETE, "/v1/revocations").await.status, 405);
+}
+
+pub async fn feed_body_is_what_the_filter_parses(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    // Ids with characters that need JSON escaping survive the round trip.
+    let odd = "quote\\\" slash\\\\ tab\\t é ü";
+    h.revoke(&format!(r#"{{"jti":"{odd}","exp":{exp}}}"#)).await;
+    h.revoke(&format!(
+        r#"{{"sub":"space in sub","before":{},"exp":{exp}}}"#,
+        now()
+    ))
+    .await;
+    let resp = h.get_with(None, None).await;
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    let r = FeedResponse::parse(&resp.body).unwrap();
+    assert_eq!(r.revoked[0].jti, "quote\" slash\\ tab\t é ü");
+    assert_eq!(r.revoked_subjects[0].sub, "space in sub");
+    assert_eq!(r.revoked_subjects[0].exp, exp);
+}
+
+pub async fn snapshots_follow_writes_and_expiry(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            limits: FeedLimits {
+                grace_seconds: 0,
+                ..FeedLimits::default()
+            },
+            ..Opts::default()
+        },
+    )
+    .await;
+    let t = now();
+    h.revoke(&format!(
+        "[{},{}]",
+        tok("short", t + 100),
+        tok("long", t + 1000)
+    ))
+    .await;
+    let at = |when: u64| {
+        let store = h.store().clone();
+        async move {
+            let p = store.poll(None, when).await.unwrap();
+            assert!(p.reset);
+            jtis(&FeedResponse::parse(&p.body).unwrap())
+        }
+    };
+    assert_eq!(at(t).await, ["long", "short"]);
+    assert_eq!(at(t + 100).await, ["long", "short"]);
+    // Served from the same snapshot a moment ago, yet "short" is gone now.
+    assert_eq!(at(t + 101).await, ["long"]);
+    h.revoke(&tok("newer", t + 1000)).await;
+    assert_eq!(at(t + 101).await, ["long", "newer"]);
+    assert!(at(t + 1001).await.is_empty());
+}
+
+macro_rules! suite {
+    ($backend:ident, $b:expr) => {
+        mod $backend {
+            use super::*;
+            suite!(@tests $b;
+                first_poll_is_an_empty_reset,
+                deltas_carry_only_what_came_after_the_cursor,
+                admin_accepts_one_entry_a_list_and_a_wrapped_list,
+                bad_input_is_400_naming_the_field,
+                a_list_with_one_bad_entry_writes_nothing,
+                admin_token_is_required,
+                admin_api_is_disabled_without_a_token,
+                oversized_body_is_413,
+                responses_are_signed_when_a_secret_is_set,
+                read_token_is_required_when_set,
+                unknown_or_foreign_cursors_get_a_reset,
+                expired_entries_are_not_sent,
+                deltas_are_capped_and_continue_from_the_returned_cursor,
+                restart_keeps_entries_and_cursors,
+                concurrent_writers_all_land,
+                health_metrics_and_routing,
+                feed_body_is_what_the_filter_parses,
+                snapshots_follow_writes_and_expiry,
+            );
+        }
+    };
+    (@tests $b:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($b).await;
+            }
+        )*
+    };
+}
+
+suite!(embedded, Backend::Embedded);
+suite!(redis, Backend::Redis);
+
+/// Redis only: a cursor older than the retained stream history gets a reset,
+/// one at the head of the stream does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cursor_older_than_history_gets_a_reset() {
+    let h = Harness::start(
+        Backend::Redis,
+        Opts {
+            redis_history_seconds: 0,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let exp = now() + 3600;
+    let c1 = h.revoke(&tok("a", exp)).await;
+    let c2 = h.revoke(&tok("b", exp)).await;
+    // With no history kept, trimming 2 s from now drops every stream entry.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    h.store().maintain(now() + 2).await.unwrap();
+    let r = h.feed(Some(&c1)).await;
+    assert!(r.reset, "entries after c1 were trimmed: reset");
+    assert_eq!(jtis(&r), ["a", "b"], "the snapshot still has them");
+    let r = h.feed(Some(&c2)).await;
+    assert!(!r.reset, "nothing after the newest entry was lost");
+    assert_eq!(r.cursor, c2);
+}
+
+/// Embedded only: compaction keeps every cursor of the store valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_compaction_keeps_cursors_valid() {
+    let h = Harness::start(Backend::Embedded, Opts::default()).await;
+    let t = now();
+    let c0 = h.feed(None).await.cursor;
+    h.revoke(&format!(
+        "[{},{}]",
+        tok("dead", t - 7200),
+        tok("alive", t + 3600)
+    ))
+    .await;
+    let c1 = h.revoke(&tok("later", t + 3600)).await;
+    let revocation_feed::Store::Embedded(e) = h.store() else {
+        unreachable!()
+    };
+    let stats = e.maintain(now(), true).await.unwrap().unwrap();
+    assert_eq!((stats.kept, stats.dropped), (2, 1));
+    let r = h.feed(Some(&c0)).await;
+    assert!(!r.reset);
+    assert_eq!(jtis(&r), ["alive", "later"]);
+    assert_eq!(r.cursor, c1);
+}

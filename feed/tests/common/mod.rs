@@ -1,0 +1,289 @@
+//! Test harness: runs the feed server in-process on a loopback port against
+//! either backend, and a throwaway `redis-server` for the Redis one.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hyper::Method;
+use revocation_feed::client::{HttpClient, HttpResponse};
+use revocation_feed::embedded::EmbeddedStore;
+use revocation_feed::redis_store::{RedisConfig, RedisStore};
+use revocation_feed::{ApiConfig, AppState, FeedLimits, Server, Store};
+use revocation_protocol::FeedResponse;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN: &str = "admin-token-for-tests";
+
+/// A `redis-server` on a free loopback port, without persistence, killed on
+/// drop. The Redis tests must run: a missing `redis-server` is a failure.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` arguments (after the defaults, so
+    /// they win).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(
+            found,
+            "redis-server is not installed, and the Redis store tests need it: \
+             install it with `apt-get install -y redis-server` (`make feed-test` does this)"
+        );
+        let mut last_err = String::new();
+        // The free port is found by binding and releasing it; another process
+        // could take it in between, hence the retries.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--save", ""])
+                .args(["--appendonly", "no"])
+                .args(["--daemonize", "no"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if ping(port) {
+                    return RedisServer { child, port };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_err = format!("redis-server exited with {status}");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start: {last_err}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now() -> u64 {
+    revocation_feed::api::unix_now()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+#[derive(Clone)]
+pub struct Opts {
+    pub read_token: Option<String>,
+    pub admin_token: Option<String>,
+    pub hmac: Option<Vec<u8>>,
+    pub max_body: usize,
+    pub limits: FeedLimits,
+    pub redis_history_seconds: u64,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            read_token: None,
+            admin_token: Some(ADMIN.into()),
+            hmac: None,
+            max_body: 1 << 20,
+            limits: FeedLimits::default(),
+            redis_history_seconds: 3600,
+        }
+    }
+}
+
+pub struct Harness {
+    pub backend: Backend,
+    pub opts: Opts,
+    pub client: HttpClient,
+    pub base: String,
+    server: Option<Server>,
+    store: Option<Store>,
+    pub dir: tempfile::TempDir,
+    pub redis: Option<RedisServer>,
+}
+
+impl Harness {
+    pub async fn start(backend: Backend, opts: Opts) -> Harness {
+        let redis = (backend == Backend::Redis).then(RedisServer::start);
+        let mut h = Harness {
+            backend,
+            opts,
+            client: HttpClient::new(),
+            base: String::new(),
+            server: None,
+            store: None,
+            dir: tempfile::tempdir().unwrap(),
+            redis,
+        };
+        h.launch().await;
+        h
+    }
+
+    pub async fn open_store(&self) -> Store {
+        match self.backend {
+            Backend::Embedded => Store::Embedded(
+                EmbeddedStore::open(self.dir.path(), self.opts.limits, now()).unwrap(),
+            ),
+            Backend::Redis => {
+                let cfg = RedisConfig {
+                    url: self.redis.as_ref().unwrap().url(),
+                    prefix: "test".into(),
+                    history_seconds: self.opts.redis_history_seconds,
+                };
+                Store::Redis(RedisStore::connect(&cfg, self.opts.limits).await.unwrap())
+            }
+        }
+    }
+
+    async fn launch(&mut self) {
+        let store = self.open_store().await;
+        let cfg = ApiConfig {
+            read_token: self.opts.read_token.clone(),
+            admin_token: self.opts.admin_token.clone(),
+            hmac_secret: self.opts.hmac.clone(),
+            max_body_bytes: self.opts.max_body,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::spawn(listener, AppState::new(store.clone(), cfg), None).unwrap();
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+        self.store = Some(store);
+    }
+
+    /// Stops the server, closes the store and starts both again on the same
+    /// data (directory or Redis).
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        self.launch().await;
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        if let Some(store) = self.store.take() {
+            store.close();
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        self.store.as_ref().unwrap()
+    }
+
+    pub async fn get_with(&self, since: Option<&str>, token: Option<&str>) -> HttpResponse {
+        let url = format!(
+            "{}{}",
+            self.base,
+            revocation_protocol::feed_request_path(revocation_protocol::REVOCATIONS_PATH, since)
+        );
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        self.client
+            .request(Method::GET, &url, &headers, None)
+            .await
+            .unwrap()
+    }
+
+    /// Polls with the configured read token and parses the answer.
+    pub async fn feed(&self, since: Option<&str>) -> FeedResponse {
+        let resp = self.get_with(since, self.opts.read_token.as_deref()).await;
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+        FeedResponse::parse(&resp.body).unwrap()
+    }
+
+    pub async fn post_with(&self, body: &str, auth: Option<&str>) -> HttpResponse {
+        let url = format!("{}{}", self.base, revocation_protocol::REVOCATIONS_PATH);
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = auth {
+            headers.push(("authorization", a));
+        }
+        self.client
+            .request(Method::POST, &url, &headers, Some(body.as_bytes().to_vec()))
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, body: &str) -> HttpResponse {
+        let auth = format!("Bearer {}", self.opts.admin_token.as_deref().unwrap_or(""));
+        self.post_with(body, Some(&auth)).await
+    }
+
+    /// Posts and expects success; returns the new cursor.
+    pub async fn revoke(&self, body: &str) -> String {
+        let resp = self.post(body).await;
+        assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        v["cursor"].as_str().unwrap().to_string()
+    }
+
+    pub async fn path(&self, method: Method, path: &str) -> HttpResponse {
+        self.client
+            .request(method, &format!("{}{}", self.base, path), &[], None)
+            .await
+            .unwrap()
+    }
+}
+
+/// Sorted jtis of a response.
+pub fn jtis(r: &FeedResponse) -> Vec<String> {
+    let mut v: Vec<String> = r.revoked.iter().map(|t| t.jti.clone()).collect();
+    v.sort();
+    v
+}
+
+pub fn error_field(resp: &HttpResponse) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert!(v["error"].is_string(), "error body {v}");
+    v["field"].as_str().map(str::to_string)
+}
