@@ -102,17 +102,6 @@ fn get(envoy: &Envoy, token: &str) -> Response {
     envoy.get("/r", &[("authorization", &auth), ("connection", "close")])
 }
 
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 fn jwks_fetches(server: &HttpServer) -> usize {
     server
         .requests()

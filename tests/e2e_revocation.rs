@@ -225,17 +225,6 @@ fn statuses(envoy: &Envoy, token: &str, n: usize) -> Vec<(u16, String)> {
     })
 }
 
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 fn wait_first_sync(envoy: &Envoy) {
     assert!(
         wait_until(Duration::from_secs(10), || envoy

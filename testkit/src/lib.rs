@@ -16,6 +16,7 @@
 //! ```
 
 pub mod envoy;
+pub mod h2;
 pub mod http;
 pub mod jwt;
 pub mod server;
@@ -46,4 +47,16 @@ pub fn free_port() -> u16 {
     l.local_addr()
         .unwrap_or_else(|e| panic!("local_addr: {e}"))
         .port()
+}
+
+/// Polls `f` every 50 ms until it holds or `limit` passes; true if it held.
+pub fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }

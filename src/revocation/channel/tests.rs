@@ -9,6 +9,27 @@ fn tok(id: &str) -> Entry {
     }
 }
 
+/// A store with one fetcher publishing into it.
+struct Bus {
+    store: MemoryStore,
+    keys: Keys,
+    fetcher: Replica,
+}
+
+impl Bus {
+    fn new(namespace: &str) -> Self {
+        Bus {
+            store: MemoryStore::default(),
+            keys: Keys::new(namespace),
+            fetcher: Replica::default(),
+        }
+    }
+
+    fn publish(&mut self, update: &Update<'_>) -> u64 {
+        publish(&self.store, &self.keys, &mut self.fetcher, update).unwrap()
+    }
+}
+
 fn update<'a>(entries: &'a [Entry], cursor: &'a str, reset: bool) -> Update<'a> {
     Update {
         reset,
@@ -20,64 +41,47 @@ fn update<'a>(entries: &'a [Entry], cursor: &'a str, reset: bool) -> Update<'a> 
 
 #[test]
 fn workers_follow_deltas() {
-    let store = MemoryStore::default();
-    let keys = Keys::new("ns");
-    let mut fetcher = Replica::default();
+    let mut bus = Bus::new("ns");
     let mut worker = Replica::default();
     assert_eq!(
-        worker.sync(&store, &keys).unwrap(),
+        worker.sync(&bus.store, &bus.keys).unwrap(),
         0,
         "nothing published yet"
     );
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("a")], "c1", true),
-    )
-    .unwrap();
-    assert_eq!(worker.sync(&store, &keys).unwrap(), 1);
+    bus.publish(&update(&[tok("a")], "c1", true));
+    assert_eq!(worker.sync(&bus.store, &bus.keys).unwrap(), 1);
     assert!(worker.set.is_revoked(Some("a"), None, None));
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("b")], "c2", false),
-    )
-    .unwrap();
+    bus.publish(&update(&[tok("b")], "c2", false));
     assert_eq!(
-        worker.sync(&store, &keys).unwrap(),
+        worker.sync(&bus.store, &bus.keys).unwrap(),
         1,
         "only the new delta applied"
     );
     assert!(worker.set.is_revoked(Some("b"), None, None));
     assert_eq!(worker.version, 2);
     assert_eq!(worker.meta.cursor, "c2");
-    assert_eq!(worker.sync(&store, &keys).unwrap(), 0, "already current");
+    assert_eq!(
+        worker.sync(&bus.store, &bus.keys).unwrap(),
+        0,
+        "already current"
+    );
 }
 
 #[test]
 fn late_worker_catches_up_from_snapshot() {
-    let store = MemoryStore::default();
-    let keys = Keys::new("ns");
-    let mut fetcher = Replica::default();
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("a")], "c1", true),
-    )
-    .unwrap();
+    let mut bus = Bus::new("ns");
+    bus.publish(&update(&[tok("a")], "c1", true));
     for i in 0..100 {
         let e = [tok(&format!("t{i}"))];
-        publish(&store, &keys, &mut fetcher, &update(&e, "c", false)).unwrap();
+        bus.publish(&update(&e, "c", false));
     }
     let mut late = Replica::default();
-    late.sync(&store, &keys).unwrap();
+    late.sync(&bus.store, &bus.keys).unwrap();
     assert_eq!(late.set.len(), 101);
-    assert_eq!(late.version, fetcher.version);
+    assert_eq!(late.version, bus.fetcher.version);
     assert!(late.set.is_revoked(Some("t99"), None, None));
-    let delta_keys = store
+    let delta_keys = bus
+        .store
         .keys()
         .iter()
         .filter(|k| k.contains(".delta."))
@@ -90,69 +94,35 @@ fn late_worker_catches_up_from_snapshot() {
 
 #[test]
 fn reset_replaces_everything() {
-    let store = MemoryStore::default();
-    let keys = Keys::new("ns");
-    let mut fetcher = Replica::default();
+    let mut bus = Bus::new("ns");
     let mut worker = Replica::default();
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("a"), tok("b")], "c1", true),
-    )
-    .unwrap();
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("c")], "c2", false),
-    )
-    .unwrap();
-    worker.sync(&store, &keys).unwrap();
+    bus.publish(&update(&[tok("a"), tok("b")], "c1", true));
+    bus.publish(&update(&[tok("c")], "c2", false));
+    worker.sync(&bus.store, &bus.keys).unwrap();
     assert_eq!(worker.set.len(), 3);
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("z")], "e2-1", true),
-    )
-    .unwrap();
-    worker.sync(&store, &keys).unwrap();
+    bus.publish(&update(&[tok("z")], "e2-1", true));
+    worker.sync(&bus.store, &bus.keys).unwrap();
     assert_eq!(worker.set.len(), 1);
     assert!(worker.set.is_revoked(Some("z"), None, None));
     assert!(!worker.set.is_revoked(Some("a"), None, None));
     assert!(
-        !store.keys().iter().any(|k| k.contains(".delta.")),
+        !bus.store.keys().iter().any(|k| k.contains(".delta.")),
         "deltas before a reset are dropped"
     );
 }
 
 #[test]
 fn empty_poll_moves_only_the_sync_time() {
-    let store = MemoryStore::default();
-    let keys = Keys::new("ns");
-    let mut fetcher = Replica::default();
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("a")], "c1", true),
-    )
-    .unwrap();
-    let v = publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &Update {
-            reset: false,
-            entries: &[],
-            cursor: "c1",
-            now_ms: 99,
-        },
-    )
-    .unwrap();
+    let mut bus = Bus::new("ns");
+    bus.publish(&update(&[tok("a")], "c1", true));
+    let v = bus.publish(&Update {
+        reset: false,
+        entries: &[],
+        cursor: "c1",
+        now_ms: 99,
+    });
     assert_eq!(v, 1);
-    let (meta, _) = read_meta(&store, &keys).unwrap().unwrap();
+    let (meta, _) = read_meta(&bus.store, &bus.keys).unwrap().unwrap();
     assert_eq!(meta.last_sync_ms, 99);
     assert_eq!(meta.version, 1);
 }
@@ -196,36 +166,22 @@ fn namespaces_do_not_mix() {
 
 #[test]
 fn corrupt_data_keeps_the_last_good_set() {
-    let store = MemoryStore::default();
-    let keys = Keys::new("ns");
-    let mut fetcher = Replica::default();
+    let mut bus = Bus::new("ns");
     let mut worker = Replica::default();
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("a")], "c1", true),
-    )
-    .unwrap();
-    worker.sync(&store, &keys).unwrap();
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("b")], "c2", false),
-    )
-    .unwrap();
-    store.set("ns.rev.delta.2", b"garbage", None).unwrap();
-    store.set("ns.rev.snapshot", b"garbage", None).unwrap();
-    assert!(worker.sync(&store, &keys).is_err());
+    bus.publish(&update(&[tok("a")], "c1", true));
+    worker.sync(&bus.store, &bus.keys).unwrap();
+    bus.publish(&update(&[tok("b")], "c2", false));
+    bus.store.set("ns.rev.delta.2", b"garbage", None).unwrap();
+    bus.store.set("ns.rev.snapshot", b"garbage", None).unwrap();
+    assert!(worker.sync(&bus.store, &bus.keys).is_err());
     assert!(
         worker.set.is_revoked(Some("a"), None, None),
         "last good set kept"
     );
     assert_eq!(worker.version, 1);
-    store.set("ns.rev.meta", b"garbage", None).unwrap();
+    bus.store.set("ns.rev.meta", b"garbage", None).unwrap();
     assert!(matches!(
-        worker.sync(&store, &keys),
+        worker.sync(&bus.store, &bus.keys),
         Err(SyncError::Corrupt(_))
     ));
     assert!(worker.set.is_revoked(Some("a"), None, None));
@@ -233,14 +189,12 @@ fn corrupt_data_keeps_the_last_good_set() {
 
 #[test]
 fn ten_thousand_entry_delta() {
-    let store = MemoryStore::default();
-    let keys = Keys::new("ns");
-    let mut fetcher = Replica::default();
+    let mut bus = Bus::new("ns");
     let mut worker = Replica::default();
-    publish(&store, &keys, &mut fetcher, &update(&[], "c0", true)).unwrap();
-    worker.sync(&store, &keys).unwrap();
+    bus.publish(&update(&[], "c0", true));
+    worker.sync(&bus.store, &bus.keys).unwrap();
     let entries: Vec<Entry> = (0..10_000).map(|i| tok(&format!("j{i}"))).collect();
-    publish(&store, &keys, &mut fetcher, &update(&entries, "c1", false)).unwrap();
-    assert_eq!(worker.sync(&store, &keys).unwrap(), 10_000);
+    bus.publish(&update(&entries, "c1", false));
+    assert_eq!(worker.sync(&bus.store, &bus.keys).unwrap(), 10_000);
     assert_eq!(worker.set.len(), 10_000);
 }
