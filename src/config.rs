@@ -401,10 +401,8 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
             .map(|c| &c.header)
             .chain(&p.payload_header)
         {
-            // Some upstream frameworks read `x_user_id` as `x-user-id`;
-            // a proxy that forwards underscores must not let that spelling
-            // through either.
-            strip.insert(h.replace('-', "_"));
+            // Matched with `_` and `-` folded (see the decision), so
+            // `x_user_id` and `x-user_id` are stripped too.
             strip.insert(h.clone());
         }
     }

@@ -214,14 +214,25 @@ pub fn decide(policy: &Policy, request: &Request<'_>, env: &Env<'_>) -> Decision
     }
 }
 
-/// The headers the filter owns that the client sent anyway.
+/// The headers the filter owns that the client sent anyway. Frameworks
+/// that fold `_` into `-` read `x-user_id` as `x-user-id`, so any mix of
+/// the two spellings counts.
 fn present_strip_headers(policy: &Policy, request: &Request<'_>) -> Vec<String> {
-    policy
-        .strip_headers
-        .iter()
-        .filter(|name| request.headers.iter().any(|(n, _)| n == *name))
-        .cloned()
-        .collect()
+    let mut present: Vec<String> = Vec::new();
+    for (name, _) in request.headers {
+        let owned = policy.strip_headers.iter().any(|s| same_folded(s, name));
+        if owned && !present.contains(name) {
+            present.push(name.clone());
+        }
+    }
+    present.sort();
+    present
+}
+
+/// Equal once `_` and `-` are treated as one character.
+fn same_folded(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 fn authenticate(

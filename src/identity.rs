@@ -39,8 +39,8 @@ pub fn lookup<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Option<&'c
 }
 
 /// Strings, numbers and booleans as text; arrays of them joined with `,`.
-/// Objects, nulls and any value holding CR, LF or NUL (header injection)
-/// give no header at all.
+/// Objects, nulls and any value holding a control character (CR, LF, NUL:
+/// header injection; any other: Envoy refuses it) give no header at all.
 pub fn render(value: &Value) -> Option<String> {
     let text = match value {
         Value::Array(items) => {
@@ -49,7 +49,9 @@ pub fn render(value: &Value) -> Option<String> {
         }
         other => scalar(other)?,
     };
-    if text.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    // Envoy refuses a request whose header value holds a control
+    // character (503): such a claim is not written at all.
+    if text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return None;
     }
     Some(text)

@@ -729,3 +729,23 @@ fn cached_token_from_another_place_is_not_a_hit_for_a_provider_that_does_not_rea
         "missing"
     );
 }
+
+#[test]
+fn underscore_spellings_of_identity_headers_are_stripped() {
+    let p = policy(config());
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[
+            ("x_user_id", "m1"),
+            ("x-user_id", "m2"),
+            ("x_auth-provider", "m3"),
+            ("x-user-idx", "ok"),
+        ],
+    ));
+    assert_eq!(
+        a.remove_headers,
+        vec!["x-user_id", "x_auth-provider", "x_user_id"]
+    );
+}

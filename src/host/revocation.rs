@@ -13,7 +13,7 @@ use super::metrics::Metrics;
 use super::shared::HostStore;
 use crate::revocation::channel::{publish, Keys, Replica, Update};
 use crate::revocation::lease::Lease;
-use crate::revocation::poller::{self, check_response, FeedConfig, FeedError, OnStale, Poller};
+use crate::revocation::poller::{self, check_response, FeedConfig, FeedError, Poller};
 use crate::revocation::store::StoreError;
 
 /// How often a VM drops expired entries from its replica.
@@ -64,6 +64,20 @@ impl RevocationLoop {
         }
     }
 
+    /// Catches up with shared data at once, at configuration time: a new
+    /// plugin instance in a proxy whose fetcher already published must not
+    /// decide its first requests with an empty set.
+    pub fn prime(&mut self, now_ms: u64) {
+        self.sync(now_ms);
+        let last_sync_ms = self.view.replica.borrow().meta.last_sync_ms;
+        self.view.refuse_stale.set(poller::refuse_stale(
+            &self.config,
+            now_ms,
+            last_sync_ms,
+            self.started_ms,
+        ));
+    }
+
     pub fn tick_period(&self) -> Duration {
         Duration::from_millis(self.config.sync_interval_ms)
     }
@@ -83,9 +97,7 @@ impl RevocationLoop {
             let replica = self.view.replica.borrow();
             (replica.set.len() as u64, replica.meta.last_sync_ms)
         };
-        let stale = poller::is_stale(&self.config, now_ms, last_sync_ms, self.started_ms);
-        let refuse = (stale && self.config.on_stale == OnStale::Deny)
-            .then(|| (self.config.poll_interval_ms / 1000).max(1));
+        let refuse = poller::refuse_stale(&self.config, now_ms, last_sync_ms, self.started_ms);
         self.view.refuse_stale.set(refuse);
         metrics.gauge("revocation.entries", held);
         let since = if last_sync_ms == 0 {

@@ -98,6 +98,9 @@ impl RootContext for FilterRoot {
             .revocation
             .clone()
             .map(|feed| RevocationLoop::new(feed, owner, now_ms));
+        if let Some(rev) = self.revocation.as_mut() {
+            rev.prime(now_ms);
+        }
         // Only timers are set here: Envoy runs on_configure once in a
         // throw-away VM too, so callouts start on the first tick.
         let mut tick: Option<Duration> = self.revocation.as_ref().map(RevocationLoop::tick_period);

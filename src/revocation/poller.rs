@@ -202,5 +202,20 @@ pub fn is_stale(config: &FeedConfig, now_ms: u64, last_sync_ms: u64, started_ms:
     now_ms.saturating_sub(since) > config.max_staleness_seconds * 1000
 }
 
+/// `Some(retry_after_seconds)` when token-bearing requests must get a 503:
+/// the policy is `deny` and the data is stale, or this proxy has never
+/// synced at all. A new VM or process with no revocation data knows nothing
+/// of what was revoked; under `deny` it refuses until its first sync (a
+/// fraction of a second) rather than let a revoked token through.
+pub fn refuse_stale(
+    config: &FeedConfig,
+    now_ms: u64,
+    last_sync_ms: u64,
+    started_ms: u64,
+) -> Option<u64> {
+    let unknown = last_sync_ms == 0 || is_stale(config, now_ms, last_sync_ms, started_ms);
+    (unknown && config.on_stale == OnStale::Deny).then(|| (config.poll_interval_ms / 1000).max(1))
+}
+
 #[cfg(test)]
 mod tests;

@@ -132,3 +132,24 @@ fn request_carries_pseudo_headers_and_token() {
     assert!(h.contains(&(":path".into(), "/v1/revocations?since=e1-5".into())));
     assert!(h.contains(&("authorization".into(), "Bearer read".into())));
 }
+
+#[test]
+fn deny_refuses_before_the_first_sync_and_when_stale() {
+    let mut c = config();
+    assert_eq!(refuse_stale(&c, 1000, 0, 0), None, "serve never refuses");
+    assert_eq!(refuse_stale(&c, 40_000, 1000, 0), None);
+    c.on_stale = OnStale::Deny;
+    assert_eq!(
+        refuse_stale(&c, 1, 0, 0),
+        Some(1),
+        "never synced: refuse at once"
+    );
+    assert_eq!(refuse_stale(&c, 30_000, 1000, 0), None);
+    assert_eq!(refuse_stale(&c, 31_001, 1000, 0), Some(1));
+    c.poll_interval_ms = 5000;
+    assert_eq!(
+        refuse_stale(&c, 31_001, 1000, 0),
+        Some(5),
+        "retry-after follows the poll interval"
+    );
+}

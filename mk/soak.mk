@@ -1,0 +1,36 @@
+# Soak under load (issue 8, part 4). See soak/README.md.
+#
+#   make soak [DURATION=60s]   wrk against Envoy + the filter with valid,
+#                              invalid and revoked tokens while the soak's
+#                              own feed revokes one more token per second;
+#                              prints a report, fails when a revoked token
+#                              passed after its propagation window, a valid
+#                              token was refused, an invalid one got through,
+#                              or Envoy's memory grew (> 20 % + 10 MiB)
+#   make soak-ci               the same for SOAK_CI_DURATION (default 20s);
+#                              part of `make test` (SKIP_SOAK=1 leaves it out)
+#
+# wrk comes from Debian and is installed when missing.
+
+.PHONY: soak soak-ci soak-deps
+
+SOAK_DURATION    ?= $(or $(DURATION),60s)
+SOAK_CI_DURATION ?= 20s
+SOAK_FLAGS       ?=
+
+ifneq ($(SKIP_SOAK),1)
+TEST_DEPS += soak-ci
+endif
+
+## soak-deps: wrk (Debian) when missing
+soak-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing wrk (Debian package) for the soak"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; \
+	}
+
+soak: build .venv soak-deps
+	$(PYTHON) $(ROOT)/soak/soak.py --duration '$(SOAK_DURATION)' $(SOAK_FLAGS)
+
+soak-ci: build .venv soak-deps
+	$(PYTHON) $(ROOT)/soak/soak.py --duration '$(SOAK_CI_DURATION)' $(SOAK_FLAGS)
