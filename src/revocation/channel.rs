@@ -9,7 +9,9 @@
 //! compare-and-swap, so a worker never sees a version whose data is missing
 //! and two fetchers can never both publish.
 
-use super::codec::{decode_batch, decode_meta, encode_batch, encode_meta, Batch, Meta};
+use super::codec::{
+    decode_batch, decode_batch_into, decode_meta, encode_batch, encode_meta, Batch, Meta,
+};
 use super::set::{Entry, RevocationSet};
 use super::store::{SharedStore, StoreError};
 
@@ -95,21 +97,28 @@ impl Replica {
                 return Ok(n);
             }
         }
-        // Snapshot, then the deltas published after it.
-        let snapshot = read_batch(store, &keys.snapshot)?;
-        if snapshot.version > meta.version || snapshot.version < meta.base {
+        // Snapshot, then the deltas published after it. The snapshot is
+        // decoded straight into a new set (no intermediate list, so a
+        // worker's memory peak stays near the set's own size); the old set
+        // stays until everything succeeded.
+        let bytes = match store.get(&keys.snapshot) {
+            (Some(bytes), _) if !bytes.is_empty() => bytes,
+            _ => return Err(SyncError::Raced),
+        };
+        let mut set = RevocationSet::new();
+        let version = decode_batch_into(&bytes, &mut set).map_err(|e| SyncError::Corrupt(e.0))?;
+        drop(bytes);
+        let mut applied = set.len();
+        if version > meta.version || version < meta.base {
             return Err(SyncError::Raced);
         }
-        let mut set = RevocationSet::new();
-        set.apply(&snapshot.entries);
-        let mut applied = snapshot.entries.len();
         let mut replica = Replica {
             set,
-            version: snapshot.version,
+            version,
             meta: Meta::default(),
         };
-        if snapshot.version < meta.version {
-            applied += replica.apply_deltas(store, keys, snapshot.version + 1, meta.version)?;
+        if version < meta.version {
+            applied += replica.apply_deltas(store, keys, version + 1, meta.version)?;
         }
         self.set = replica.set;
         self.version = meta.version;

@@ -61,6 +61,31 @@ pub fn encode_batch(version: u64, entries: impl Iterator<Item = Entry>) -> Vec<u
 }
 
 pub fn decode_batch(bytes: &[u8]) -> Result<Batch, CodecError> {
+    let mut entries = Vec::new();
+    let version = decode_batch_into(bytes, &mut entries)?;
+    Ok(Batch { version, entries })
+}
+
+/// Where decoded entries go.
+pub trait EntrySink {
+    /// Called once with the record count, before the first entry.
+    fn reserve(&mut self, count: usize);
+    fn push(&mut self, entry: Entry);
+}
+
+impl EntrySink for Vec<Entry> {
+    fn reserve(&mut self, count: usize) {
+        self.reserve_exact(count);
+    }
+    fn push(&mut self, entry: Entry) {
+        Vec::push(self, entry);
+    }
+}
+
+/// Decodes a batch entry by entry, without collecting it first: a
+/// snapshot of a million entries goes straight into a set. Returns the
+/// batch's version.
+pub fn decode_batch_into(bytes: &[u8], sink: &mut impl EntrySink) -> Result<u64, CodecError> {
     let mut r = Reader(bytes);
     if r.take(4)? != BATCH_MAGIC {
         return Err(CodecError("not a revocation batch"));
@@ -72,12 +97,12 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Batch, CodecError> {
     if count > r.0.len() / 25 {
         return Err(CodecError("record count exceeds batch size"));
     }
-    let mut entries = Vec::with_capacity(count);
+    sink.reserve(count);
     for _ in 0..count {
         let tag = r.u8()?;
         let id = r.u128()?;
         let exp = r.u64()?;
-        entries.push(match tag {
+        sink.push(match tag {
             TAG_TOKEN => Entry::Token { id, exp },
             TAG_SUBJECT => Entry::Subject {
                 id,
@@ -90,7 +115,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Batch, CodecError> {
     if !r.0.is_empty() {
         return Err(CodecError("trailing bytes after records"));
     }
-    Ok(Batch { version, entries })
+    Ok(version)
 }
 
 /// What the fetcher publishes about the shared set.

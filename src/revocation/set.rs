@@ -52,6 +52,15 @@ pub enum Entry {
     Subject { id: Digest, before: u64, exp: u64 },
 }
 
+impl super::codec::EntrySink for RevocationSet {
+    fn reserve(&mut self, count: usize) {
+        self.tokens.reserve(count);
+    }
+    fn push(&mut self, entry: Entry) {
+        self.insert(entry);
+    }
+}
+
 impl Entry {
     pub fn exp(&self) -> u64 {
         match self {
