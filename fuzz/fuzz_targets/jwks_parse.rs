@@ -1,0 +1,124 @@
+//! JWKS documents: `KeySet::from_jwks` (config path, all-or-nothing) and
+//! `KeySet::from_jwks_lenient` (remote path, keeps the good keys).
+//!
+//! Oracles: the two agree (strict Ok ⇔ lenient without errors, same keys;
+//! strict's error is lenient's first); keys + errors account for every entry;
+//! messages are one line; and a token signed by a test key verifies against
+//! the fuzzed set only if the set holds that very key (a mutated key never
+//! verifies). Also the remote-JWKS helpers of `jwt_auth_wasm::jwks` on the
+//! raw bytes.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use fuzz_support::{hmac_token, hs_secret, key_set, SIGNED_TOKENS};
+use jwt_auth_wasm::jwks::{
+    decode_record, encode_record, jwks_path_from_discovery, max_age, parse_jwks, url_path,
+};
+use jwt_auth_wasm::jwt::{parse, Algorithm, KeyMaterial, KeySet};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fn tokens() -> &'static Vec<String> {
+    static TOKENS: OnceLock<Vec<String>> = OnceLock::new();
+    TOKENS.get_or_init(|| {
+        let mut t: Vec<String> = SIGNED_TOKENS.iter().map(|s| s.trim().to_string()).collect();
+        for (alg, bits, name) in [
+            (Algorithm::Hs256, 256, "HS256"),
+            (Algorithm::Hs384, 384, "HS384"),
+            (Algorithm::Hs512, 512, "HS512"),
+        ] {
+            t.push(hmac_token(
+                alg,
+                &hs_secret(bits),
+                &format!(r#"{{"alg":"{name}","kid":"hs{bits}"}}"#),
+                r#"{"sub":"alice"}"#,
+            ));
+        }
+        t
+    })
+}
+
+fn fixture_material() -> Vec<&'static KeyMaterial> {
+    key_set().keys().iter().map(|k| k.material()).collect()
+}
+
+/// The same key for verification purposes. HMAC pads a key shorter than
+/// the hash block with zero bytes, so `k` and `k || 00` are one HMAC key
+/// (RFC 2104 §2): not a finding, the JWKS is trusted configuration.
+fn same_key(a: &KeyMaterial, b: &KeyMaterial) -> bool {
+    match (a, b) {
+        (KeyMaterial::Oct(a), KeyMaterial::Oct(b)) => {
+            let trim = |s: &[u8]| -> Vec<u8> {
+                let end = s.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+                s[..end].to_vec()
+            };
+            a.len() <= 128 && b.len() <= 128 && trim(a.as_bytes()) == trim(b.as_bytes())
+        }
+        _ => a == b,
+    }
+}
+
+fn one_line(s: &str) {
+    assert!(!s.contains(['\r', '\n']), "message spans lines: {s:?}");
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The remote-JWKS side (src/jwks.rs): a fetched body, an OIDC discovery
+    // document, Cache-Control, and the shared-data record.
+    if let Ok((keys, _)) = parse_jwks(data) {
+        assert!(keys.verification_key_count() > 0, "unusable JWKS accepted");
+    }
+    if let Ok(path) = jwks_path_from_discovery(data) {
+        assert!(path.starts_with('/'));
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = max_age(text);
+        let _ = url_path(text);
+    }
+    assert_eq!(decode_record(&encode_record(7, data)), Some((7, data)));
+
+    let Ok(doc) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let strict = KeySet::from_jwks(&doc);
+    let (lenient, errors) = KeySet::from_jwks_lenient(&doc);
+    for e in &errors {
+        one_line(&e.to_string());
+    }
+    match &strict {
+        Ok(set) => {
+            assert!(errors.is_empty(), "strict accepted what lenient refused");
+            assert_eq!(set, &lenient);
+        }
+        Err(e) => {
+            one_line(&e.to_string());
+            assert_eq!(errors.first(), Some(e), "strict and lenient disagree");
+        }
+    }
+    if let Some(entries) = doc.get("keys").and_then(Value::as_array) {
+        assert_eq!(lenient.len() + errors.len(), entries.len());
+    }
+    assert!(lenient.verification_key_count() <= lenient.len());
+    let known = fixture_material();
+    for key in lenient.keys() {
+        let der = key.spki_der();
+        assert_eq!(der.is_none(), key.material().kty() == "oct");
+        let _ = lenient.kids().count();
+    }
+    for text in tokens() {
+        let Ok(token) = parse(text, 8192) else {
+            continue;
+        };
+        if lenient.verify(&token).is_ok() {
+            assert!(
+                lenient
+                    .keys()
+                    .iter()
+                    .any(|k| k.fits(token.header.alg)
+                        && known.iter().any(|m| same_key(m, k.material()))),
+                "a token verified with a key that is not the one it was signed with"
+            );
+        }
+    }
+});

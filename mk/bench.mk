@@ -1,0 +1,70 @@
+# Benchmarks (issue 6; revocation scale from issue 3). See bench/README.md.
+#
+#   make bench              passthrough, Envoy jwt_authn (with/without cache),
+#                           this filter (with/without token_cache) and an
+#                           ext_authz service, for HS256 RS256 ES256 EdDSA;
+#                           table -> bench/results/latest.md, chart -> latest.png
+#   make bench-revocation   0 / 100k / 1M revoked jtis: req/s, RSS, revoke delay
+#                           -> bench/results/revocation.md
+#
+# Variables:
+#   BENCH_SECONDS=10        measured seconds per run (after a warm-up)
+#   BENCH_CONNECTIONS=32    wrk connections (one wrk thread)
+#   BENCH_ALGS="HS256 RS256 ES256 EdDSA"
+#   BENCH_VARIANTS="passthrough jwt_authn jwt_authn_cache wasm wasm_cache ext_authz"
+#                           (passthrough always runs: it is the reference)
+#   BENCH_ROUNDS=1          run every variant N times (interleaved); median
+#   BENCH_REVOCATION=1      make bench also runs the revocation benchmark
+#   BENCH_REVOCATION_SIZES="0 100000 500000 1000000"   BENCH_REVOCATION_TRIALS=30
+#
+# Envoy (--concurrency 1) is pinned to core 0, wrk and the native helper
+# servers to core 1. Run it on a quiet machine: every other process competes.
+
+.PHONY: bench bench-revocation bench-tools bench-deps
+
+BENCH_SECONDS      ?= 10
+BENCH_CONNECTIONS  ?= 32
+BENCH_ALGS         ?= HS256 RS256 ES256 EdDSA
+BENCH_VARIANTS     ?= passthrough jwt_authn jwt_authn_cache wasm wasm_cache ext_authz
+BENCH_ROUNDS       ?= 1
+BENCH_REVOCATION   ?=
+BENCH_REVOCATION_SIZES  ?= 0 100000 500000 1000000
+BENCH_REVOCATION_TRIALS ?= 30
+BENCH_TOOL         := $(ROOT)/target/release/jwt-auth-bench
+
+bench_empty :=
+bench_space := $(bench_empty) $(bench_empty)
+bench_comma := ,
+bench_csv = $(subst $(bench_space),$(bench_comma),$(strip $(1)))
+
+export BENCH_TOOL
+
+BENCH_COMMON = --seconds $(BENCH_SECONDS) --connections $(BENCH_CONNECTIONS) \
+  --sizes '$(call bench_csv,$(BENCH_REVOCATION_SIZES))' --trials $(BENCH_REVOCATION_TRIALS)
+
+## bench: build everything, install what is missing, run every variant
+bench: build .venv bench-tools bench-deps
+	$(PYTHON) $(ROOT)/bench/run.py bench $(BENCH_COMMON) \
+	  --algs '$(call bench_csv,$(BENCH_ALGS))' \
+	  --variants '$(call bench_csv,$(BENCH_VARIANTS))' --rounds $(BENCH_ROUNDS) \
+	  $(if $(filter-out 0 no false,$(BENCH_REVOCATION)),--revocation)
+
+## bench-revocation: the revocation-scale benchmark on its own
+bench-revocation: build .venv bench-tools bench-deps
+	$(PYTHON) $(ROOT)/bench/run.py revocation $(BENCH_COMMON)
+
+## bench-tools: the native helper (tokens, ext_authz service, static feed)
+bench-tools:
+	$(CARGO) build --release -p jwt-auth-bench
+
+## bench-deps: wrk, gnuplot and taskset from Debian when missing
+bench-deps:
+	@missing=""; \
+	 command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	 command -v gnuplot >/dev/null 2>&1 || missing="$$missing gnuplot-nox"; \
+	 command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing (Debian):$$missing"; \
+	   apt-get update -qq; \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 $$missing >/dev/null; \
+	 fi
