@@ -76,11 +76,11 @@ fmt:
 
 ## test: everything CI runs
 test: toolchain .venv build lint $(TEST_DEPS)
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 ## test-only: cargo test against the already built wasm and Envoy
 test-only:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 ## token: print a demo token (HS256, demo secret of envoy.yaml)
 token:

@@ -380,7 +380,7 @@ fn feed_faults_keep_the_last_good_set() {
         );
     }
     assert!(
-        envoy.log().contains("keeping the last good set"),
+        envoy.wait_for_log("keeping the last good set", Duration::from_secs(5)),
         "the log says what happened"
     );
 
