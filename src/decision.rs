@@ -296,7 +296,7 @@ fn authenticate(
             }
             let skew = provider.claims.clock_skew_seconds;
             if let Some(hit) = cache.get(index, found.token, env.now, skew) {
-                return authorize(provider, &found, &hit, requirement, env, stripped);
+                return authorize(request, provider, &found, &hit, requirement, env, stripped);
             }
         }
     }
@@ -347,7 +347,15 @@ fn authenticate(
         set_headers: identity_headers(provider, &claims),
         claims,
     };
-    let allow = authorize(provider, &found, &verified, requirement, env, stripped);
+    let allow = authorize(
+        request,
+        provider,
+        &found,
+        &verified,
+        requirement,
+        env,
+        stripped,
+    );
     if let Some(cache) = env.cache {
         cache.insert(index, found.token, verified);
     }
@@ -357,6 +365,7 @@ fn authenticate(
 /// What applies to a verified token, cached or not: staleness of the
 /// revocation data, revocation, and the route's permission rules.
 fn authorize(
+    request: &Request<'_>,
     provider: &Provider,
     found: &Found<'_>,
     token: &Verified,
@@ -411,7 +420,7 @@ fn authorize(
         }
     }
     let set_headers = token.set_headers.clone();
-    let mut remove_headers = removals(provider, found, stripped);
+    let mut remove_headers = removals(provider, found, request, stripped);
     // Writing a header replaces every value the client sent under that name.
     remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
     Ok(Allow {
@@ -467,14 +476,31 @@ fn identity_headers(provider: &Provider, claims: &Map<String, Value>) -> Vec<(St
 }
 
 /// Client-sent identity headers that the filter is not about to overwrite,
-/// plus the token header when the provider does not forward it.
-fn removals(provider: &Provider, found: &Found<'_>, stripped: Vec<String>) -> Vec<String> {
+/// plus, when the provider does not forward the token, every header of its
+/// sources that carries this token (the same token may arrive twice).
+fn removals(
+    provider: &Provider,
+    found: &Found<'_>,
+    request: &Request<'_>,
+    stripped: Vec<String>,
+) -> Vec<String> {
     let mut remove = stripped;
-    if !provider.forward {
-        if let TokenSource::Header { name, .. } = found.source {
-            if !remove.contains(name) {
-                remove.push(name.clone());
-            }
+    if provider.forward {
+        return remove;
+    }
+    for source in &provider.sources {
+        let TokenSource::Header { name, prefix } = source else {
+            continue;
+        };
+        let carries = request.headers.iter().any(|(n, v)| {
+            n == name
+                && std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
+                    == Some(found.token)
+        });
+        if carries && !remove.contains(name) {
+            remove.push(name.clone());
         }
     }
     remove

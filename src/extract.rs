@@ -111,7 +111,7 @@ pub fn extract<'r>(
 
 /// The token after a case-insensitive scheme prefix; surrounding spaces are
 /// not part of a token.
-fn strip_prefix<'v>(value: &'v str, prefix: Option<&str>) -> Option<&'v str> {
+pub(crate) fn strip_prefix<'v>(value: &'v str, prefix: Option<&str>) -> Option<&'v str> {
     let value = value.trim_matches([' ', '\t']);
     match prefix {
         None => Some(value),

@@ -83,7 +83,16 @@ impl Rule {
         // The query string and fragment never take part in matching.
         let path = path.split(['?', '#']).next().unwrap_or("");
         let path_ok = match &self.path {
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            // Whole segments only: `/healthz` covers `/healthz` and
+            // `/healthz/live` but not `/healthzadmin`, so a bypass rule
+            // never reaches further than its author meant. `;` and `.` also
+            // end a segment, because frameworks serve `/admin;x=y` (matrix
+            // parameters) and `/admin.json` (suffix patterns) as `/admin`:
+            // a rule on `/admin` must cover them. A prefix ending in `/` is
+            // a plain string prefix.
+            PathMatch::Prefix(p) => path.strip_prefix(p.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(['/', ';', '.']) || p.ends_with('/')
+            }),
             PathMatch::Exact(p) => path == p,
         };
         path_ok && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
@@ -139,6 +148,16 @@ mod tests {
         assert!(p.matches("GET", "/healthz"));
         assert!(p.matches("POST", "/healthz/live?x=1"));
         assert!(!p.matches("GET", "/health"));
+        assert!(!p.matches("GET", "/healthzadmin"), "whole segments only");
+        assert!(!p.matches("GET", "/healthz-internal/x"));
+        assert!(p.matches("GET", "/healthz?x"));
+        assert!(p.matches("GET", "/healthz;v=1"), "matrix parameters");
+        assert!(p.matches("GET", "/healthz.json"), "suffix patterns");
+        let slash = rule(PathMatch::Prefix("/api/".into()), &[]);
+        assert!(slash.matches("GET", "/api/v1"));
+        assert!(!slash.matches("GET", "/api"));
+        let root = rule(PathMatch::Prefix("/".into()), &[]);
+        assert!(root.matches("GET", "/anything"));
         let e = rule(PathMatch::Exact("/login".into()), &["POST"]);
         assert!(e.matches("POST", "/login?next=/"));
         assert!(e.matches("POST", "/login#top"));

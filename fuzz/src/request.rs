@@ -62,6 +62,9 @@ pub enum NameChoice {
     XOrg,
     XJwtPayload,
     XTenant,
+    /// `x_user_id`: the underscore spelling of an identity header, which
+    /// some upstreams (CGI/WSGI) read as `x-user-id`.
+    XUserIdUnderscore,
     Other(String),
 }
 
@@ -273,6 +276,7 @@ impl RequestInput {
                 NameChoice::XOrg => "x-org".to_string(),
                 NameChoice::XJwtPayload => "x-jwt-payload".to_string(),
                 NameChoice::XTenant => "x-tenant".to_string(),
+                NameChoice::XUserIdUnderscore => "x_user_id".to_string(),
                 NameChoice::Other(n) => n.to_ascii_lowercase(),
             };
             let value = match &h.value {
@@ -425,8 +429,8 @@ fn check_decision(policy: &jwt_auth_wasm::config::Policy, built: &Built, decisio
         Decision::Allow(allow) => {
             for (name, value) in &allow.set_headers {
                 assert!(
-                    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
-                    "header {name} would carry CR/LF/NUL: {value:?}"
+                    !value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f),
+                    "header {name} would carry a control character: {value:?}"
                 );
                 assert!(
                     policy.strip_headers.contains(name),
@@ -437,13 +441,18 @@ fn check_decision(policy: &jwt_auth_wasm::config::Policy, built: &Built, decisio
                     "{name} both set and removed"
                 );
             }
-            for name in &policy.strip_headers {
-                let sent = built.headers.iter().any(|(n, _)| n == name);
-                let handled = allow.remove_headers.contains(name)
-                    || allow.set_headers.iter().any(|(n, _)| n == name);
+            // Every client-sent header the filter owns, in any `-`/`_`
+            // spelling, is removed or overwritten.
+            let fold = |s: &str| s.replace('_', "-");
+            for (sent, _) in &built.headers {
+                if !policy.strip_headers.iter().any(|s| fold(s) == fold(sent)) {
+                    continue;
+                }
+                let handled = allow.remove_headers.contains(sent)
+                    || allow.set_headers.iter().any(|(n, _)| n == sent);
                 assert!(
-                    !sent || handled,
-                    "client-sent identity header {name} would reach the upstream"
+                    handled,
+                    "client-sent identity header {sent} would reach the upstream"
                 );
             }
             let path = route_path(&built.path);

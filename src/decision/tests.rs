@@ -749,3 +749,28 @@ fn underscore_spellings_of_identity_headers_are_stripped() {
         vec!["x-user_id", "x_auth-provider", "x_user_id"]
     );
 }
+
+#[test]
+fn the_same_token_in_two_header_sources_is_removed_from_both() {
+    let mut v = config();
+    v["providers"][0]["from_headers"] =
+        json!([{"name": "authorization", "value_prefix": "Bearer "}, {"name": "x-token"}]);
+    let p = policy(v);
+    let t = token("alice");
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&t)), ("x-token", &t)],
+    ));
+    assert!(a.remove_headers.contains(&"authorization".to_string()));
+    assert!(a.remove_headers.contains(&"x-token".to_string()));
+    // An unrelated credential in another source header is left alone.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", "Basic dXNlcjpwYXNz"), ("x-token", &t)],
+    ));
+    assert_eq!(a.remove_headers, vec!["x-token".to_string()]);
+}
