@@ -675,17 +675,13 @@ fn listener_reload_keeps_decisions_and_revocations() {
     );
 }
 
-/// (c) hot restart with the feed up: epoch 1 takes over the listen socket,
-/// epoch 0 drains and exits. The new process has no shared data: it must
-/// get the set from the feed before it lets a token through (its first,
-/// full sync is made slow here so the window is wide).
-#[test]
-fn hot_restart_keeps_revocations() {
-    let s = setup("hotrestart");
+/// Epoch 0 of a hot-restartable Envoy under `on_stale: deny`, once it
+/// refuses the revoked token everywhere: (bootstrap path, base id, process).
+fn start_epoch_zero(s: &Setup, max_staleness: u64) -> (PathBuf, u32, Proc) {
     let cfg = plugin_config(&Plugin {
         extra_rules: vec![],
         on_stale: "deny",
-        max_staleness: 10,
+        max_staleness,
         sync_interval_ms: 100,
     });
     let config_path = s.dir.join("envoy.json");
@@ -699,7 +695,7 @@ fn hot_restart_keeps_revocations() {
     );
     fs::write(&config_path, b.to_string()).unwrap();
     let base = base_id();
-    let mut parent = Proc::start(&config_path, &s.dir, Some((base, 0)));
+    let parent = Proc::start(&config_path, &s.dir, Some((base, 0)));
     assert!(
         wait_until(Duration::from_secs(10), || refused_everywhere(
             s.port, &s.revoked
@@ -707,6 +703,17 @@ fn hot_restart_keeps_revocations() {
         "epoch 0 does not refuse the revoked token:\n{}",
         parent.log_tail()
     );
+    (config_path, base, parent)
+}
+
+/// (c) hot restart with the feed up: epoch 1 takes over the listen socket,
+/// epoch 0 drains and exits. The new process has no shared data: it must
+/// get the set from the feed before it lets a token through (its first,
+/// full sync is made slow here so the window is wide).
+#[test]
+fn hot_restart_keeps_revocations() {
+    let s = setup("hotrestart");
+    let (config_path, base, mut parent) = start_epoch_zero(&s, 10);
     let traffic = Traffic::start(s.port, 2, &s.valid, &s.revoked);
     thread::sleep(Duration::from_millis(500));
     s.feed.set_slow_full_sync(1500);
@@ -746,31 +753,7 @@ fn hot_restart_keeps_revocations() {
 #[test]
 fn hot_restart_during_feed_outage_never_allows_a_revoked_token() {
     let s = setup("hotrestart-outage");
-    let cfg = plugin_config(&Plugin {
-        extra_rules: vec![],
-        on_stale: "deny",
-        max_staleness: 2,
-        sync_interval_ms: 100,
-    });
-    let config_path = s.dir.join("envoy.json");
-    let b = bootstrap(
-        &cfg,
-        "jwt_auth",
-        s.feed.server.port(),
-        s.upstream_port,
-        s.port,
-        &s.dir,
-    );
-    fs::write(&config_path, b.to_string()).unwrap();
-    let base = base_id();
-    let mut parent = Proc::start(&config_path, &s.dir, Some((base, 0)));
-    assert!(
-        wait_until(Duration::from_secs(10), || refused_everywhere(
-            s.port, &s.revoked
-        )),
-        "epoch 0 does not refuse the revoked token:\n{}",
-        parent.log_tail()
-    );
+    let (config_path, base, mut parent) = start_epoch_zero(&s, 2);
     s.feed.set_down(true);
     let traffic = Traffic::start(s.port, 2, &s.valid, &s.revoked);
     thread::sleep(Duration::from_millis(300));
