@@ -784,6 +784,7 @@ def revocation(args, machine, wasm_path=None):
             log("  %8d entries: %s" % (n, row["note"]))
             return False
         row["sync_s"] = time.time() - t0
+        row["pages"] = feed_stats(feed_port).get("pages")
         time.sleep(3)  # let a late worker and the allocator settle
         row["rss_kib"] = envoy.rss_kib()
         row["allocated"] = envoy.allocated_bytes()
@@ -846,8 +847,10 @@ def revocation(args, machine, wasm_path=None):
                     mid = pairs[(len(pairs) - 1) // 2]
                     row.update({k: mid[k] for k in ("rps", "p50", "p99", "ratio")})
                     row["ratios"] = [r["ratio"] for r in pairs]
-                log("  %8d entries: synced in %.1fs, RSS %.1f MiB, %s req/s, ratio to 0: %s" % (
-                    n, row["sync_s"], row["rss_kib"] / 1024.0, fmt_num(row.get("rps"), ".0f"),
+                log("  %8d entries: synced in %.1fs (%s continuation pages), RSS %.1f MiB, "
+                    "%s req/s, ratio to 0: %s" % (
+                    n, row["sync_s"], row.get("pages"), row["rss_kib"] / 1024.0,
+                    fmt_num(row.get("rps"), ".0f"),
                     ", ".join("%.3f" % x for x in row.get("ratios", []))))
                 if args.trials:
                     row["delays"] = revoke_delays(envoy, feed_port, minted["jti_tokens"], poll_ms)
@@ -974,7 +977,8 @@ def revocation_doc(results, poll_ms, args):
     lines = [
         "## Revocation scale (issue 3)", "",
         "Envoy with the filter (HS256, no token cache) and a static feed "
-        "(`jwt-auth-bench feed`, jtis of 32 hex characters, one `reset` snapshot) on core %s; "
+        "(`jwt-auth-bench feed`, jtis of 32 hex characters, the `reset` snapshot in pages of "
+        "50,000 entries, about 3 MB each; snapshot MB is the total) on core %s; "
         "`poll_interval_ms` %d, `timeout_ms` %d. req/s: a proxy with the empty list stays up "
         "and is loaded in turns with each size's proxy (%d pairs of %d s runs); the ratio is "
         "the median of the pairs' ratios. Synced: the gauge "

@@ -121,6 +121,8 @@ struct RawRevocation {
     sync_interval_ms: u64,
     #[serde(default = "default_max_backoff")]
     max_backoff_ms: u64,
+    #[serde(default = "default_max_pending_entries")]
+    max_pending_entries: usize,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +256,12 @@ fn default_sync_interval() -> u64 {
 }
 fn default_max_backoff() -> u64 {
     30_000
+}
+/// Room for the pages of a snapshot of several million entries (about 40
+/// bytes each while pending), bounded so that a feed that never stops
+/// sending `more` cannot exhaust the fetcher's memory.
+fn default_max_pending_entries() -> usize {
+    5_000_000
 }
 fn default_jwks_path() -> String {
     "/.well-known/jwks.json".to_string()
@@ -471,6 +479,12 @@ fn compile_revocation(
             "must be greater than 0",
         ));
     }
+    if r.max_pending_entries == 0 {
+        return Err(ConfigError::new(
+            field("max_pending_entries"),
+            "must be greater than 0",
+        ));
+    }
     if r.sync_interval_ms < 10 || r.sync_interval_ms > r.poll_interval_ms {
         return Err(ConfigError::new(
             field("sync_interval_ms"),
@@ -529,6 +543,7 @@ fn compile_revocation(
         sync_interval_ms: r.sync_interval_ms,
         max_backoff_ms: r.max_backoff_ms,
         clock_skew_seconds,
+        max_pending_entries: r.max_pending_entries,
     })
 }
 

@@ -49,6 +49,14 @@ impl Poller {
         self.next_poll_ms = now_ms + next_in_ms;
     }
 
+    /// A call that succeeded but left work for the next one (a page of a
+    /// paged answer): the next call is due at once, and the failure count
+    /// stays, so that an answer failing midway keeps backing off.
+    pub fn continued(&mut self, now_ms: u64) {
+        self.in_flight_since = None;
+        self.next_poll_ms = now_ms;
+    }
+
     /// Moves the next call earlier (never later).
     pub fn hurry(&mut self, at_ms: u64) {
         self.next_poll_ms = self.next_poll_ms.min(at_ms);

@@ -40,9 +40,14 @@ fn feed_binary() -> std::path::PathBuf {
 }
 
 fn start_feed() -> Feed {
+    start_feed_with(&[])
+}
+
+fn start_feed_with(env: &[(&str, &str)]) -> Feed {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("feed-e2e-{}", random_id()));
     let child = Command::new(feed_binary())
+        .envs(env.iter().copied())
         .args(["serve", "--data"])
         .arg(&dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -155,4 +160,95 @@ fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
     thread::sleep(Duration::from_millis(POLL_MS + 500));
     assert_eq!(status(&old_session), 401);
     assert_eq!(status(&new_session), 200);
+}
+
+/// Revokes a list of jtis in one admin request.
+fn revoke_many(feed: &Feed, jtis: &[String], exp: i64) {
+    let list: Vec<_> = jtis.iter().map(|j| json!({"jti": j, "exp": exp})).collect();
+    let body = serde_json::to_vec(&list).unwrap();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let r = testkit::http::request_with_body(
+        feed.port,
+        "POST",
+        "/v1/revocations",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn more_revocations_than_one_page_are_all_refused() {
+    // Pages of 3 entries: the snapshot of 8 and the later delta of 7 each
+    // take three pages.
+    let feed = start_feed_with(&[("REVOCATION_FEED_MAX_ENTRIES_PER_RESPONSE", "3")]);
+    let key = Key::hs(256);
+    let now = now();
+    let exp = now + 3600;
+    let first: Vec<String> = (0..8).map(|i| format!("jti-snap-{i}")).collect();
+    revoke_many(&feed, &first, exp);
+    let config = json!({
+        "realm": "api",
+        "providers": [{"name": "main", "issuer": "https://feed.test", "audiences": ["api"],
+                       "jwks": {"keys": [key.jwk(Some("HS256"))]}}],
+        "revocation": {"cluster": "revocation_feed", "authority": "revocation-feed",
+                       "poll_interval_ms": POLL_MS, "timeout_ms": 400, "bearer_token": READ_TOKEN,
+                       "hmac_secret_base64": SECRET_B64}
+    });
+    let envoy = Envoy::builder()
+        .plugin_config_json(&config)
+        .concurrency(2)
+        .cluster("revocation_feed", feed.port)
+        .start();
+    let token = |jti: &str| {
+        mint(
+            "HS256",
+            &key,
+            &json!({}),
+            &json!({"iss": "https://feed.test", "aud": "api", "sub": "u",
+                    "jti": jti, "iat": now - 10, "exp": now + 3600}),
+        )
+    };
+    let status = |t: &str| {
+        let auth = format!("Bearer {t}");
+        envoy
+            .get("/r", &[("authorization", &auth), ("connection", "close")])
+            .status
+    };
+    let all_refused = |jtis: &[String]| {
+        jtis.iter()
+            .all(|j| (0..4).all(|_| status(&token(j)) == 401))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || all_refused(&first)),
+        "the paged snapshot was not applied whole; log:\n{}",
+        envoy.log()
+    );
+    assert!(
+        envoy
+            .stat("wasmcustom.jwt_auth.revocation.fetch_page")
+            .unwrap_or(0)
+            >= 2,
+        "the snapshot came in pages"
+    );
+    assert_eq!(status(&token("jti-not-revoked")), 200);
+
+    let later: Vec<String> = (0..7).map(|i| format!("jti-delta-{i}")).collect();
+    revoke_many(&feed, &later, exp);
+    assert!(
+        wait_until(Duration::from_millis(POLL_MS + 2000), || all_refused(
+            &later
+        )),
+        "the paged delta was not applied whole"
+    );
+    assert!(all_refused(&first));
+    assert!(
+        envoy
+            .stat("wasmcustom.jwt_auth.revocation.entries")
+            .unwrap_or(0)
+            >= 15
+    );
 }

@@ -33,6 +33,13 @@ struct Feed {
     /// Index into the combined history at which each entry was added.
     history: Vec<(bool, usize)>,
     mode: Mode,
+    /// When set, a client that sends `paged=1` gets reset snapshots in
+    /// pages of this many entries.
+    page_size: Option<usize>,
+    /// Replaces `mode` for continuation pages (the second page on).
+    page_fault: Option<Mode>,
+    /// Delay before answering a continuation page.
+    page_delay_ms: u64,
 }
 
 impl Feed {
@@ -43,7 +50,61 @@ impl Feed {
             subjects: Vec::new(),
             history: Vec::new(),
             mode: Mode::Serve,
+            page_size: None,
+            page_fault: None,
+            page_delay_ms: 0,
         }
+    }
+
+    /// Entries `from..to` of the history as (revoked, subjects).
+    fn slice(&self, from: usize, to: usize) -> (Vec<Value>, Vec<Value>) {
+        let mut revoked = Vec::new();
+        let mut subjects = Vec::new();
+        for (is_subject, i) in &self.history[from..to] {
+            if *is_subject {
+                subjects.push(self.subjects[*i].clone());
+            } else {
+                revoked.push(self.revoked[*i].clone());
+            }
+        }
+        (revoked, subjects)
+    }
+
+    fn seq(&self, cursor: &str) -> Option<usize> {
+        cursor
+            .strip_prefix(&format!("{}-", self.epoch))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= self.history.len())
+    }
+
+    /// One page of the snapshot pinned at `n` entries, from entry `k`: the
+    /// history only grows, so its first `n` entries are that snapshot.
+    fn page(&self, n: usize, k: usize, size: usize) -> Value {
+        let end = (k + size).min(n);
+        let more = end < n;
+        let (revoked, subjects) = self.slice(k, end);
+        let cursor = if more {
+            format!("{}-{n}~{end}", self.epoch)
+        } else {
+            format!("{}-{n}", self.epoch)
+        };
+        json!({"cursor": cursor, "reset": k == 0, "revoked": revoked,
+               "revoked_subjects": subjects, "more": more})
+    }
+
+    fn paged_body(&self, since: Option<&str>, size: usize) -> Value {
+        if let Some((base, k)) = since.and_then(|s| s.split_once('~')) {
+            let n = self.seq(base);
+            let k = k.parse::<usize>().ok();
+            if let (Some(n), Some(k)) = (n, k) {
+                if k > 0 && k < n {
+                    return self.page(n, k, size);
+                }
+            }
+        } else if since.and_then(|s| self.seq(s)).is_some() {
+            return self.body(since);
+        }
+        self.page(self.history.len(), 0, size)
     }
 
     fn body(&self, since: Option<&str>) -> Value {
@@ -80,14 +141,27 @@ impl FeedServer {
         let shared = state.clone();
         let server =
             HttpServer::start(move |req: &Recorded| {
-                let (mode, body) = {
+                let (mode, body, delay) = {
                     let feed = shared.lock().unwrap();
                     let since = req
                         .path
                         .split_once("since=")
                         .map(|(_, s)| s.split('&').next().unwrap_or("").to_string());
-                    (feed.mode, feed.body(since.as_deref()))
+                    let paged = req.path.contains("paged=1");
+                    let continuation = since.as_deref().is_some_and(|s| s.contains('~'));
+                    let body = match feed.page_size {
+                        Some(size) if paged => feed.paged_body(since.as_deref(), size),
+                        _ => feed.body(since.as_deref()),
+                    };
+                    match feed.page_fault {
+                        Some(fault) if continuation => (fault, body, feed.page_delay_ms),
+                        _ if continuation => (feed.mode, body, feed.page_delay_ms),
+                        _ => (feed.mode, body, 0),
+                    }
                 };
+                if delay > 0 {
+                    thread::sleep(Duration::from_millis(delay));
+                }
                 if req.header("authorization") != vec![format!("Bearer {READ_TOKEN}")] {
                     return Reply::json(401, &json!({"error": "unauthorized"}));
                 }
@@ -136,10 +210,22 @@ impl FeedServer {
         self.state.lock().unwrap().mode = mode;
     }
 
+    fn set_paging(&self, size: usize, delay_ms: u64) {
+        let mut f = self.state.lock().unwrap();
+        f.page_size = Some(size);
+        f.page_delay_ms = delay_ms;
+    }
+
+    fn set_page_fault(&self, fault: Option<Mode>) {
+        self.state.lock().unwrap().page_fault = fault;
+    }
+
     /// A new epoch holding only these jtis: the client gets a reset.
     fn replace_all(&self, epoch: &str, jtis: &[&str]) {
         let mut f = self.state.lock().unwrap();
+        let paging = (f.page_size, f.page_fault, f.page_delay_ms);
         *f = Feed::new(epoch);
+        (f.page_size, f.page_fault, f.page_delay_ms) = paging;
         drop(f);
         for j in jtis {
             self.revoke_jti(j);
@@ -321,8 +407,10 @@ fn one_feed_request_per_interval_per_proxy() {
         .map(|r| r.path.clone())
         .collect();
     assert!(
-        paths.first().is_some_and(|p| p == "/v1/revocations"),
-        "first poll has no cursor: {paths:?}"
+        paths
+            .first()
+            .is_some_and(|p| p == "/v1/revocations?paged=1"),
+        "first poll has no cursor and accepts pages: {paths:?}"
     );
     assert!(
         paths
@@ -448,5 +536,150 @@ fn staleness_policy_deny_and_serve() {
             == 200),
         "deny mode did not recover; log:\n{}",
         deny.log()
+    );
+}
+
+fn refused_all(envoy: &Envoy, tokens: &[String]) -> bool {
+    tokens
+        .iter()
+        .all(|t| statuses(envoy, t, 4).iter().all(|(s, _)| *s == 401))
+}
+
+fn accepted_all(envoy: &Envoy, tokens: &[String]) -> bool {
+    tokens
+        .iter()
+        .all(|t| statuses(envoy, t, 4).iter().all(|(s, _)| *s == 200))
+}
+
+#[test]
+fn paged_snapshot_is_applied_only_after_its_last_page() {
+    let feed = FeedServer::start();
+    // 8 entries in pages of 2: four pages, the last three slowed down so
+    // that the proxy can be asked while the snapshot is incomplete.
+    feed.set_paging(2, 250);
+    let jtis: Vec<String> = (0..8).map(|i| format!("jti-page-{i}")).collect();
+    for j in &jtis {
+        feed.revoke_jti(j);
+    }
+    let tokens: Vec<String> = jtis.iter().map(|j| token("pat", j, now() - 5)).collect();
+    let envoy = start(&feed, "serve", 30);
+    assert!(
+        wait_until(Duration::from_secs(10), || feed.server.request_count() >= 2),
+        "no continuation request"
+    );
+    let first_page_at = Instant::now();
+    // Page 1 (jti-page-0 and -1) has arrived, the snapshot is incomplete:
+    // nothing of it may be in force yet.
+    assert!(
+        accepted_all(&envoy, &tokens[..2]),
+        "a page was applied before the last one"
+    );
+    assert_eq!(
+        envoy
+            .stat("wasmcustom.jwt_auth.revocation.fetch_ok")
+            .unwrap_or(0),
+        0
+    );
+    wait_first_sync(&envoy);
+    let synced_after = first_page_at.elapsed();
+    // Every worker picks it up on its next tick.
+    assert!(
+        wait_until(Duration::from_secs(2), || refused_all(&envoy, &tokens)),
+        "every page's entries refused"
+    );
+    // Continuations go out at once, not one poll interval apart (which
+    // would take at least three intervals).
+    assert!(
+        synced_after < Duration::from_millis(3 * POLL_MS),
+        "pages took {synced_after:?}"
+    );
+    let paths: Vec<String> = feed
+        .server
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        paths[..4],
+        [
+            "/v1/revocations?paged=1",
+            "/v1/revocations?since=e1-8~2&paged=1",
+            "/v1/revocations?since=e1-8~4&paged=1",
+            "/v1/revocations?since=e1-8~6&paged=1",
+        ],
+        "{paths:?}"
+    );
+    assert!(
+        paths[4..]
+            .iter()
+            .all(|p| p == "/v1/revocations?since=e1-8&paged=1"),
+        "{paths:?}"
+    );
+    assert!(
+        envoy
+            .stat("wasmcustom.jwt_auth.revocation.entries")
+            .unwrap_or(0)
+            >= 8
+    );
+}
+
+#[test]
+fn a_failing_page_drops_the_whole_snapshot() {
+    let feed = FeedServer::start();
+    feed.set_paging(2, 0);
+    let old: Vec<String> = (0..5).map(|i| format!("jti-old-{i}")).collect();
+    for j in &old {
+        feed.revoke_jti(j);
+    }
+    let old_tokens: Vec<String> = old.iter().map(|j| token("ola", j, now() - 5)).collect();
+    let envoy = start(&feed, "serve", 30);
+    wait_first_sync(&envoy);
+    assert!(wait_until(Duration::from_secs(3), || refused_all(
+        &envoy,
+        &old_tokens
+    )));
+
+    // A new snapshot (new epoch) whose later pages fail.
+    let new: Vec<String> = (0..5).map(|i| format!("jti-new-{i}")).collect();
+    let new_tokens: Vec<String> = new.iter().map(|j| token("nia", j, now() - 5)).collect();
+    feed.set_page_fault(Some(Mode::BadSignature));
+    let refs: Vec<&str> = new.iter().map(String::as_str).collect();
+    feed.replace_all("e2", &refs);
+    for (fault, label) in [
+        (Mode::BadSignature, "bad_signature"),
+        (Mode::Status(500), "status"),
+    ] {
+        feed.set_page_fault(Some(fault));
+        let stat = format!("wasmcustom.jwt_auth.revocation.fetch_failed.{label}");
+        let before = envoy.stat(&stat).unwrap_or(0);
+        assert!(
+            wait_until(Duration::from_secs(8), || envoy.stat(&stat).unwrap_or(0)
+                > before),
+            "{fault:?}: no {stat}"
+        );
+        // Neither the first page of the new snapshot nor anything else of
+        // it is in force; the old set still is.
+        assert!(
+            accepted_all(&envoy, &new_tokens[..2]),
+            "{fault:?}: part of a failed snapshot applied"
+        );
+        assert!(
+            refused_all(&envoy, &old_tokens),
+            "{fault:?}: last good set lost"
+        );
+    }
+    assert!(
+        envoy.wait_for_log("dropping those pages", Duration::from_secs(5)),
+        "the log says what happened"
+    );
+    // The feed heals: the next attempt brings the whole new snapshot.
+    feed.set_page_fault(None);
+    assert!(
+        wait_until(Duration::from_secs(8), || refused_all(&envoy, &new_tokens)),
+        "no recovery"
+    );
+    assert!(
+        accepted_all(&envoy, &old_tokens),
+        "the new snapshot replaced the old set"
     );
 }

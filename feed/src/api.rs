@@ -12,8 +12,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use revocation_protocol::{
-    sign, AdminRequest, AdminResponse, ErrorBody, FieldError, REVOCATIONS_PATH, SIGNATURE_HEADER,
-    SINCE_PARAM,
+    sign, AdminRequest, AdminResponse, ErrorBody, FieldError, PAGED_PARAM, REVOCATIONS_PATH,
+    SIGNATURE_HEADER, SINCE_PARAM,
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -242,6 +242,16 @@ pub fn since_param(query: Option<&str>) -> Option<String> {
     None
 }
 
+/// Whether the client accepts paged answers: `paged=1` (or `true`).
+pub fn paged_param(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            k == PAGED_PARAM && matches!(v, "1" | "true")
+        })
+    })
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -286,7 +296,8 @@ async fn feed(State(st): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> 
         }
     }
     let since = since_param(uri.query());
-    match st.store.poll(since.as_deref(), unix_now()).await {
+    let paged = paged_param(uri.query());
+    match st.store.poll(since.as_deref(), unix_now(), paged).await {
         Ok(poll) => {
             st.metrics.count(
                 Endpoint::Feed,
@@ -442,6 +453,15 @@ mod tests {
         assert_eq!(since_param(Some("since=ab-12")), Some("ab-12".into()));
         assert_eq!(since_param(Some("x=1&since=a%2Db&y")), Some("a-b".into()));
         assert_eq!(since_param(Some("since=%zz%4")), Some("%zz%4".into()));
+    }
+
+    #[test]
+    fn paged_is_opt_in() {
+        assert!(!paged_param(None));
+        assert!(!paged_param(Some("since=a")));
+        assert!(!paged_param(Some("paged=0")));
+        assert!(paged_param(Some("since=a&paged=1")));
+        assert!(paged_param(Some("paged=true")));
     }
 
     #[test]

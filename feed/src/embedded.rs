@@ -14,9 +14,9 @@
 //! and fsyncs the directory. Polls never wait for it and appends wait only for
 //! that final copy.
 
-use crate::store::{FeedLimits, Poll, SnapshotCache, StoreError};
+use crate::store::{page_cursor, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError};
 use crate::wal::{self, Header};
-use revocation_protocol::{encode_feed, Revocation};
+use revocation_protocol::{encode_feed, encode_feed_page, Revocation};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -196,14 +196,42 @@ impl EmbeddedStore {
     }
 
     /// Answers a poll from memory.
-    pub fn poll(&self, since: Option<&str>, now: u64) -> Result<Poll, StoreError> {
+    ///
+    /// Pages (for a client that sent `paged=1`): a snapshot at sequence `S`
+    /// is every live entry with a sequence number up to `S`; its pages walk
+    /// them in sequence order, and a continuation cursor `<epoch>-<S>~<p>`
+    /// names the last sequence number sent. Entries written meanwhile have
+    /// higher numbers, so they never shift a page; they reach the client in
+    /// the delta after the last page, whose cursor is `<epoch>-<S>`.
+    /// Entries that expire meanwhile are merely left out.
+    pub fn poll(&self, since: Option<&str>, now: u64, paged: bool) -> Result<Poll, StoreError> {
         let state = self
             .shared
             .state
             .read()
             .map_err(|_| StoreError("state lock poisoned".into()))?;
         let grace = self.shared.limits.grace_seconds;
-        let from = since.and_then(|c| self.delta_start(c, state.last_seq));
+        if paged {
+            let continued = match since.map(|c| (c, split_page_cursor(c))) {
+                Some((_, Some((base, pos)))) => self
+                    .page_position(base, pos, state.last_seq)
+                    .map(|(upto, after)| (after, upto, true)),
+                Some((c, None)) => self
+                    .delta_start(c, state.last_seq)
+                    .map(|from| (from, state.last_seq, false)),
+                None => None,
+            };
+            return Ok(match continued {
+                Some((after, upto, snapshot)) => {
+                    self.page(&state, after, upto, snapshot, false, now)
+                }
+                // First page of a fresh snapshot.
+                None => self.page(&state, 0, state.last_seq, true, true, now),
+            });
+        }
+        let from = since
+            .filter(|c| split_page_cursor(c).is_none())
+            .and_then(|c| self.delta_start(c, state.last_seq));
         let Some(from) = from else {
             let cursor = self.cursor(state.last_seq);
             if let Some(hit) = self.shared.snapshots.get(&cursor, now) {
@@ -227,26 +255,80 @@ impl EmbeddedStore {
                 .snapshots
                 .build(cursor, grace, live_entries.iter().copied()));
         };
-        let start = state.entries.partition_point(|(seq, _)| *seq <= from);
-        let cap = self.shared.limits.max_entries_per_response;
+        // An unpaged delta is cut too (without `more`): it only adds, so the
+        // client's next regular poll simply continues from the cut.
+        let (out, cut) = self.collect(&state, from, state.last_seq, now);
+        let cursor = self.cursor(cut.unwrap_or(state.last_seq));
+        Ok(Poll {
+            body: encode_feed(&cursor, false, out.iter().copied()).into(),
+            reset: false,
+            more: false,
+            entries: out.len(),
+        })
+    }
+
+    /// Live entries with a sequence number in `(after, upto]`, at most one
+    /// page of them, and the sequence number of the last one sent when the
+    /// page was cut before `upto`.
+    fn collect<'a>(
+        &self,
+        state: &'a State,
+        after: u64,
+        upto: u64,
+        now: u64,
+    ) -> (Vec<&'a Revocation>, Option<u64>) {
+        let grace = self.shared.limits.grace_seconds;
+        let cap = self.shared.limits.max_entries_per_response.max(1);
+        let start = state.entries.partition_point(|(seq, _)| *seq <= after);
         let mut out: Vec<&Revocation> = Vec::new();
-        let mut cursor_seq = state.last_seq;
-        for (seq, rev) in &state.entries[start..] {
+        let mut rest = state.entries[start..]
+            .iter()
+            .take_while(|(seq, _)| *seq <= upto)
+            .peekable();
+        while let Some((seq, rev)) = rest.next() {
             if !live(rev, now, grace) {
                 continue;
             }
             out.push(rev);
             if out.len() >= cap {
-                cursor_seq = *seq;
-                break;
+                return (out, rest.peek().is_some().then_some(*seq));
             }
         }
-        let cursor = self.cursor(cursor_seq);
-        Ok(Poll {
-            body: encode_feed(&cursor, false, out.iter().copied()).into(),
-            reset: false,
+        (out, None)
+    }
+
+    /// One page of `(after, upto]`: a snapshot page (`snapshot`, whose
+    /// continuation cursor pins `upto`; `reset` for the first) or a delta
+    /// page.
+    fn page(
+        &self,
+        state: &State,
+        after: u64,
+        upto: u64,
+        snapshot: bool,
+        reset: bool,
+        now: u64,
+    ) -> Poll {
+        let (out, cut) = self.collect(state, after, upto, now);
+        let cursor = match cut {
+            Some(pos) if snapshot => page_cursor(&self.cursor(upto), &pos.to_string()),
+            Some(pos) => self.cursor(pos),
+            None => self.cursor(upto),
+        };
+        Poll {
+            body: encode_feed_page(&cursor, reset, cut.is_some(), out.iter().copied()).into(),
+            reset,
+            more: cut.is_some(),
             entries: out.len(),
-        })
+        }
+    }
+
+    /// `(S, p)` of a snapshot continuation `<epoch>-<S>~<p>`, or None when
+    /// it cannot be continued (another store, or ahead of this one).
+    fn page_position(&self, base: &str, pos: &str, last_seq: u64) -> Option<(u64, u64)> {
+        let upto = self.delta_start(base, last_seq)?;
+        let after: u64 = pos.parse().ok()?;
+        (after <= upto).then_some((upto, after))
     }
 
     /// The sequence number after which a delta starts, or None when the

@@ -141,13 +141,14 @@ struct ServeArgs {
     )]
     expiry_grace_seconds: u64,
 
-    /// Most entries in one delta response; a proxy that is further behind gets the rest on
-    /// its next polls. Snapshots (reset: true) are never cut.
+    /// Most entries in one response (page size). A longer delta is cut and continued from
+    /// the returned cursor; a snapshot is cut into pages (`more: true`) only for clients
+    /// that ask for pages (`paged=1`), others get it whole.
     #[arg(
         long,
         env = "REVOCATION_FEED_MAX_ENTRIES_PER_RESPONSE",
         value_name = "N",
-        default_value_t = 10_000,
+        default_value_t = 50_000,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     max_entries_per_response: u32,

@@ -18,14 +18,29 @@
 //!   have, since everything after it is still in the stream.
 //! - `{P}:epoch` — random identity of this data set, the cursor's prefix; if
 //!   Redis loses its data the epoch is re-created and every proxy resets.
+//! - `{P}:floor` — the highest `exp` below which the live set has been
+//!   trimmed (it only grows). Snapshot pages need it, see below.
+//!
+//! Snapshot pages (for a client that sent `paged=1`): a snapshot pinned at
+//! stream ID `S` is every live-set member with a stream ID up to `S`; pages
+//! walk the live set in its own order (score, then member), and a
+//! continuation cursor `<epoch>-<S>~<exp>.<n>` says "the next page starts
+//! after the first `n` members scored `exp`". A member written meanwhile may
+//! sort before that point and shift the rest forward, which can only repeat
+//! a member already sent (and newer members are left for the delta after
+//! the last page, whose cursor is `<epoch>-<S>`). The only removal, trimming
+//! by score, takes a whole score group at once; when `exp` is below the
+//! floor the group may be gone, and the page starts after the score instead
+//! of skipping `n` members of the next one. The choice and the read happen
+//! in one script, so they see the same data.
 //!
 //! Every read and write is one Lua script, so each is atomic and costs one
 //! round trip.
 
-use crate::store::{FeedLimits, Poll, SnapshotCache, StoreError};
+use crate::store::{page_cursor, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
-use revocation_protocol::{encode_feed, Revocation, RevokedSubject, RevokedToken};
+use revocation_protocol::{encode_feed_page, Revocation, RevokedSubject, RevokedToken};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +61,10 @@ return {epoch, sid}
 
 const TRIM_LUA: &str = r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local floor = tonumber(redis.call('GET', KEYS[4]) or '0')
+if tonumber(ARGV[1]) > floor then
+  redis.call('SET', KEYS[4], ARGV[1])
+end
 local trimmed = 0
 if tonumber(ARGV[2]) > 0 then
   local newest = redis.call('XREVRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', '-', 'COUNT', 1)
@@ -55,6 +74,22 @@ if tonumber(ARGV[2]) > 0 then
   end
 end
 return trimmed
+"#;
+
+const PAGE_LUA: &str = r#"
+local epoch = redis.call('GET', KEYS[1])
+local last = redis.call('GET', KEYS[2])
+local trimmed = redis.call('GET', KEYS[3])
+local floor = tonumber(redis.call('GET', KEYS[4]) or '0')
+local members
+local after = 0
+if floor > tonumber(ARGV[1]) then
+  members = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. ARGV[1], '+inf', 'LIMIT', 0, ARGV[3])
+  after = 1
+else
+  members = redis.call('ZRANGEBYSCORE', KEYS[5], ARGV[1], '+inf', 'LIMIT', ARGV[2], ARGV[3])
+end
+return {epoch, last, trimmed, after, members}
 "#;
 
 /// Redis store settings.
@@ -75,6 +110,7 @@ struct Keys {
     trimmed: String,
     stream: String,
     live: String,
+    floor: String,
 }
 
 /// The Redis store handle; cheap to clone.
@@ -82,7 +118,7 @@ struct Keys {
 pub struct RedisStore {
     conn: ConnectionManager,
     keys: Arc<Keys>,
-    scripts: Arc<[Script; 2]>,
+    scripts: Arc<[Script; 3]>,
     snapshots: Arc<SnapshotCache>,
     building: Arc<tokio::sync::Mutex<()>>,
     limits: FeedLimits,
@@ -118,8 +154,13 @@ impl RedisStore {
                 trimmed: format!("{{{p}}}:trimmed"),
                 stream: format!("{{{p}}}:stream"),
                 live: format!("{{{p}}}:live"),
+                floor: format!("{{{p}}}:floor"),
             }),
-            scripts: Arc::new([Script::new(APPEND_LUA), Script::new(TRIM_LUA)]),
+            scripts: Arc::new([
+                Script::new(APPEND_LUA),
+                Script::new(TRIM_LUA),
+                Script::new(PAGE_LUA),
+            ]),
             snapshots: Arc::default(),
             building: Arc::default(),
             limits,
@@ -133,9 +174,23 @@ impl RedisStore {
     /// XRANGE after the cursor), checked here; anything else is a snapshot.
     /// Plain commands rather than a script: moving thousands of stream
     /// entries through Lua tables costs several times more Redis CPU.
-    pub async fn poll(&self, since: Option<&str>, now: u64) -> Result<Poll, StoreError> {
-        let Some((c_epoch, c_id)) = since.and_then(parse_cursor) else {
+    pub async fn poll(
+        &self,
+        since: Option<&str>,
+        now: u64,
+        paged: bool,
+    ) -> Result<Poll, StoreError> {
+        if let Some((base, pos)) = since.and_then(split_page_cursor) {
+            if paged {
+                if let Some(page) = self.continue_snapshot(base, pos, now).await? {
+                    return Ok(page);
+                }
+                return self.first_page(now).await;
+            }
             return self.snapshot(now).await;
+        }
+        let Some((c_epoch, c_id)) = since.and_then(parse_cursor) else {
+            return self.fresh(now, paged).await;
         };
         let cap = self.limits.max_entries_per_response.max(1);
         let k = &self.keys;
@@ -168,7 +223,7 @@ impl RedisStore {
                 (Some(l), Some(t)) if c_id <= l && c_id >= t
             );
         let Some(epoch) = epoch.filter(|_| valid) else {
-            return self.snapshot(now).await;
+            return self.fresh(now, paged).await;
         };
         let bad = || StoreError("redis poll: unexpected XRANGE reply".into());
         let Value::Array(items) = items else {
@@ -187,14 +242,172 @@ impl RedisStore {
         }
         // A full page means there may be more: point the cursor at the last
         // entry sent so the next poll continues from there.
+        let head = parse_id(&last);
         let pos = match (full, last_id) {
             (true, Some(id)) => id,
             _ => last,
         };
+        let more = paged && full && parse_id(&pos) < head;
         let cursor = format!("{epoch}-{pos}");
         Ok(Poll {
-            body: encode_feed(&cursor, false, entries.iter()).into(),
+            body: encode_feed_page(&cursor, false, more, entries.iter()).into(),
             reset: false,
+            more,
+            entries: entries.len(),
+        })
+    }
+
+    /// A reset: whole, or its first page for a paged client.
+    async fn fresh(&self, now: u64, paged: bool) -> Result<Poll, StoreError> {
+        if paged {
+            self.first_page(now).await
+        } else {
+            self.snapshot(now).await
+        }
+    }
+
+    /// The first page of a snapshot pinned at the current head.
+    async fn first_page(&self, now: u64) -> Result<Poll, StoreError> {
+        let k = &self.keys;
+        let cap = self.limits.max_entries_per_response.max(1);
+        let min_exp = now.saturating_sub(self.limits.grace_seconds);
+        for _ in 0..3 {
+            let (epoch, last, members): (Option<String>, Option<String>, Vec<String>) =
+                redis::pipe()
+                    .atomic()
+                    .cmd("GET")
+                    .arg(&k.epoch)
+                    .cmd("GET")
+                    .arg(&k.last)
+                    .cmd("ZRANGEBYSCORE")
+                    .arg(&k.live)
+                    .arg(min_exp)
+                    .arg("+inf")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(cap)
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(rerr("snapshot page"))?;
+            let Some(epoch) = epoch else {
+                self.ensure_epoch().await?;
+                continue;
+            };
+            let last = last.unwrap_or_else(|| "0-0".into());
+            return self.snapshot_page(&epoch, &last, &members, (min_exp, 0), true, now);
+        }
+        Err(StoreError(
+            "redis snapshot: the data set keeps losing its epoch".into(),
+        ))
+    }
+
+    /// The page after `<base>~<exp>.<n>`, or None when the snapshot cannot
+    /// be continued (another data set, a head behind it, or its stream
+    /// history trimmed so that the delta after it would be lost).
+    async fn continue_snapshot(
+        &self,
+        base: &str,
+        pos: &str,
+        now: u64,
+    ) -> Result<Option<Poll>, StoreError> {
+        let Some((c_epoch, pinned)) = parse_cursor(base) else {
+            return Ok(None);
+        };
+        let Some((exp, skip)) = pos
+            .split_once('.')
+            .and_then(|(e, n)| Some((e.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
+        else {
+            return Ok(None);
+        };
+        let k = &self.keys;
+        let cap = self.limits.max_entries_per_response.max(1);
+        let (epoch, last, trimmed, after, members): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            Vec<String>,
+        ) = self.scripts[2]
+            .key(&k.epoch)
+            .key(&k.last)
+            .key(&k.trimmed)
+            .key(&k.floor)
+            .key(&k.live)
+            .arg(exp)
+            .arg(skip)
+            .arg(cap)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(rerr("snapshot page"))?;
+        let last = last.unwrap_or_else(|| "0-0".into());
+        let floor = trimmed.as_deref().unwrap_or("0-0");
+        let valid = epoch.as_deref() == Some(c_epoch)
+            && matches!(
+                (parse_id(&last), parse_id(floor)),
+                (Some(l), Some(t)) if pinned <= l && pinned >= t
+            );
+        let Some(epoch) = epoch.filter(|_| valid) else {
+            return Ok(None);
+        };
+        let start = if after == 1 {
+            (exp, u64::MAX)
+        } else {
+            (exp, skip)
+        };
+        let pinned = format!("{}-{}", pinned.0, pinned.1);
+        self.snapshot_page(&epoch, &pinned, &members, start, false, now)
+            .map(Some)
+    }
+
+    /// Encodes one snapshot page from live-set members read from `start`
+    /// (`(exp, n)`: members scored `exp` from the `n`-th on; `n` of
+    /// `u64::MAX` when the read started after the score).
+    fn snapshot_page(
+        &self,
+        epoch: &str,
+        pinned: &str,
+        members: &[String],
+        start: (u64, u64),
+        reset: bool,
+        now: u64,
+    ) -> Result<Poll, StoreError> {
+        let cap = self.limits.max_entries_per_response.max(1);
+        let grace = self.limits.grace_seconds;
+        let limit = parse_id(pinned).unwrap_or((0, 0));
+        let mut entries = Vec::with_capacity(members.len());
+        let mut last_exp = None;
+        let mut ties = 0u64;
+        for m in members {
+            let (sid, rev) = parse_member_sid(m)
+                .ok_or_else(|| StoreError("redis snapshot: malformed live-set member".into()))?;
+            let exp = rev.exp();
+            if last_exp == Some(exp) {
+                ties += 1;
+            } else {
+                last_exp = Some(exp);
+                ties = 1;
+            }
+            if sid <= limit && crate::embedded::live(&rev, now, grace) {
+                entries.push(rev);
+            }
+        }
+        let base = format!("{epoch}-{pinned}");
+        let cursor = match last_exp {
+            Some(exp) if members.len() >= cap => {
+                let before = if exp == start.0 && start.1 != u64::MAX {
+                    start.1
+                } else {
+                    0
+                };
+                page_cursor(&base, &format!("{exp}.{}", before + ties))
+            }
+            _ => base,
+        };
+        let more = members.len() >= cap;
+        Ok(Poll {
+            body: encode_feed_page(&cursor, reset, more, entries.iter()).into(),
+            reset,
+            more,
             entries: entries.len(),
         })
     }
@@ -323,6 +536,7 @@ impl RedisStore {
             .key(&k.live)
             .key(&k.stream)
             .key(&k.trimmed)
+            .key(&k.floor)
             .arg(min_exp)
             .arg(floor_ms)
             .invoke_async(&mut self.conn.clone())
@@ -391,13 +605,18 @@ fn parse_cursor(c: &str) -> Option<(&str, (u64, u64))> {
 /// `<kind> <exp> <before> <stream id> <id>`; the id goes last because it may
 /// contain spaces.
 fn parse_member(m: &str) -> Option<Revocation> {
+    parse_member_sid(m).map(|(_, r)| r)
+}
+
+/// [`parse_member`] with the member's stream ID.
+fn parse_member_sid(m: &str) -> Option<((u64, u64), Revocation)> {
     let mut it = m.splitn(5, ' ');
     let kind = it.next()?;
     let exp: u64 = it.next()?.parse().ok()?;
     let before: u64 = it.next()?.parse().ok()?;
-    let _sid = it.next()?;
+    let sid = parse_id(it.next()?)?;
     let id = it.next()?.to_string();
-    make(kind, id, exp, before)
+    Some((sid, make(kind, id, exp, before)?))
 }
 
 fn make(kind: &str, id: String, exp: u64, before: u64) -> Option<Revocation> {

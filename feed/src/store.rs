@@ -8,15 +8,20 @@ use revocation_protocol::{encode_feed, Revocation};
 use std::fmt;
 use std::sync::Mutex;
 
+/// Default page size: about 3 MB of JSON with UUID-sized jtis, far below
+/// the response body limit of a proxy's HTTP client (32 MiB in Envoy).
+pub const DEFAULT_MAX_ENTRIES_PER_RESPONSE: usize = 50_000;
+
 /// Limits that shape every poll answer, whatever the backend.
 #[derive(Debug, Clone, Copy)]
 pub struct FeedLimits {
     /// An entry is still served until `exp + grace_seconds`, so a proxy whose
     /// clock runs behind the server's does not drop it early for lack of it.
     pub grace_seconds: u64,
-    /// Most entries in one delta; the client polls again with the returned
-    /// cursor for the rest. Snapshots are never cut, since a partial snapshot
-    /// would replace a complete set.
+    /// Most entries in one response. A delta beyond it is cut and the
+    /// client continues from the returned cursor. A snapshot is cut into
+    /// pages only for a client that asked for pages (`paged=1`): to any
+    /// other, a partial snapshot would replace a complete set.
     pub max_entries_per_response: usize,
 }
 
@@ -24,7 +29,7 @@ impl Default for FeedLimits {
     fn default() -> Self {
         FeedLimits {
             grace_seconds: 60,
-            max_entries_per_response: 10_000,
+            max_entries_per_response: DEFAULT_MAX_ENTRIES_PER_RESPONSE,
         }
     }
 }
@@ -35,8 +40,10 @@ pub struct Poll {
     /// The JSON body (the bytes that get signed). Shared, because a cached
     /// snapshot goes out to many proxies.
     pub body: Bytes,
-    /// Whether it is a reset snapshot.
+    /// Whether it is a reset snapshot (or its first page).
     pub reset: bool,
+    /// Whether more pages follow.
+    pub more: bool,
     /// Entries in it.
     pub entries: usize,
 }
@@ -63,11 +70,17 @@ pub enum Store {
 }
 
 impl Store {
-    /// Answers `GET /v1/revocations?since=<since>` at time `now`.
-    pub async fn poll(&self, since: Option<&str>, now: u64) -> Result<Poll, StoreError> {
+    /// Answers `GET /v1/revocations?since=<since>` at time `now`; `paged`
+    /// when the client asked for pages (`paged=1`).
+    pub async fn poll(
+        &self,
+        since: Option<&str>,
+        now: u64,
+        paged: bool,
+    ) -> Result<Poll, StoreError> {
         match self {
-            Store::Embedded(s) => s.poll(since, now),
-            Store::Redis(s) => s.poll(since, now).await,
+            Store::Embedded(s) => s.poll(since, now, paged),
+            Store::Redis(s) => s.poll(since, now, paged).await,
         }
     }
 
@@ -162,6 +175,7 @@ impl SnapshotCache {
         let poll = Poll {
             body: Bytes::from(encode_feed(&cursor, true, entries)),
             reset: true,
+            more: false,
             entries: count,
         };
         if let Ok(mut guard) = self.inner.lock() {
@@ -173,4 +187,15 @@ impl SnapshotCache {
         }
         poll
     }
+}
+
+/// Splits a snapshot continuation cursor `<base>~<position>`; None for any
+/// other cursor.
+pub(crate) fn split_page_cursor(cursor: &str) -> Option<(&str, &str)> {
+    cursor.split_once(revocation_protocol::PAGE_SEPARATOR)
+}
+
+/// `<base>~<position>`.
+pub(crate) fn page_cursor(base: &str, position: &str) -> String {
+    format!("{base}{}{position}", revocation_protocol::PAGE_SEPARATOR)
 }

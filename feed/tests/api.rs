@@ -571,7 +571,7 @@ pub async fn snapshots_follow_writes_and_expiry(b: Backend) {
     let at = |when: u64| {
         let store = h.store().clone();
         async move {
-            let p = store.poll(None, when).await.unwrap();
+            let p = store.poll(None, when, false).await.unwrap();
             assert!(p.reset);
             jtis(&FeedResponse::parse(&p.body).unwrap())
         }
@@ -583,6 +583,149 @@ pub async fn snapshots_follow_writes_and_expiry(b: Backend) {
     h.revoke(&tok("newer", t + 1000)).await;
     assert_eq!(at(t + 101).await, ["long", "newer"]);
     assert!(at(t + 1001).await.is_empty());
+}
+
+fn capped(n: usize) -> Opts {
+    Opts {
+        limits: FeedLimits {
+            max_entries_per_response: n,
+            ..FeedLimits::default()
+        },
+        ..Opts::default()
+    }
+}
+
+/// Every jti of a list of pages, sorted and without repeats (a page may
+/// repeat an entry; the client takes the union).
+fn union(pages: &[FeedResponse]) -> Vec<String> {
+    let mut all: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.revoked.iter().map(|t| t.jti.clone()))
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}{i:02}")).collect();
+    v.sort();
+    v
+}
+
+pub async fn snapshots_are_paged_only_for_paged_clients(b: Backend) {
+    let h = Harness::start(b, capped(3)).await;
+    let exp = now() + 3600;
+    // Some entries share an exp, so pages also split groups of equal scores.
+    let list: Vec<String> = (0..8)
+        .map(|i| tok(&format!("p{i:02}"), exp + (i % 3) as u64))
+        .collect();
+    let last = h.revoke(&format!("[{}]", list.join(","))).await;
+    let pages = h.feed_pages(None).await;
+    let sizes: Vec<usize> = pages.iter().map(|p| p.revoked.len()).collect();
+    assert!(pages.len() >= 3, "{sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 3), "{sizes:?}");
+    assert!(pages[0].reset && pages[1..].iter().all(|p| !p.reset));
+    assert!(pages[..pages.len() - 1].iter().all(|p| p.more));
+    assert_eq!(union(&pages), names("p", 8));
+    assert_eq!(
+        pages.last().unwrap().cursor,
+        last,
+        "the last page ends at the head"
+    );
+    let d = h.feed_paged(Some(&last)).await;
+    assert!(!d.reset && !d.more && d.revoked.is_empty());
+    // A client that did not ask for pages gets the snapshot whole.
+    let whole = h.feed(None).await;
+    assert!(whole.reset && !whole.more);
+    assert_eq!(jtis(&whole), names("p", 8));
+    let raw = h.get_with(None, None).await;
+    assert!(!String::from_utf8_lossy(&raw.body).contains("\"more\""));
+}
+
+pub async fn big_deltas_are_paged_with_more(b: Backend) {
+    let h = Harness::start(b, capped(3)).await;
+    let exp = now() + 3600;
+    let c0 = h.feed_paged(None).await.cursor;
+    let list: Vec<String> = (0..8).map(|i| tok(&format!("d{i:02}"), exp)).collect();
+    let last = h.revoke(&format!("[{}]", list.join(","))).await;
+    let pages = h.feed_pages(Some(&c0)).await;
+    let sizes: Vec<usize> = pages.iter().map(|p| p.revoked.len()).collect();
+    assert_eq!(sizes, [3, 3, 2]);
+    assert!(pages.iter().all(|p| !p.reset));
+    assert_eq!(
+        pages.iter().map(|p| p.more).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    assert_eq!(union(&pages), names("d", 8));
+    assert_eq!(pages[2].cursor, last);
+}
+
+pub async fn snapshot_pages_continue_while_writes_happen(b: Backend) {
+    let h = Harness::start(b, capped(3)).await;
+    let exp = now() + 3600;
+    let first: Vec<String> = (0..7)
+        .map(|i| tok(&format!("a{i:02}"), exp + (i % 2) as u64))
+        .collect();
+    let pinned = h.revoke(&format!("[{}]", first.join(","))).await;
+    let mut pages = vec![h.feed_paged(None).await];
+    assert!(pages[0].reset && pages[0].more);
+    let mut n = 0;
+    while pages.last().unwrap().more {
+        // Writes between pages, with exps that sort before, among and after
+        // the entries of the snapshot.
+        let e = [exp - 10, exp, exp + 1, exp + 100][n % 4];
+        h.revoke(&tok(&format!("b{n:02}"), e)).await;
+        h.store().maintain(now()).await.unwrap();
+        n += 1;
+        let cursor = pages.last().unwrap().cursor.clone();
+        let page = h.feed_paged(Some(&cursor)).await;
+        assert!(!page.reset, "the snapshot continues");
+        pages.push(page);
+    }
+    assert!(n >= 2);
+    assert_eq!(union(&pages), names("a", 7), "exactly the pinned snapshot");
+    let end = pages.last().unwrap().cursor.clone();
+    assert_eq!(end, pinned);
+    // The entries written meanwhile come as the delta after the snapshot.
+    let delta = h.feed_pages(Some(&end)).await;
+    assert!(!delta[0].reset);
+    assert_eq!(union(&delta), names("b", n));
+}
+
+pub async fn stale_snapshot_continuation_gets_a_fresh_reset(b: Backend) {
+    let h = Harness::start(b, capped(2)).await;
+    let exp = now() + 3600;
+    h.revoke(&format!(
+        "[{},{},{}]",
+        tok("x", exp),
+        tok("y", exp),
+        tok("z", exp)
+    ))
+    .await;
+    let page = h.feed_paged(None).await;
+    assert!(page.more);
+    let (base, pos) = page.cursor.split_once('~').unwrap();
+    let other = Harness::start(b, Opts::default()).await;
+    let foreign_base = other.revoke(&tok("elsewhere", exp)).await;
+    for stale in [
+        format!("{foreign_base}~{pos}"),
+        format!("{base}~not-a-position"),
+        format!("{base}9~{pos}"),
+    ] {
+        let r = h.feed_paged(Some(&stale)).await;
+        assert!(r.reset, "{stale}: a fresh snapshot");
+        let mut pages = vec![r];
+        while pages.last().unwrap().more {
+            let c = pages.last().unwrap().cursor.clone();
+            pages.push(h.feed_paged(Some(&c)).await);
+        }
+        assert_eq!(union(&pages), ["x", "y", "z"]);
+    }
+    // A client that does not page never continues a paged snapshot.
+    let r = h.feed(Some(&page.cursor)).await;
+    assert!(r.reset && !r.more);
+    assert_eq!(jtis(&r), ["x", "y", "z"]);
 }
 
 macro_rules! suite {
@@ -608,6 +751,10 @@ macro_rules! suite {
                 health_metrics_and_routing,
                 feed_body_is_what_the_filter_parses,
                 snapshots_follow_writes_and_expiry,
+                snapshots_are_paged_only_for_paged_clients,
+                big_deltas_are_paged_with_more,
+                snapshot_pages_continue_while_writes_happen,
+                stale_snapshot_continuation_gets_a_fresh_reset,
             );
         }
     };
@@ -672,4 +819,89 @@ async fn embedded_compaction_keeps_cursors_valid() {
     assert!(!r.reset);
     assert_eq!(jtis(&r), ["alive", "later"]);
     assert_eq!(r.cursor, c1);
+}
+
+/// Redis only: a snapshot continuation whose pinned position fell out of the
+/// retained stream history restarts with a fresh reset (the delta after the
+/// last page could not be served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_snapshot_continuation_older_than_history_gets_a_reset() {
+    let h = Harness::start(
+        Backend::Redis,
+        Opts {
+            redis_history_seconds: 0,
+            ..capped(2)
+        },
+    )
+    .await;
+    let exp = now() + 3600;
+    h.revoke(&format!(
+        "[{},{},{}]",
+        tok("x", exp),
+        tok("y", exp),
+        tok("z", exp)
+    ))
+    .await;
+    let page = h.feed_paged(None).await;
+    assert!(page.reset && page.more);
+    h.revoke(&tok("w", exp)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    h.store().maintain(now() + 2).await.unwrap();
+    let r = h.feed_paged(Some(&page.cursor)).await;
+    assert!(r.reset, "pinned position trimmed: a fresh snapshot");
+    let mut pages = vec![r];
+    while pages.last().unwrap().more {
+        let c = pages.last().unwrap().cursor.clone();
+        pages.push(h.feed_paged(Some(&c)).await);
+    }
+    assert_eq!(union(&pages), ["w", "x", "y", "z"]);
+}
+
+/// Redis only: when the score group a continuation stops in has been
+/// trimmed, the next page starts after that score, skipping nothing alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_snapshot_pages_survive_trimming_of_their_score() {
+    let h = Harness::start(
+        Backend::Redis,
+        Opts {
+            limits: FeedLimits {
+                max_entries_per_response: 2,
+                grace_seconds: 0,
+            },
+            ..Opts::default()
+        },
+    )
+    .await;
+    let t = now();
+    let soon = t + 3;
+    let later = t + 3600;
+    h.revoke(&format!(
+        "[{},{},{},{},{}]",
+        tok("s1", soon),
+        tok("s2", soon),
+        tok("s3", soon),
+        tok("l1", later),
+        tok("l2", later)
+    ))
+    .await;
+    let page = h.feed_paged(None).await;
+    assert!(page.more);
+    assert_eq!(jtis(&page), ["s1", "s2"]);
+    // The group at `soon` is trimmed away (s3 with it, now expired).
+    h.store().maintain(soon + 1).await.unwrap();
+    let store = h.store().clone();
+    let mut pages = Vec::new();
+    let mut cursor = page.cursor.clone();
+    loop {
+        let p = store.poll(Some(&cursor), soon + 1, true).await.unwrap();
+        let r = FeedResponse::parse(&p.body).unwrap();
+        assert!(!r.reset);
+        cursor = r.cursor.clone();
+        let more = r.more;
+        pages.push(r);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(union(&pages), ["l1", "l2"]);
 }

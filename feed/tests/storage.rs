@@ -33,7 +33,7 @@ fn open(dir: &Path) -> EmbeddedStore {
 }
 
 fn snapshot(s: &EmbeddedStore) -> FeedResponse {
-    FeedResponse::parse(&s.poll(None, now()).unwrap().body).unwrap()
+    FeedResponse::parse(&s.poll(None, now(), false).unwrap().body).unwrap()
 }
 
 fn all_ids(r: &FeedResponse) -> Vec<String> {
@@ -205,7 +205,7 @@ async fn store_recovers_from_a_torn_tail_and_keeps_going() {
     assert_eq!(all_ids(&snapshot(&s)), ["one", "sub:three", "two"]);
     // The sequence continues after the last intact record: the cursor a
     // client got before the crash is still current.
-    let r = FeedResponse::parse(&s.poll(Some(&c2), now()).unwrap().body).unwrap();
+    let r = FeedResponse::parse(&s.poll(Some(&c2), now(), false).unwrap().body).unwrap();
     assert!(!r.reset);
     assert_eq!(r.cursor, c2);
     let c4 = s.append(vec![token("four", exp)]).await.unwrap();
@@ -248,7 +248,7 @@ async fn compaction_drops_expired_entries_and_keeps_the_sequence() {
     assert_eq!(s.epoch(), epoch, "compaction keeps the store identity");
     assert_eq!(all_ids(&snapshot(&s)), ["alive", "sub:u"]);
     // The newest entry was dropped, yet the sequence does not go back.
-    let r = FeedResponse::parse(&s.poll(Some(&last), now()).unwrap().body).unwrap();
+    let r = FeedResponse::parse(&s.poll(Some(&last), now(), false).unwrap().body).unwrap();
     assert!(!r.reset);
     let next = s.append(vec![token("new", t + 60)]).await.unwrap();
     assert_eq!(seq_of(&next), seq_of(&last) + 1);

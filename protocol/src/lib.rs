@@ -17,6 +17,32 @@
 //!  "revoked_subjects": [{"sub": "8b8e", "before": 1767139200, "exp": 1767225600}]}
 //! ```
 //!
+//! # Pages
+//!
+//! A client that understands pages says so with [`PAGED_PARAM`]
+//! (`?paged=1`, see [`paged_request_path`]). To such a client the server may
+//! answer with `"more": true`: the response is one page, and the client must
+//! ask again at once with `since=<this cursor>` for the rest. A `reset: true`
+//! first page and the continuation pages after it (`reset: false`) form one
+//! snapshot, complete only at the page with `more` false (or absent); a
+//! client must not apply any of it before then, and drops all of it when a
+//! page fails. Deltas may be paged the same way. A continuation answered
+//! with `reset: true` (the server could not continue: the data moved on too
+//! far, or the cursor is unknown) starts a new snapshot, replacing the pages
+//! received so far. A snapshot continuation cursor is the final cursor, `~`
+//! and a server-defined position ([`cursor_base`] strips the position); the
+//! client echoes it like any other cursor.
+//!
+//! The opt-in exists for filters that predate pages: they ignore `more`
+//! (unknown fields are ignored, below), so a paged reset would replace their
+//! whole set with its first page and then continue with deltas, silently
+//! forgetting every entry of the later pages. A server therefore sends
+//! `more: true`, and cuts a snapshot, only when the request carries
+//! `paged=1`. Without it, snapshots are whole, and deltas may still be cut
+//! at a size cap (the cursor then points at the last entry sent, so the next
+//! regular poll continues; a delta only adds, so applying part of it is
+//! safe).
+//!
 //! When the server holds an HMAC secret it adds the header
 //! [`SIGNATURE_HEADER`] with the value produced by [`sign`]; the filter checks
 //! it with [`verify_signature`] before it calls [`FeedResponse::parse`].
@@ -27,8 +53,8 @@
 //! The feed is consumed by proxies that are upgraded later than the server;
 //! ignoring unknown fields lets the server add an optional field without
 //! breaking every deployed filter. Everything the filter relies on is checked:
-//! `cursor` must be present and a non-empty string, `reset` a boolean when
-//! present, `revoked`/`revoked_subjects` arrays when present, `jti`/`sub`
+//! `cursor` must be present and a non-empty string, `reset` and `more`
+//! booleans when present, `revoked`/`revoked_subjects` arrays when present, `jti`/`sub`
 //! non-empty strings, `exp`/`before` non-negative integers.
 //!
 //! [`AdminRequest::parse`] is the opposite: it rejects unknown fields, because
@@ -48,6 +74,15 @@ pub const SIGNATURE_PREFIX: &str = "sha256=";
 
 /// Query parameter carrying the cursor.
 pub const SINCE_PARAM: &str = "since";
+
+/// Query parameter (value `1`) by which a client says it understands paged
+/// answers (`more: true`); see the crate docs.
+pub const PAGED_PARAM: &str = "paged";
+
+/// Separates the final cursor of a paged snapshot from the position inside
+/// it in a continuation cursor (`<cursor>~<position>`). Not percent-encoded
+/// in a URL and never part of a plain cursor of the reference server.
+pub const PAGE_SEPARATOR: char = '~';
 
 /// Path of the feed (GET) and admin (POST) endpoints on the reference server.
 pub const REVOCATIONS_PATH: &str = "/v1/revocations";
@@ -125,6 +160,10 @@ pub struct FeedResponse {
     /// Subjects revoked up to a time.
     #[serde(default)]
     pub revoked_subjects: Vec<RevokedSubject>,
+    /// When true this response is one page: the client asks again at once
+    /// with `since=<cursor>` and applies nothing before the last page.
+    #[serde(default)]
+    pub more: bool,
 }
 
 impl FeedResponse {
@@ -180,7 +219,11 @@ impl FeedResponse {
             }
             write_subject(&mut out, s);
         }
-        out.extend_from_slice(b"]}");
+        out.extend_from_slice(if self.more {
+            b"],\"more\":true}"
+        } else {
+            b"]}"
+        });
         out
     }
 
@@ -214,6 +257,15 @@ pub fn encode_feed<'a, I>(cursor: &str, reset: bool, entries: I) -> Vec<u8>
 where
     I: Iterator<Item = &'a Revocation> + Clone,
 {
+    encode_feed_page(cursor, reset, false, entries)
+}
+
+/// [`encode_feed`] for one page: `more` adds `"more":true` (the field is left
+/// out when false, so an unpaged answer keeps its old bytes).
+pub fn encode_feed_page<'a, I>(cursor: &str, reset: bool, more: bool, entries: I) -> Vec<u8>
+where
+    I: Iterator<Item = &'a Revocation> + Clone,
+{
     let mut out = Vec::with_capacity(64 + 64 * entries.size_hint().0);
     out.extend_from_slice(b"{\"cursor\":");
     write_json_str(&mut out, cursor);
@@ -243,7 +295,7 @@ where
             write_subject(&mut out, s);
         }
     }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(if more { b"],\"more\":true}" } else { b"]}" });
     out
 }
 
@@ -438,6 +490,25 @@ pub fn feed_request_path(path: &str, cursor: Option<&str>) -> String {
     out
 }
 
+/// [`feed_request_path`] plus `paged=1`: the request of a client that
+/// accepts paged answers.
+pub fn paged_request_path(path: &str, cursor: Option<&str>) -> String {
+    let mut out = feed_request_path(path, cursor);
+    out.push(if out.contains('?') { '&' } else { '?' });
+    out.push_str(PAGED_PARAM);
+    out.push_str("=1");
+    out
+}
+
+/// The cursor without the page position of a snapshot continuation cursor
+/// (`<cursor>~<position>` gives `<cursor>`); other cursors unchanged. Lets a
+/// client compare a continuation cursor with plain ones.
+pub fn cursor_base(cursor: &str) -> &str {
+    cursor
+        .split_once(PAGE_SEPARATOR)
+        .map_or(cursor, |(base, _)| base)
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -588,6 +659,11 @@ fn feed_from_value(value: &Value) -> Result<FeedResponse, FieldError> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(FieldError::new("reset", "must be a boolean")),
     };
+    let more = match map.get("more") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(FieldError::new("more", "must be a boolean")),
+    };
     let mut revoked = Vec::new();
     for (i, item) in array_field(map, "revoked")?.iter().enumerate() {
         let path = format!("revoked[{i}]");
@@ -612,6 +688,7 @@ fn feed_from_value(value: &Value) -> Result<FeedResponse, FieldError> {
         reset,
         revoked,
         revoked_subjects,
+        more,
     })
 }
 

@@ -147,6 +147,7 @@ fn round_trips_through_to_json() {
             before: 0,
             exp: 10,
         }],
+        more: false,
     };
     let bytes = r.to_json();
     assert_eq!(FeedResponse::parse(&bytes).unwrap(), r);
@@ -369,4 +370,55 @@ fn request_path_encodes_the_cursor() {
         feed_request_path("/feed?x=1", Some("a b&c=d/é")),
         "/feed?x=1&since=a%20b%26c%3Dd%2F%C3%A9"
     );
+}
+
+#[test]
+fn more_is_optional_and_round_trips() {
+    let plain = br#"{"cursor":"7","reset":true}"#;
+    assert!(!FeedResponse::parse(plain).unwrap().more);
+    let page = FeedResponse {
+        cursor: "e-9~4".into(),
+        reset: true,
+        revoked: vec![RevokedToken {
+            jti: "a".into(),
+            exp: 5,
+        }],
+        revoked_subjects: vec![],
+        more: true,
+    };
+    let bytes = page.to_json();
+    assert_eq!(
+        bytes,
+        br#"{"cursor":"e-9~4","reset":true,"revoked":[{"jti":"a","exp":5}],"revoked_subjects":[],"more":true}"#
+    );
+    assert_eq!(FeedResponse::parse(&bytes).unwrap(), page);
+    let entries = [Revocation::Token(page.revoked[0].clone())];
+    assert_eq!(
+        encode_feed_page(&page.cursor, true, true, entries.iter()),
+        bytes
+    );
+    // Without more, the bytes are those of the unpaged encoder.
+    assert_eq!(
+        encode_feed_page("7", false, false, [].iter()),
+        encode_feed("7", false, [].iter())
+    );
+    assert_eq!(
+        field_of(FeedResponse::parse(br#"{"cursor":"7","more":"yes"}"#)),
+        "more"
+    );
+}
+
+#[test]
+fn paged_path_and_cursor_base() {
+    assert_eq!(
+        paged_request_path("/v1/revocations", None),
+        "/v1/revocations?paged=1"
+    );
+    assert_eq!(
+        paged_request_path("/v1/revocations", Some("e-5~3")),
+        "/v1/revocations?since=e-5~3&paged=1"
+    );
+    assert_eq!(cursor_base("e-5~3"), "e-5");
+    assert_eq!(cursor_base("e-1700-0~17.2"), "e-1700-0");
+    assert_eq!(cursor_base("e-5"), "e-5");
 }

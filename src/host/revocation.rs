@@ -1,19 +1,23 @@
 //! The revocation loop of one VM: each tick, catch up with the shared set;
 //! on the one VM holding the lease, poll the feed and publish what it
-//! brings. Requests read the VM's replica with no host call.
+//! brings (the pages of a paged answer are gathered here and published
+//! together, once the last arrives). Requests read the VM's replica with no
+//! host call.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use revocation_protocol::{feed_request_path, SIGNATURE_HEADER};
+use revocation_protocol::{paged_request_path, SIGNATURE_HEADER};
 
 use super::callout::{self, Answer};
 use super::metrics::Metrics;
 use super::shared::HostStore;
 use crate::revocation::channel::{publish, Keys, Replica, Update};
 use crate::revocation::lease::Lease;
-use crate::revocation::poller::{self, check_response, FeedConfig, FeedError, Poller};
+use crate::revocation::poller::{
+    self, check_response, FeedConfig, FeedError, PageStep, Pages, Poller,
+};
 use crate::revocation::store::StoreError;
 
 /// How often a VM drops expired entries from its replica.
@@ -36,6 +40,8 @@ pub struct RevocationLoop {
     keys: Keys,
     lease: Lease,
     poller: Poller,
+    /// Pages of an incomplete paged answer (fetcher only).
+    pages: Pages,
     pub view: RevocationView,
     started_ms: u64,
     last_purge_ms: u64,
@@ -54,6 +60,7 @@ impl RevocationLoop {
                 config.lease_ttl_ms(),
             ),
             poller: Poller::default(),
+            pages: Pages::default(),
             view: RevocationView::default(),
             started_ms: now_ms,
             last_purge_ms: now_ms,
@@ -110,13 +117,18 @@ impl RevocationLoop {
             now_ms.saturating_sub(since) / 1000,
         );
 
-        if now_ms < self.no_dispatch_until_ms
-            || !self.lease.try_hold(&HostStore, now_ms)
-            || !self.poller.due(&self.config.timing(), now_ms)
-        {
+        if now_ms < self.no_dispatch_until_ms {
             return;
         }
-        self.dispatch(now_ms, metrics);
+        if !self.lease.try_hold(&HostStore, now_ms) {
+            // Another VM fetches now; whatever it publishes supersedes the
+            // pages gathered here.
+            self.pages.abandon();
+            return;
+        }
+        if self.poller.due(&self.config.timing(), now_ms) {
+            self.dispatch(now_ms, metrics);
+        }
     }
 
     fn sync(&mut self, now_ms: u64) {
@@ -133,11 +145,9 @@ impl RevocationLoop {
     }
 
     fn dispatch(&mut self, now_ms: u64, metrics: &Metrics) {
-        let cursor = self.view.replica.borrow().meta.cursor.clone();
-        let path = feed_request_path(
-            &self.config.path,
-            (!cursor.is_empty()).then_some(cursor.as_str()),
-        );
+        let published = self.view.replica.borrow().meta.cursor.clone();
+        let cursor = self.pages.cursor(&published);
+        let path = paged_request_path(&self.config.path, (!cursor.is_empty()).then_some(cursor));
         let headers = self.config.request_headers(&path);
         match callout::dispatch(&self.config.cluster, &headers, self.config.timeout_ms) {
             Ok(token) => {
@@ -175,23 +185,38 @@ impl RevocationLoop {
             Ok(a) => a,
             Err(size) => return self.fail(now_ms, &FeedError::TooLarge(size), metrics),
         };
-        let previous = self.view.replica.borrow().meta.cursor.clone();
+        let published = self.view.replica.borrow().meta.cursor.clone();
         let checked = check_response(
             &self.config,
             answer.status,
             answer.header(SIGNATURE_HEADER),
             &answer.body,
-            &previous,
+            self.pages.cursor(&published),
         );
+        drop(answer);
         let response = match checked {
             Ok(r) => r,
             Err(e) => return self.fail(now_ms, &e, metrics),
         };
-        let entries = poller::entries(&response);
+        let step = self
+            .pages
+            .accept(&response, self.config.max_pending_entries);
+        drop(response);
+        let done = match step {
+            Ok(PageStep::Continue) => {
+                // Ask for the next page on the next tick; nothing is
+                // published, and the staleness clock does not move.
+                self.poller.continued(now_ms);
+                metrics.count("revocation.fetch_page");
+                return;
+            }
+            Ok(PageStep::Complete(done)) => done,
+            Err(e) => return self.fail(now_ms, &e, metrics),
+        };
         let update = Update {
-            reset: response.reset,
-            entries: &entries,
-            cursor: &response.cursor,
+            reset: done.reset,
+            entries: &done.entries,
+            cursor: &done.cursor,
             now_ms,
         };
         let published = publish(
@@ -216,9 +241,20 @@ impl RevocationLoop {
     }
 
     fn fail(&mut self, now_ms: u64, error: &FeedError, metrics: &Metrics) {
+        // A failed page fails the whole answer: the next attempt starts over
+        // from the published cursor, after the usual backoff.
+        let dropped = self.pages.pages();
+        self.pages.abandon();
         metrics.count("revocation.fetch_failed");
         metrics.count(&format!("revocation.fetch_failed.{}", error.label()));
-        let what = format!("revocation feed poll failed: {error}; keeping the last good set");
+        let what = if dropped > 0 {
+            format!(
+                "revocation feed poll failed after {dropped} pages of a paged answer: {error}; \
+                 dropping those pages and keeping the last good set"
+            )
+        } else {
+            format!("revocation feed poll failed: {error}; keeping the last good set")
+        };
         if let Some(line) = self.poller.failed(&self.config.timing(), now_ms, &what) {
             log::warn!("jwt-auth: {line}");
         }

@@ -1,7 +1,8 @@
-//! The feed poller's decisions, host-free: when to poll, what to send, and
-//! whether a response may be trusted. The proxy glue only moves bytes.
+//! The feed poller's decisions, host-free: when to poll, what to send,
+//! whether a response may be trusted, and how the pages of a paged answer
+//! add up to one update. The proxy glue only moves bytes.
 
-use revocation_protocol::{FeedResponse, SIGNATURE_HEADER};
+use revocation_protocol::{cursor_base, FeedResponse, SIGNATURE_HEADER};
 
 use super::set::{digest, Entry};
 pub use crate::poll::{Poller, Timing};
@@ -36,6 +37,9 @@ pub struct FeedConfig {
     pub max_backoff_ms: u64,
     /// Entries are forgotten this long after their `exp`.
     pub clock_skew_seconds: u64,
+    /// Most entries the pages of one paged answer may add up to before it is
+    /// refused (`revocation.max_pending_entries`).
+    pub max_pending_entries: usize,
 }
 
 impl FeedConfig {
@@ -87,6 +91,11 @@ pub enum FeedError {
     CursorRegression,
     /// The host refused to store the result.
     SharedData,
+    /// The pages of one paged answer hold more entries than allowed.
+    TooManyEntries {
+        held: usize,
+        limit: usize,
+    },
 }
 
 impl FeedError {
@@ -101,6 +110,7 @@ impl FeedError {
             FeedError::Invalid(_) => "invalid",
             FeedError::CursorRegression => "cursor_regression",
             FeedError::SharedData => "shared_data",
+            FeedError::TooManyEntries { .. } => "too_many_entries",
         }
     }
 }
@@ -117,6 +127,10 @@ impl std::fmt::Display for FeedError {
             FeedError::Invalid(e) => write!(f, "invalid body: {e}"),
             FeedError::CursorRegression => write!(f, "cursor went backwards"),
             FeedError::SharedData => write!(f, "cannot write to shared data"),
+            FeedError::TooManyEntries { held, limit } => write!(
+                f,
+                "paged answer holds {held} entries, more than revocation.max_pending_entries ({limit})"
+            ),
         }
     }
 }
@@ -156,7 +170,10 @@ pub fn check_response(
 /// stream IDs `"<ms>-<n>"`, plain counters. Two cursors of the same shape
 /// are compared field by field, numbers as numbers; a different non-numeric
 /// field (a new epoch) makes them incomparable, which is not a regression.
+/// The page position of a snapshot continuation cursor is left out: it
+/// orders nothing across snapshots, and the pinned cursor before it does.
 pub fn cursor_regressed(previous: &str, next: &str) -> bool {
+    let (previous, next) = (cursor_base(previous), cursor_base(next));
     if previous.is_empty() {
         return false;
     }
@@ -189,6 +206,105 @@ pub fn entries(response: &FeedResponse) -> Vec<Entry> {
         exp: s.exp,
     });
     tokens.chain(subjects).collect()
+}
+
+/// What to do after a checked page.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PageStep {
+    /// More pages follow: ask again at once with [`Pages::cursor`].
+    Continue,
+    /// The answer is complete: publish it, in one update.
+    Complete(Completed),
+}
+
+/// A whole answer, ready for `channel::publish`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Completed {
+    /// True when `entries` replace everything held.
+    pub reset: bool,
+    pub entries: Vec<Entry>,
+    pub cursor: String,
+}
+
+/// The pages of a paged answer (`more: true`) gathered so far, held by the
+/// fetcher only. Nothing of them is visible to requests until the last page
+/// arrives: a snapshot applied in part would replace the whole set with a
+/// fraction of it. A failed page drops them all ([`Pages::abandon`]), and
+/// the next attempt starts again from the last published cursor.
+#[derive(Debug, Default)]
+pub struct Pages {
+    pending: Option<Completed>,
+    pages: u32,
+}
+
+impl Pages {
+    /// The cursor to poll with (and to check the next cursor against): the
+    /// last page's while an answer is incomplete, else the published one.
+    pub fn cursor<'a>(&'a self, published: &'a str) -> &'a str {
+        self.pending
+            .as_ref()
+            .map_or(published, |p| p.cursor.as_str())
+    }
+
+    /// Whether pages are being gathered (the next poll is a continuation).
+    pub fn in_progress(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Pages gathered so far.
+    pub fn pages(&self) -> u32 {
+        self.pages
+    }
+
+    /// Forgets the pages gathered so far.
+    pub fn abandon(&mut self) {
+        self.pending = None;
+        self.pages = 0;
+    }
+
+    /// Adds a checked page. A `reset` page starts a new answer, dropping
+    /// any pages before it (the feed restarted the snapshot); a delta page
+    /// adds to the pending answer, or is an answer of its own.
+    pub fn accept(
+        &mut self,
+        response: &FeedResponse,
+        max_pending_entries: usize,
+    ) -> Result<PageStep, FeedError> {
+        let new = entries(response);
+        let mut pending = match self.pending.take() {
+            Some(p) if !response.reset => p,
+            _ => {
+                self.pages = 0;
+                Completed {
+                    reset: response.reset,
+                    entries: Vec::new(),
+                    cursor: String::new(),
+                }
+            }
+        };
+        let held = pending.entries.len().saturating_add(new.len());
+        if held > max_pending_entries {
+            self.abandon();
+            return Err(FeedError::TooManyEntries {
+                held,
+                limit: max_pending_entries,
+            });
+        }
+        if pending.entries.is_empty() {
+            pending.entries = new;
+        } else {
+            pending.entries.extend(new);
+        }
+        pending.cursor = response.cursor.clone();
+        self.pages = self.pages.saturating_add(1);
+        if response.more {
+            self.pending = Some(pending);
+            Ok(PageStep::Continue)
+        } else {
+            self.pages = 0;
+            Ok(PageStep::Complete(pending))
+        }
+    }
 }
 
 /// True when the last successful sync (or the start, before any) is older

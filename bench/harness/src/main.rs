@@ -5,7 +5,7 @@
 //! jwt-auth-bench probe-config FILE               0 = the filter accepts the config
 //! jwt-auth-bench ext-authz --config FILE --port P
 //!     Envoy ext_authz HTTP service running this project's decision code
-//! jwt-auth-bench feed --port P --entries N
+//! jwt-auth-bench feed --port P --entries N [--page-entries N]
 //!     a static revocation feed holding N revoked jtis, plus POST /admin/revoke
 //! ```
 //!
@@ -23,7 +23,7 @@ const USAGE: &str = "\
 usage: jwt-auth-bench tokens ALG... [--jtis N]
        jwt-auth-bench probe-config FILE
        jwt-auth-bench ext-authz --config FILE --port PORT
-       jwt-auth-bench feed --port PORT --entries N";
+       jwt-auth-bench feed --port PORT --entries N [--page-entries N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

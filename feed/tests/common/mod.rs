@@ -235,6 +235,40 @@ impl Harness {
             .unwrap()
     }
 
+    /// Polls as a client that accepts pages (`paged=1`) and parses the
+    /// answer.
+    pub async fn feed_paged(&self, since: Option<&str>) -> FeedResponse {
+        let url = format!(
+            "{}{}",
+            self.base,
+            revocation_protocol::paged_request_path(revocation_protocol::REVOCATIONS_PATH, since)
+        );
+        let auth = self.opts.read_token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        let resp = self
+            .client
+            .request(Method::GET, &url, &headers, None)
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+        FeedResponse::parse(&resp.body).unwrap()
+    }
+
+    /// Follows pages from `since` until one without `more`; returns every
+    /// page.
+    pub async fn feed_pages(&self, since: Option<&str>) -> Vec<FeedResponse> {
+        let mut pages = vec![self.feed_paged(since).await];
+        while pages.last().unwrap().more {
+            assert!(pages.len() < 1000, "pages never end");
+            let cursor = pages.last().unwrap().cursor.clone();
+            pages.push(self.feed_paged(Some(&cursor)).await);
+        }
+        pages
+    }
+
     /// Polls with the configured read token and parses the answer.
     pub async fn feed(&self, since: Option<&str>) -> FeedResponse {
         let resp = self.get_with(since, self.opts.read_token.as_deref()).await;

@@ -16,6 +16,7 @@ fn config() -> FeedConfig {
         sync_interval_ms: 100,
         max_backoff_ms: 8000,
         clock_skew_seconds: 60,
+        max_pending_entries: 10,
     }
 }
 
@@ -152,4 +153,148 @@ fn deny_refuses_before_the_first_sync_and_when_stale() {
         Some(5),
         "retry-after follows the poll interval"
     );
+}
+
+fn page(cursor: &str, reset: bool, more: bool, jtis: &[&str]) -> FeedResponse {
+    FeedResponse {
+        cursor: cursor.into(),
+        reset,
+        revoked: jtis
+            .iter()
+            .map(|j| revocation_protocol::RevokedToken {
+                jti: (*j).into(),
+                exp: 100,
+            })
+            .collect(),
+        revoked_subjects: vec![],
+        more,
+    }
+}
+
+fn ids(c: &Completed) -> Vec<Entry> {
+    c.entries.clone()
+}
+
+fn tokens(jtis: &[&str]) -> Vec<Entry> {
+    jtis.iter()
+        .map(|j| Entry::Token {
+            id: digest(j),
+            exp: 100,
+        })
+        .collect()
+}
+
+#[test]
+fn a_single_page_completes_at_once() {
+    let mut p = Pages::default();
+    let step = p.accept(&page("e1-5", false, false, &["a"]), 10).unwrap();
+    assert_eq!(
+        step,
+        PageStep::Complete(Completed {
+            reset: false,
+            entries: tokens(&["a"]),
+            cursor: "e1-5".into()
+        })
+    );
+    assert!(!p.in_progress());
+    assert_eq!(p.cursor("e1-4"), "e1-4");
+}
+
+#[test]
+fn snapshot_pages_complete_only_at_the_last_page() {
+    let mut p = Pages::default();
+    assert_eq!(
+        p.accept(&page("e1-9~2", true, true, &["a", "b"]), 10),
+        Ok(PageStep::Continue)
+    );
+    assert!(p.in_progress());
+    assert_eq!(p.cursor("e1-3"), "e1-9~2", "continue from the page");
+    assert_eq!(
+        p.accept(&page("e1-9~4", false, true, &["c", "d"]), 10),
+        Ok(PageStep::Continue)
+    );
+    assert_eq!(p.pages(), 2);
+    let PageStep::Complete(done) = p.accept(&page("e1-9", false, false, &["e"]), 10).unwrap()
+    else {
+        panic!("the last page completes the snapshot");
+    };
+    assert!(done.reset, "a snapshot stays a snapshot");
+    assert_eq!(ids(&done), tokens(&["a", "b", "c", "d", "e"]));
+    assert_eq!(done.cursor, "e1-9");
+    assert!(!p.in_progress());
+    assert_eq!(p.cursor("e1-9"), "e1-9");
+}
+
+#[test]
+fn delta_pages_add_up_to_one_delta() {
+    let mut p = Pages::default();
+    assert_eq!(
+        p.accept(&page("e1-6", false, true, &["a"]), 10),
+        Ok(PageStep::Continue)
+    );
+    let PageStep::Complete(done) = p.accept(&page("e1-7", false, false, &["b"]), 10).unwrap()
+    else {
+        panic!("complete");
+    };
+    assert!(!done.reset);
+    assert_eq!(ids(&done), tokens(&["a", "b"]));
+}
+
+#[test]
+fn a_reset_page_restarts_the_answer() {
+    let mut p = Pages::default();
+    p.accept(&page("e1-9~2", true, true, &["a", "b"]), 10)
+        .unwrap();
+    // The feed could not continue and starts over with a new snapshot.
+    p.accept(&page("e2-3~1", true, true, &["x"]), 10).unwrap();
+    let PageStep::Complete(done) = p.accept(&page("e2-3", false, false, &["y"]), 10).unwrap()
+    else {
+        panic!("complete");
+    };
+    assert!(done.reset);
+    assert_eq!(ids(&done), tokens(&["x", "y"]));
+}
+
+#[test]
+fn abandon_drops_the_pages_and_polls_from_the_published_cursor() {
+    let mut p = Pages::default();
+    p.accept(&page("e1-9~2", true, true, &["a", "b"]), 10)
+        .unwrap();
+    p.abandon();
+    assert!(!p.in_progress());
+    assert_eq!(p.cursor("e1-3"), "e1-3");
+    // The next attempt is a fresh answer, nothing of the old one in it.
+    let PageStep::Complete(done) = p.accept(&page("e1-9", true, false, &["c"]), 10).unwrap() else {
+        panic!("complete");
+    };
+    assert_eq!(ids(&done), tokens(&["c"]));
+}
+
+#[test]
+fn pending_entries_are_capped() {
+    let mut p = Pages::default();
+    let six = ["a", "b", "c", "d", "e", "f"];
+    p.accept(&page("e1-9~6", true, true, &six), 10).unwrap();
+    let err = p.accept(&page("e1-9~12", false, true, &six), 10);
+    assert_eq!(
+        err,
+        Err(FeedError::TooManyEntries {
+            held: 12,
+            limit: 10
+        })
+    );
+    assert!(!p.in_progress(), "a refused answer is dropped whole");
+    assert!(err
+        .unwrap_err()
+        .to_string()
+        .contains("revocation.max_pending_entries"));
+}
+
+#[test]
+fn continuation_cursors_are_ordered_by_their_base() {
+    assert!(!cursor_regressed("e1-5", "e1-9~3"));
+    assert!(!cursor_regressed("e1-9~3", "e1-9~7"));
+    assert!(!cursor_regressed("e1-9~7", "e1-9"));
+    assert!(cursor_regressed("e1-9", "e1-5~3"), "an old snapshot page");
+    assert!(cursor_regressed("e1-9~3", "e1-8"));
 }
