@@ -1,6 +1,8 @@
 //! Applying a 10k-entry revocation delta, as a worker does on its tick:
 //! decode the shared-data record and insert into the set (goal: <= 20 ms
 //! inside the proxy's wasm runtime; native figures are a lower bound).
+//! Also the per-request lookup (on a held and on an empty set) and loading
+//! a snapshot, as a worker that starts late or follows a reset does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -36,6 +38,24 @@ fn bench(c: &mut Criterion) {
         let mut set = base.clone();
         decode_batch_into(&bytes, &mut set).unwrap();
         b.iter(|| set.is_revoked(Some("jti-00005000"), Some("user"), Some(1)))
+    });
+    c.bench_function("is_revoked on an empty set", |b| {
+        let set = RevocationSet::new();
+        b.iter(|| {
+            set.is_revoked(
+                std::hint::black_box(Some("jti-00005000")),
+                Some("user"),
+                Some(1),
+            )
+        })
+    });
+    let snapshot = encode_batch(3, base.entries());
+    c.bench_function("load a 100k snapshot", |b| {
+        b.iter(|| {
+            let mut set = RevocationSet::new();
+            decode_batch_into(&snapshot, &mut set).unwrap();
+            set
+        })
     });
 }
 

@@ -98,8 +98,10 @@ impl Replica {
             }
         }
         // Snapshot, then the deltas published after it. The snapshot is
-        // decoded straight into a new set (no intermediate list, so a
-        // worker's memory peak stays near the set's own size); the old set
+        // decoded straight into a new set (its tokens come in digest order
+        // and are appended to an array sized once, no intermediate list),
+        // and its bytes are dropped right after: wasm memory never shrinks,
+        // so this peak (bytes + array) is what a worker keeps. The old set
         // stays until everything succeeded.
         let bytes = match store.get(&keys.snapshot) {
             (Some(bytes), _) if !bytes.is_empty() => bytes,

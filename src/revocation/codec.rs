@@ -4,6 +4,11 @@
 //!
 //! Batch: `JRB1` | version u64 | count u32 | records; record: tag u8
 //! (1 token, 2 subject) | digest u128 | exp u64 [| before u64]. Little endian.
+//! A snapshot lists its token records in ascending digest order (what
+//! `RevocationSet::entries` yields), so a worker loads it by appending to
+//! an array sized from `count`; readers accept any order (deltas are in
+//! feed order), so the layout and magic are those of builds that wrote
+//! snapshots unordered, and both read each other's data during an upgrade.
 //! Meta: `JRM1` | version u64 | base u64 | snapshot u64 | oldest_delta u64 |
 //! last_sync_ms u64 | held u64 | cursor_len u16 | cursor bytes.
 
@@ -83,7 +88,8 @@ impl EntrySink for Vec<Entry> {
 }
 
 /// Decodes a batch entry by entry, without collecting it first: a
-/// snapshot of a million entries goes straight into a set. Returns the
+/// snapshot of a million entries goes straight into a set, and the
+/// snapshot's bytes are the only other copy while it loads. Returns the
 /// batch's version.
 pub fn decode_batch_into(bytes: &[u8], sink: &mut impl EntrySink) -> Result<u64, CodecError> {
     let mut r = Reader(bytes);

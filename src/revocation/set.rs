@@ -1,12 +1,19 @@
 //! The worker-local revocation set, checked on every request with no host
 //! call.
 //!
-//! Identifiers are held as 128-bit digests, not strings: a million revoked
-//! `jti`s then cost about 32 bytes each instead of a heap string each, and
-//! the set can be copied between workers as fixed-size records.
+//! Identifiers are held as 128-bit digests, not strings, so the set can be
+//! copied between workers as fixed-size records. Revoked `jti`s, the bulk
+//! of the set, live in one sorted array of 20-byte records searched by
+//! bisection: wasm linear memory never shrinks, so a hash table's empty
+//! buckets and its doubling while it fills would stay in every worker's
+//! memory for good. Entries added later go to a small hash table first and
+//! are merged into the array once it grows past a sixteenth of it, so a
+//! delta costs about what it adds, not a rewrite of the array.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::iter::Peekable;
 
 use sha2::{Digest as _, Sha256};
 
@@ -52,15 +59,6 @@ pub enum Entry {
     Subject { id: Digest, before: u64, exp: u64 },
 }
 
-impl super::codec::EntrySink for RevocationSet {
-    fn reserve(&mut self, count: usize) {
-        self.tokens.reserve(count);
-    }
-    fn push(&mut self, entry: Entry) {
-        self.insert(entry);
-    }
-}
-
 impl Entry {
     pub fn exp(&self) -> u64 {
         match self {
@@ -69,10 +67,97 @@ impl Entry {
     }
 }
 
+/// A token's `exp` as held: seconds fit 32 bits until 2106. A later `exp`
+/// is held as `u32::MAX` and read back as `u64::MAX` ("never purged"):
+/// rounding up only keeps an entry longer, and it saves 4 of 24 bytes per
+/// record (8 with the padding a `u64` field brings).
+fn narrow_exp(exp: u64) -> u32 {
+    u32::try_from(exp).unwrap_or(u32::MAX)
+}
+
+fn widen_exp(exp: u32) -> u64 {
+    if exp == u32::MAX {
+        u64::MAX
+    } else {
+        u64::from(exp)
+    }
+}
+
+/// A revoked `jti`: the digest as four 32-bit words, most significant
+/// first (so the array order is the digests' numeric order), and the
+/// narrowed `exp`. 20 bytes, 4-byte aligned: a `u128` field would pad the
+/// record to 32.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Token {
+    id: [u32; 4],
+    exp: u32,
+}
+
+impl Token {
+    fn new(id: Digest, exp: u32) -> Self {
+        Token {
+            id: [
+                (id >> 96) as u32,
+                (id >> 64) as u32,
+                (id >> 32) as u32,
+                id as u32,
+            ],
+            exp,
+        }
+    }
+
+    fn digest(&self) -> Digest {
+        let [a, b, c, d] = self.id;
+        (u128::from(a) << 96) | (u128::from(b) << 64) | (u128::from(c) << 32) | u128::from(d)
+    }
+
+    fn entry(self) -> Entry {
+        Entry::Token {
+            id: self.digest(),
+            exp: widen_exp(self.exp),
+        }
+    }
+}
+
+/// The overlay is merged into the array once it holds more than this many
+/// entries, or a sixteenth of the array if that is more: lookups then stay
+/// two probes, and a merge (linear in the array) is paid for by at least a
+/// sixteenth of the array's size in new entries.
+const OVERLAY_MIN: usize = 4096;
+
 #[derive(Default, Debug, Clone)]
 pub struct RevocationSet {
-    tokens: DigestMap<u64>,
+    /// Revoked `jti`s, sorted by digest, no repeats.
+    tokens: Vec<Token>,
+    /// Revoked `jti`s not merged into `tokens` yet (digest -> narrowed
+    /// `exp`); never holds a digest that `tokens` holds.
+    overlay: DigestMap<u32>,
+    /// Revoked subjects (digest -> (before, exp)): few, so a hash table.
     subjects: DigestMap<(u64, u64)>,
+}
+
+/// Snapshots are decoded straight into a set. A snapshot lists its tokens
+/// in digest order, so they are appended to an array sized once from the
+/// record count: no rehash, no doubling, no second copy.
+impl super::codec::EntrySink for RevocationSet {
+    fn reserve(&mut self, count: usize) {
+        if self.tokens.is_empty() && self.overlay.is_empty() {
+            self.tokens.reserve_exact(count);
+        }
+    }
+    fn push(&mut self, entry: Entry) {
+        if let Entry::Token { id, exp } = entry {
+            // Appending keeps the array sorted only past its last digest,
+            // and stays within the reserved room so it never doubles.
+            let in_order = self.tokens.last().is_none_or(|t| t.digest() < id);
+            if in_order && self.overlay.is_empty() && self.tokens.len() < self.tokens.capacity() {
+                self.tokens.push(Token::new(id, narrow_exp(exp)));
+                return;
+            }
+        }
+        self.add(entry);
+        self.merge_if_due();
+    }
 }
 
 impl RevocationSet {
@@ -81,36 +166,137 @@ impl RevocationSet {
     }
 
     pub fn len(&self) -> usize {
-        self.tokens.len() + self.subjects.len()
+        self.tokens.len() + self.overlay.len() + self.subjects.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.subjects.is_empty()
+        self.tokens.is_empty() && self.overlay.is_empty() && self.subjects.is_empty()
     }
 
     pub fn clear(&mut self) {
         self.tokens.clear();
+        self.overlay.clear();
         self.subjects.clear();
     }
 
     /// Adds entries. A repeated entry keeps the widest reach: the later
     /// `before` and the later `exp`, so applying in any order gives the same set.
     pub fn apply(&mut self, entries: &[Entry]) {
-        self.tokens.reserve(entries.len());
-        for entry in entries {
-            self.insert(*entry);
+        if entries.len() <= OVERLAY_MIN {
+            for entry in entries {
+                self.add(*entry);
+            }
+            self.merge_if_due();
+            return;
         }
+        // A large batch (a feed reset, a big delta) is sorted and merged
+        // into the array at once: through the overlay it would first build
+        // a hash table of its own size, doubling as it fills.
+        let mut fresh = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match *entry {
+                Entry::Token { id, exp } => {
+                    let exp = narrow_exp(exp);
+                    if let Ok(i) = self.find(id) {
+                        if let Some(held) = self.tokens.get_mut(i) {
+                            held.exp = held.exp.max(exp);
+                        }
+                    } else if let Some(held) = self.overlay.get_mut(&id) {
+                        *held = (*held).max(exp);
+                    } else {
+                        fresh.push(Token::new(id, exp));
+                    }
+                }
+                subject => self.add(subject),
+            }
+        }
+        fresh.sort_unstable_by_key(|t| t.id);
+        fresh.dedup_by(|later, kept| {
+            let same = later.id == kept.id;
+            if same {
+                kept.exp = kept.exp.max(later.exp);
+            }
+            same
+        });
+        self.merge_sorted(fresh);
+        self.merge_if_due();
     }
 
     pub fn insert(&mut self, entry: Entry) {
+        self.add(entry);
+        self.merge_if_due();
+    }
+
+    fn add(&mut self, entry: Entry) {
         match entry {
             Entry::Token { id, exp } => {
-                let held = self.tokens.entry(id).or_insert(exp);
+                let exp = narrow_exp(exp);
+                if let Ok(i) = self.find(id) {
+                    if let Some(held) = self.tokens.get_mut(i) {
+                        held.exp = held.exp.max(exp);
+                    }
+                    return;
+                }
+                let held = self.overlay.entry(id).or_insert(exp);
                 *held = (*held).max(exp);
             }
             Entry::Subject { id, before, exp } => {
                 let held = self.subjects.entry(id).or_insert((before, exp));
                 *held = (held.0.max(before), held.1.max(exp));
+            }
+        }
+    }
+
+    fn find(&self, id: Digest) -> Result<usize, usize> {
+        self.tokens.binary_search_by(|t| t.digest().cmp(&id))
+    }
+
+    fn merge_if_due(&mut self) {
+        if self.overlay.len() > OVERLAY_MIN.max(self.tokens.len() / 16) {
+            self.merge();
+        }
+    }
+
+    /// Moves the overlay into the array in place: the array grows once by
+    /// exactly the overlay's size and records shift from the back, so the
+    /// only extra memory is the sorted overlay itself.
+    fn merge(&mut self) {
+        if self.overlay.is_empty() {
+            return;
+        }
+        let mut extra: Vec<Token> = self
+            .overlay
+            .drain()
+            .map(|(id, exp)| Token::new(id, exp))
+            .collect();
+        extra.sort_unstable_by_key(|t| t.id);
+        self.merge_sorted(extra);
+    }
+
+    /// Merges sorted records whose digests the array does not hold.
+    fn merge_sorted(&mut self, mut extra: Vec<Token>) {
+        if extra.is_empty() {
+            return;
+        }
+        let old = self.tokens.len();
+        self.tokens.reserve_exact(extra.len());
+        self.tokens.resize(old + extra.len(), Token::default());
+        // `end` is one past the unmerged array records, `write` one past
+        // the next free slot; the overlay's digests are not in the array.
+        let mut end = old;
+        let mut write = self.tokens.len();
+        while let Some(t) = extra.pop() {
+            let below = self
+                .tokens
+                .get(..end)
+                .map_or(0, |held| held.partition_point(|h| h.id < t.id));
+            let run = end - below;
+            self.tokens.copy_within(below..end, write - run);
+            write -= run;
+            end = below;
+            write -= 1;
+            if let Some(slot) = self.tokens.get_mut(write) {
+                *slot = t;
             }
         }
     }
@@ -121,7 +307,8 @@ impl RevocationSet {
     pub fn purge(&mut self, now: u64, skew: u64) -> usize {
         let before = self.len();
         let live = |exp: u64| exp.saturating_add(skew) >= now;
-        self.tokens.retain(|_, exp| live(*exp));
+        self.tokens.retain(|t| live(widen_exp(t.exp)));
+        self.overlay.retain(|_, exp| live(widen_exp(*exp)));
         self.subjects.retain(|_, (_, exp)| live(*exp));
         before - self.len()
     }
@@ -130,8 +317,11 @@ impl RevocationSet {
     /// revoked, so it is refused when its subject is.
     pub fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> bool {
         if let Some(jti) = jti {
-            if !self.tokens.is_empty() && self.tokens.contains_key(&digest(jti)) {
-                return true;
+            if !self.tokens.is_empty() || !self.overlay.is_empty() {
+                let id = digest(jti);
+                if self.find(id).is_ok() || self.overlay.contains_key(&id) {
+                    return true;
+                }
             }
         }
         if let Some(sub) = sub {
@@ -144,20 +334,60 @@ impl RevocationSet {
         false
     }
 
-    /// Every entry, for writing a snapshot.
+    /// Every entry, for writing a snapshot: tokens in digest order (so a
+    /// worker loads them by appending), then subjects.
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.tokens
+        let mut extra: Vec<Token> = self
+            .overlay
             .iter()
-            .map(|(id, exp)| Entry::Token { id: *id, exp: *exp })
-            .chain(
-                self.subjects
-                    .iter()
-                    .map(|(id, (before, exp))| Entry::Subject {
-                        id: *id,
-                        before: *before,
-                        exp: *exp,
-                    }),
-            )
+            .map(|(id, exp)| Token::new(*id, *exp))
+            .collect();
+        extra.sort_unstable_by_key(|t| t.id);
+        Merged {
+            held: self.tokens.iter().copied().peekable(),
+            extra: extra.into_iter().peekable(),
+        }
+        .map(Token::entry)
+        .chain(
+            self.subjects
+                .iter()
+                .map(|(id, (before, exp))| Entry::Subject {
+                    id: *id,
+                    before: *before,
+                    exp: *exp,
+                }),
+        )
+    }
+}
+
+/// Two sorted token sequences with no digest in common, in digest order.
+struct Merged<A: Iterator<Item = Token>, B: Iterator<Item = Token>> {
+    held: Peekable<A>,
+    extra: Peekable<B>,
+}
+
+impl<A: Iterator<Item = Token>, B: Iterator<Item = Token>> Iterator for Merged<A, B> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        let order = match (self.held.peek(), self.extra.peek()) {
+            (Some(a), Some(b)) => a.id.cmp(&b.id),
+            (Some(_), None) => Ordering::Less,
+            (None, _) => Ordering::Greater,
+        };
+        if order == Ordering::Less {
+            self.held.next()
+        } else {
+            self.extra.next()
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (a, b) = (self.held.size_hint(), self.extra.size_hint());
+        (
+            a.0.saturating_add(b.0),
+            a.1.zip(b.1).and_then(|(a, b)| a.checked_add(b)),
+        )
     }
 }
 
@@ -254,5 +484,163 @@ mod tests {
     fn digest_is_stable() {
         assert_eq!(digest("a"), digest("a"));
         assert_ne!(digest("a"), digest("b"));
+    }
+
+    /// A small deterministic generator: the tests need spread digests, not
+    /// a crate.
+    fn spread(n: u64) -> u128 {
+        let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        x ^= x >> 29;
+        u128::from(x) << 64 | u128::from(x.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+    }
+
+    #[test]
+    fn merges_keep_every_entry_and_the_widest_exp() {
+        let mut set = RevocationSet::new();
+        let mut model = std::collections::BTreeMap::new();
+        // Enough batches to merge the overlay into the array several times,
+        // with repeats of held digests at both lower and higher `exp`.
+        for round in 0..12u64 {
+            let batch: Vec<Entry> = (0..3000u64)
+                .map(|i| Entry::Token {
+                    id: spread((round * 1777 + i) % 20_000),
+                    exp: 1000 + (round * 7 + i) % 50,
+                })
+                .collect();
+            for e in &batch {
+                if let Entry::Token { id, exp } = *e {
+                    let held = model.entry(id).or_insert(exp);
+                    *held = (*held).max(exp);
+                }
+            }
+            set.apply(&batch);
+            assert_eq!(set.len(), model.len(), "round {round}");
+        }
+        let listed: Vec<Entry> = set.entries().collect();
+        let expected: Vec<Entry> = model
+            .iter()
+            .map(|(id, exp)| Entry::Token { id: *id, exp: *exp })
+            .collect();
+        assert_eq!(listed, expected, "entries in digest order, widest exp");
+        for id in model.keys().take(500) {
+            assert!(
+                set.tokens.binary_search_by(|t| t.digest().cmp(id)).is_ok()
+                    || set.overlay.contains_key(id)
+            );
+        }
+        assert!(set.tokens.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(set.tokens.len() > 10_000, "the overlay was merged");
+    }
+
+    #[test]
+    fn sorted_snapshot_loads_into_an_exact_array() {
+        use crate::revocation::codec::{decode_batch_into, encode_batch};
+        let mut source = RevocationSet::new();
+        source.apply(
+            &(0..10_000u64)
+                .map(|i| Entry::Token {
+                    id: spread(i),
+                    exp: 5000 + i,
+                })
+                .chain([Entry::Subject {
+                    id: digest("s"),
+                    before: 4,
+                    exp: 9,
+                }])
+                .collect::<Vec<_>>(),
+        );
+        source.insert(Entry::Token {
+            id: digest("late"),
+            exp: 7,
+        });
+        assert!(!source.overlay.is_empty(), "one entry left in the overlay");
+        let bytes = encode_batch(3, source.entries());
+        let mut loaded = RevocationSet::new();
+        assert_eq!(decode_batch_into(&bytes, &mut loaded), Ok(3));
+        assert!(loaded.overlay.is_empty(), "every token appended");
+        assert_eq!(loaded.tokens.len(), 10_001);
+        assert!(loaded.tokens.capacity() <= 10_002, "sized once");
+        assert_eq!(loaded.len(), source.len());
+        assert!(loaded.is_revoked(Some("late"), None, None));
+        assert!(loaded.is_revoked(None, Some("s"), Some(3)));
+        assert_eq!(
+            loaded.entries().collect::<Vec<_>>(),
+            source.entries().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn unsorted_stream_still_loads() {
+        use crate::revocation::codec::EntrySink;
+        let mut set = RevocationSet::new();
+        set.reserve(3);
+        for (id, exp) in [(5u128, 1u64), (3, 2), (5, 9), (9, 4)] {
+            set.push(Entry::Token { id, exp });
+        }
+        assert_eq!(set.len(), 3);
+        assert_eq!(
+            set.entries().collect::<Vec<_>>(),
+            [(3, 2), (5, 9), (9, 4)]
+                .map(|(id, exp)| Entry::Token { id, exp })
+                .to_vec()
+        );
+    }
+
+    #[test]
+    fn exp_past_2106_is_never_purged() {
+        let mut set = RevocationSet::new();
+        set.insert(Entry::Token {
+            id: 1,
+            exp: u64::from(u32::MAX) + 5,
+        });
+        set.insert(Entry::Token {
+            id: 2,
+            exp: u64::from(u32::MAX) - 1,
+        });
+        assert_eq!(set.entries().next().map(|e| e.exp()), Some(u64::MAX));
+        assert_eq!(set.purge(u64::from(u32::MAX), 0), 1);
+        assert_eq!(set.purge(u64::MAX - 1, 0), 0);
+        assert!(!set.is_revoked(Some("x"), None, None));
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn large_batch_merges_with_repeats() {
+        let mut set = RevocationSet::new();
+        set.apply(&[Entry::Token { id: 7, exp: 50 }]);
+        set.insert(Entry::Token { id: 9, exp: 50 });
+        set.merge();
+        set.insert(Entry::Token { id: 11, exp: 50 });
+        let mut batch: Vec<Entry> = (0..10_000u64)
+            .map(|i| Entry::Token {
+                id: spread(i % 6000),
+                exp: 100 + i,
+            })
+            .collect();
+        batch.extend([
+            Entry::Token { id: 9, exp: 10 },
+            Entry::Token { id: 9, exp: 70 },
+            Entry::Token { id: 11, exp: 80 },
+            Entry::Subject {
+                id: 3,
+                before: 1,
+                exp: 2,
+            },
+        ]);
+        set.apply(&batch);
+        assert_eq!(set.len(), 6000 + 3 + 1);
+        let listed: Vec<Entry> = set.entries().collect();
+        assert!(listed.contains(&Entry::Token { id: 9, exp: 70 }));
+        assert!(listed.contains(&Entry::Token { id: 11, exp: 80 }));
+        assert!(listed.contains(&Entry::Token { id: 7, exp: 50 }));
+        assert!(listed.contains(&Entry::Token {
+            id: spread(5999),
+            exp: 100 + 5999
+        }));
+        assert!(listed.contains(&Entry::Token {
+            id: spread(0),
+            exp: 100 + 6000
+        }));
+        assert!(set.tokens.windows(2).all(|w| w[0].id < w[1].id));
     }
 }
