@@ -8,12 +8,13 @@ the machine, to bench/results/latest.md, plus a PNG chart (gnuplot).
 
     python3 bench/run.py bench [--seconds 10] [--connections 32]
         [--algs HS256,RS256,ES256,EdDSA]
-        [--variants passthrough,jwt_authn,jwt_authn_cache,wasm,wasm_cache,ext_authz]
+        [--variants passthrough,wasm_empty,jwt_authn,jwt_authn_cache,wasm,wasm_cache,ext_authz]
         [--revocation]          also run the revocation benchmark
     python3 bench/run.py revocation [--sizes 0,100000,1000000] [--trials 30]
 
 Environment: ENVOY_BIN, JWT_AUTH_WASM (the Makefile exports both),
-BENCH_TOOL (default target/release/jwt-auth-bench).
+BENCH_TOOL (default target/release/jwt-auth-bench), BENCH_EMPTY_WASM (default
+target/wasm32-wasip1/release/jwt_auth_empty_filter.wasm, bench/empty-filter).
 """
 
 import argparse
@@ -39,14 +40,17 @@ RESULTS = os.path.join(ROOT, "bench", "results")
 ENVOY = os.environ.get("ENVOY_BIN") or os.path.join(ROOT, ".venv", "bin", "envoy")
 WASM = os.environ.get("JWT_AUTH_WASM") or os.path.join(
     ROOT, "target", "wasm32-wasip1", "release", "jwt_auth_wasm.wasm")
+EMPTY_WASM = os.environ.get("BENCH_EMPTY_WASM") or os.path.join(
+    ROOT, "target", "wasm32-wasip1", "release", "jwt_auth_empty_filter.wasm")
 TOOL = os.environ.get("BENCH_TOOL") or os.path.join(ROOT, "target", "release", "jwt-auth-bench")
 
 ENVOY_CORE = "0"
 LOAD_CORE = "1"
 ALL_ALGS = ["HS256", "RS256", "ES256", "EdDSA"]
-ALL_VARIANTS = ["passthrough", "jwt_authn", "jwt_authn_cache", "wasm", "wasm_cache", "ext_authz"]
+ALL_VARIANTS = ["passthrough", "wasm_empty", "jwt_authn", "jwt_authn_cache", "wasm", "wasm_cache", "ext_authz"]
 VARIANT_LABEL = {
     "passthrough": "passthrough (no auth filter)",
+    "wasm_empty": "empty proxy-wasm filter (the SDK's floor)",
     "jwt_authn": "Envoy jwt_authn, no cache",
     "jwt_authn_cache": "Envoy jwt_authn, jwt_cache_size 100",
     "wasm": "jwt-auth-wasm, no cache",
@@ -313,6 +317,15 @@ class Envoy:
                     return int(line.split()[1])
         return None
 
+    def cpu_seconds(self):
+        try:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # utime and stime: fields 14 and 15 of stat(5), in clock ticks
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def allocated_bytes(self):
         _, body = get(self.admin_port, "/memory")
         return int(json.loads(body)["allocated"])
@@ -453,9 +466,19 @@ def fmt_num(v, spec):
 
 
 def measure(envoy, token, args):
-    """Warm-up then the measured run."""
+    """Warm-up then the measured run. Also Envoy's CPU time per request
+    (user + system, all threads): unlike req/s it barely moves when other
+    work competes for the cores, so it is the steadier figure on a busy
+    machine."""
     wrk(envoy.port, token, args.warmup, args.connections)
-    return wrk(envoy.port, token, args.seconds, args.connections)
+    before = envoy.cpu_seconds()
+    res = wrk(envoy.port, token, args.seconds, args.connections)
+    after = envoy.cpu_seconds()
+    m = re.search(r"(\d+) requests in", res["raw"])
+    res["cpu_us"] = None
+    if m and int(m.group(1)) and before is not None and after is not None:
+        res["cpu_us"] = (after - before) * 1e6 / int(m.group(1))
+    return res
 
 
 def run_variant(variant, alg, info, args, wasm_path, cache_ok):
@@ -467,6 +490,9 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
     clusters = []
     if variant == "passthrough":
         filters = []
+    elif variant == "wasm_empty":
+        row["alg"] = "-"
+        filters = [wasm_filter(EMPTY_WASM, {})]
     elif variant in ("jwt_authn", "jwt_authn_cache"):
         filters = [jwt_authn_filter(jwk, cache=variant == "jwt_authn_cache")]
     elif variant in ("wasm", "wasm_cache"):
@@ -499,7 +525,7 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
                 row["note"] = "FAILED: Envoy did not start (%s)" % envoy.proc.log_path
                 log(log_text)
             return row
-        problem = sanity(envoy, token, needs_auth=variant != "passthrough")
+        problem = sanity(envoy, token, needs_auth=variant not in ("passthrough", "wasm_empty"))
         if problem:
             if variant == "jwt_authn" or variant == "jwt_authn_cache":
                 row["note"] = "n/a (sanity check failed: %s)" % problem
@@ -511,7 +537,7 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
         if envoy.proc.poll() is not None:
             row["note"] = "FAILED: Envoy exited under load"
             return row
-        row.update({k: res[k] for k in ("rps", "p50", "p99")})
+        row.update({k: res[k] for k in ("rps", "p50", "p99", "cpu_us")})
         if res["non2xx"] or res["errors"]:
             row["note"] = (row["note"] + "; " if row["note"] else "") + \
                 "%d non-2xx, %d socket errors" % (res["non2xx"], res["errors"])
@@ -547,21 +573,23 @@ def bench(args):
 
     def run_passthrough(tag):
         row = run_variant("passthrough", first_alg, tokens[first_alg], args, wasm_path, cache_ok)
-        log("  passthrough (%s): %s req/s  p50 %s ms  p99 %s ms  %s" % (
+        log("  passthrough (%s): %s req/s  p50 %s ms  p99 %s ms  %s us CPU/req  %s" % (
             tag, fmt_num(row.get("rps"), ".0f"), fmt_num(row.get("p50"), ".2f"),
-            fmt_num(row.get("p99"), ".2f"), row["note"]))
+            fmt_num(row.get("p99"), ".2f"), fmt_num(row.get("cpu_us"), ".1f"), row["note"]))
         passthrough.append(row)
 
-    order = [(v, a) for v in variants if v != "passthrough" for a in algs]
+    # The empty filter does not depend on the algorithm: one row.
+    order = [(v, a) for v in variants if v != "passthrough"
+             for a in (algs[:1] if v == "wasm_empty" else algs)]
     runs = {}
     for rnd in range(args.rounds):
         run_passthrough("start" if args.rounds == 1 else "before round %d" % (rnd + 1))
         for variant, alg in order:
             row = run_variant(variant, alg, tokens[alg], args, wasm_path, cache_ok)
             row["round"] = rnd
-            log("  %-16s %-6s %s req/s  p50 %s ms  p99 %s ms  %s" % (
-                variant, alg, fmt_num(row.get("rps"), ".0f"), fmt_num(row.get("p50"), ".2f"),
-                fmt_num(row.get("p99"), ".2f"), row["note"]))
+            log("  %-16s %-6s %s req/s  p50 %s ms  p99 %s ms  %s us CPU/req  %s" % (
+                variant, row["alg"], fmt_num(row.get("rps"), ".0f"), fmt_num(row.get("p50"), ".2f"),
+                fmt_num(row.get("p99"), ".2f"), fmt_num(row.get("cpu_us"), ".1f"), row["note"]))
             runs.setdefault((variant, alg), []).append(row)
     run_passthrough("end")
 
@@ -582,9 +610,11 @@ def bench(args):
     if pt_ok:
         base = dict(median_row(pt_ok))
         base["rps"] = statistics.median(r["rps"] for r in pt_ok)
+        cpu = [r["cpu_us"] for r in pt_ok if r.get("cpu_us")]
+        base["cpu_us"] = statistics.median(cpu) if cpu else None
     pt_row = dict(variant="passthrough", alg="-", ratio=1.0 if base else None,
                   note="median of %d runs (before each round and at the end)" % len(pt_ok),
-                  **{k: (base or {}).get(k) for k in ("rps", "p50", "p99")})
+                  **{k: (base or {}).get(k) for k in ("rps", "p50", "p99", "cpu_us")})
     drift = None
     if len(pt_ok) >= 2:
         a, b = pt_ok[0]["rps"], pt_ok[-1]["rps"]
@@ -623,13 +653,15 @@ def median_row(runs):
 
 
 def markdown_table(rows):
-    out = ["| variant | alg | req/s | p50 ms | p99 ms | ratio to passthrough | note |",
-           "|---|---|---:|---:|---:|---:|---|"]
+    out = ["| variant | alg | req/s | p50 ms | p99 ms | ratio to passthrough "
+           "| Envoy CPU us/req | note |",
+           "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             VARIANT_LABEL.get(r["variant"], r["variant"]), r["alg"],
             fmt_num(r.get("rps"), ".0f"), fmt_num(r.get("p50"), ".2f"),
-            fmt_num(r.get("p99"), ".2f"), fmt_num(r.get("ratio"), ".2f"), r.get("note", "")))
+            fmt_num(r.get("p99"), ".2f"), fmt_num(r.get("ratio"), ".2f"),
+            fmt_num(r.get("cpu_us"), ".1f"), r.get("note", "")))
     return "\n".join(out)
 
 
@@ -674,7 +706,8 @@ def results_doc(machine, args, table, drift, cache_ok, cache_err, chart):
 def draw_chart(rows, algs, variants):
     """Clustered bars: ratio to passthrough per algorithm and variant."""
     gnuplot = shutil.which("gnuplot")
-    shown = [v for v in variants if v != "passthrough"]
+    shown = [v for v in variants if v not in ("passthrough", "wasm_empty")]
+    floor = next((r.get("ratio") for r in rows if r["variant"] == "wasm_empty"), None)
     if not gnuplot or not shown or not algs:
         return None
     data = os.path.join(RUN_DIR, "chart.dat")
@@ -721,6 +754,12 @@ def draw_chart(rows, algs, variants):
         "set ylabel 'ratio to passthrough'",
         "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5",
         "set label 'passthrough = 1' at graph 0.005, first 1.02 font ',8'",
+    ] + ([
+        "set arrow from graph 0, first %.4f to graph 1, first %.4f nohead dt 3 lw 1.5 lc rgb 'gray30'"
+        % (floor, floor),
+        "set label 'empty proxy-wasm filter = %.2f' at graph 0.005, first %.4f font ',8'"
+        % (floor, floor + 0.02),
+    ] if floor else []) + [
         "plot " + ", ".join(bars + labels),
     ])
     r = subprocess.run([gnuplot], input=script, capture_output=True, text=True)

@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use jwt_auth_wasm::cache::TokenCaches;
 use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, Decision, Env, Request};
+use jwt_auth_wasm::decision::{decide, header_refs, Decision, Env, Request};
 use serde_json::json;
 use testkit::{mint, Key};
 
@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
         let request = Request {
             method: "GET",
             path: "/resource",
-            headers: &headers,
+            headers: &header_refs(&headers),
         };
         let uncached = Env::basic(NOW);
         assert!(matches!(

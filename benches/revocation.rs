@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use jwt_auth_wasm::revocation::codec::{decode_batch_into, encode_batch};
+use jwt_auth_wasm::revocation::codec::{decode_batch, decode_batch_into, encode_batch};
 use jwt_auth_wasm::revocation::set::{digest, Entry, RevocationSet};
 
 fn bench(c: &mut Criterion) {
@@ -24,11 +24,14 @@ fn bench(c: &mut Criterion) {
             exp: 1_900_000_000,
         });
     }
+    // What a worker's replica does with each published delta
+    // (`channel::Replica`): decode the record, then apply it as one batch.
     c.bench_function("apply 10k delta to a 100k set", |b| {
         b.iter_batched(
             || base.clone(),
             |mut set| {
-                decode_batch_into(&bytes, &mut set).unwrap();
+                let batch = decode_batch(&bytes).unwrap();
+                set.apply(&batch.entries);
                 set
             },
             criterion::BatchSize::LargeInput,

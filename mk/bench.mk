@@ -1,6 +1,7 @@
 # Benchmarks (issue 6; revocation scale from issue 3). See bench/README.md.
 #
-#   make bench              passthrough, Envoy jwt_authn (with/without cache),
+#   make bench              passthrough, an empty proxy-wasm filter (the floor
+#                           of any filter on the SDK), Envoy jwt_authn (with/without cache),
 #                           this filter (with/without token_cache) and an
 #                           ext_authz service, for HS256 RS256 ES256 EdDSA;
 #                           table -> bench/results/latest.md, chart -> latest.png
@@ -11,7 +12,7 @@
 #   BENCH_SECONDS=10        measured seconds per run (after a warm-up)
 #   BENCH_CONNECTIONS=32    wrk connections (one wrk thread)
 #   BENCH_ALGS="HS256 RS256 ES256 EdDSA"
-#   BENCH_VARIANTS="passthrough jwt_authn jwt_authn_cache wasm wasm_cache ext_authz"
+#   BENCH_VARIANTS="passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache ext_authz"
 #                           (passthrough always runs: it is the reference)
 #   BENCH_ROUNDS=1          run every variant N times (interleaved); median
 #   BENCH_REVOCATION=1      make bench also runs the revocation benchmark
@@ -25,7 +26,7 @@
 BENCH_SECONDS      ?= 10
 BENCH_CONNECTIONS  ?= 32
 BENCH_ALGS         ?= HS256 RS256 ES256 EdDSA
-BENCH_VARIANTS     ?= passthrough jwt_authn jwt_authn_cache wasm wasm_cache ext_authz
+BENCH_VARIANTS     ?= passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache ext_authz
 BENCH_ROUNDS       ?= 1
 BENCH_REVOCATION   ?=
 BENCH_REVOCATION_SIZES  ?= 0 100000 500000 1000000
@@ -53,9 +54,14 @@ bench: build .venv bench-tools bench-deps
 bench-revocation: build .venv bench-tools bench-deps
 	$(PYTHON) $(ROOT)/bench/run.py revocation $(BENCH_COMMON)
 
-## bench-tools: the native helper (tokens, ext_authz service, static feed)
-bench-tools:
+## bench-tools: the native helper (tokens, ext_authz service, static feed) and
+## the empty filter, built and trimmed like the real one
+BENCH_EMPTY_WASM := $(ROOT)/target/$(WASM_TARGET)/release/jwt_auth_empty_filter.wasm
+export BENCH_EMPTY_WASM
+bench-tools: toolchain
 	$(CARGO) build --release -p jwt-auth-bench
+	$(CARGO) build --release --target $(WASM_TARGET) -p jwt-auth-empty-filter
+	@$(PYTHON) $(ROOT)/tools/wasm_exports.py $(BENCH_EMPTY_WASM)
 
 ## bench-deps: wrk, gnuplot and taskset from Debian when missing
 bench-deps:

@@ -73,6 +73,7 @@ release: toolchain release-deps
 	  --config 'profile.$(RELEASE_PROFILE).inherits="release"' \
 	  --config 'profile.$(RELEASE_PROFILE).opt-level="$(RELEASE_OPT_LEVEL)"'
 	@mkdir -p $(DIST)
+	@$(PYTHON) $(ROOT)/tools/wasm_exports.py $(RELEASE_RAW_WASM)
 	@# wasm-opt takes a while: skip it when neither the input nor the flags changed.
 	@stamp="$$(sha256sum < $(RELEASE_RAW_WASM) | cut -d' ' -f1) $(WASM_OPT_FLAGS) $(WASM_OPT_FEATURES)"; \
 	 if [ -f $(DIST)/plugin.wasm ] && [ "$$(cat $(DIST)/.plugin.wasm.input 2>/dev/null)" = "$$stamp" ]; then \

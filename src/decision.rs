@@ -21,7 +21,20 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// The `:path` pseudo-header: path plus query string.
     pub path: &'a str,
-    pub headers: &'a [(String, Vec<u8>)],
+    pub headers: &'a [Header<'a>],
+}
+
+/// One request header as the proxy hands it over: the name, and the value
+/// as raw bytes (a value may hold any byte). Borrowed, so reading a
+/// request's headers costs no allocation per header.
+pub type Header<'a> = (&'a str, &'a [u8]);
+
+/// Borrows owned headers as [`Header`]s (for callers that build them).
+pub fn header_refs(owned: &[(String, Vec<u8>)]) -> Vec<Header<'_>> {
+    owned
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect()
 }
 
 /// The revocation lookup the decision consults for every verified token.
@@ -221,8 +234,8 @@ fn present_strip_headers(policy: &Policy, request: &Request<'_>) -> Vec<String> 
     let mut present: Vec<String> = Vec::new();
     for (name, _) in request.headers {
         let owned = policy.strip_headers.iter().any(|s| same_folded(s, name));
-        if owned && !present.contains(name) {
-            present.push(name.clone());
+        if owned && !present.iter().any(|p| p == name) {
+            present.push((*name).to_string());
         }
     }
     present.sort();
@@ -493,7 +506,7 @@ fn removals(
             continue;
         };
         let carries = request.headers.iter().any(|(n, v)| {
-            n == name
+            *n == name
                 && std::str::from_utf8(v)
                     .ok()
                     .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))

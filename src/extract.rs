@@ -80,7 +80,7 @@ pub fn extract<'r>(
     for &source in sources {
         match source {
             TokenSource::Header { name, prefix } => {
-                for (_, value) in request.headers.iter().filter(|(n, _)| n == name) {
+                for (_, value) in request.headers.iter().filter(|(n, _)| *n == name) {
                     let Ok(value) = std::str::from_utf8(value) else {
                         return Err(ExtractError::Unreadable);
                     };
@@ -95,7 +95,7 @@ pub fn extract<'r>(
                 }
             }
             TokenSource::Cookie(name) => {
-                for (_, value) in request.headers.iter().filter(|(n, _)| n == "cookie") {
+                for (_, value) in request.headers.iter().filter(|(n, _)| *n == "cookie") {
                     let Ok(value) = std::str::from_utf8(value) else {
                         return Err(ExtractError::Unreadable);
                     };
@@ -153,8 +153,9 @@ fn cookie_values<'c>(header: &'c str, name: &'c str) -> impl Iterator<Item = &'c
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Header;
 
-    fn req<'a>(path: &'a str, headers: &'a [(String, Vec<u8>)]) -> Request<'a> {
+    fn req<'a>(path: &'a str, headers: &'a [Header<'a>]) -> Request<'a> {
         Request {
             method: "GET",
             path,
@@ -162,8 +163,8 @@ mod tests {
         }
     }
 
-    fn h(name: &str, value: &str) -> (String, Vec<u8>) {
-        (name.to_string(), value.as_bytes().to_vec())
+    fn h<'a>(name: &'a str, value: &'a str) -> Header<'a> {
+        (name, value.as_bytes())
     }
 
     #[test]
@@ -291,7 +292,7 @@ mod tests {
     #[test]
     fn non_utf8_credential_is_unreadable() {
         let src = TokenSource::default_bearer();
-        let headers = [("authorization".to_string(), b"Bearer \xff\xfe".to_vec())];
+        let headers: [Header<'_>; 1] = [("authorization", b"Bearer \xff\xfe")];
         assert_eq!(
             extract(&req("/", &headers), &[&src]),
             Err(ExtractError::Unreadable)

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod config;
 pub mod decision;
 pub mod extract;
+pub mod header_map;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;

@@ -1015,3 +1015,32 @@ fn envoy_remote_example_plugin_config_validates() {
         serde_json::from_str(value).unwrap_or_else(|e| panic!("{file}: plugin configuration: {e}"));
     validate_plugin_config(file, &config);
 }
+
+/// The shipped module exports only the callbacks the filter implements:
+/// Envoy calls every exported callback on every request (the SDK exports
+/// all of them), so an unused one costs a VM call for nothing, and a
+/// missing one would silently never run.
+#[test]
+fn shipped_module_exports_only_the_callbacks_it_implements() {
+    let listed = run(Command::new("python3")
+        .arg(root().join("tools/wasm_exports.py"))
+        .arg("--list")
+        .arg(dist("plugin.wasm")));
+    let mut exports: Vec<&str> = listed.lines().collect();
+    exports.sort_unstable();
+    let mut expected = vec![
+        "_initialize",
+        "memory",
+        "proxy_abi_version_0_2_1",
+        "proxy_on_configure",
+        "proxy_on_context_create",
+        "proxy_on_delete",
+        "proxy_on_http_call_response",
+        "proxy_on_memory_allocate",
+        "proxy_on_request_headers",
+        "proxy_on_tick",
+        "proxy_on_vm_start",
+    ];
+    expected.sort_unstable();
+    assert_eq!(exports, expected);
+}

@@ -8,7 +8,7 @@
 #![no_main]
 
 use jwt_auth_wasm::config::{KeySource, Policy};
-use jwt_auth_wasm::decision::{decide, Env, Request};
+use jwt_auth_wasm::decision::{decide, header_refs, Env, Request};
 use jwt_auth_wasm::rules::Requirement;
 use libfuzzer_sys::fuzz_target;
 
@@ -66,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
         let request = Request {
             method: "GET",
             path,
-            headers: &headers,
+            headers: &header_refs(&headers),
         };
         let _ = decide(&policy, &request, &env);
     }

@@ -34,6 +34,7 @@ fn config(hmac: bool) -> FeedConfig {
         sync_interval_ms: 100,
         max_backoff_ms: 30_000,
         clock_skew_seconds: 60,
+        max_pending_entries: 5_000_000,
     }
 }
 

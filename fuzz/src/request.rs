@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use jwt_auth_wasm::cache::TokenCaches;
-use jwt_auth_wasm::decision::{self, Decision, Env, Request, RevocationCheck};
+use jwt_auth_wasm::decision::{self, header_refs, Decision, Env, Request, RevocationCheck};
 use jwt_auth_wasm::extract::{self, TokenSource};
 use jwt_auth_wasm::jwt::Algorithm;
 use serde_json::{json, Map, Value};
@@ -328,7 +328,7 @@ pub fn check(input: &RequestInput) -> String {
     let request = Request {
         method: &built.method,
         path: &built.path,
-        headers: &built.headers,
+        headers: &header_refs(&built.headers),
     };
 
     // --- extract on its own ---------------------------------------------

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, Decision, Env, RemoteKeys, Request};
+use jwt_auth_wasm::decision::{decide, header_refs, Decision, Env, RemoteKeys, Request};
 use jwt_auth_wasm::jwks::parse_jwks;
 use jwt_auth_wasm::jwt::KeySet;
 use serde_json::{json, Map, Value};
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     let request = Request {
         method: &args.method,
         path: &args.path,
-        headers: &headers,
+        headers: &header_refs(&headers),
     };
     let keys = match load_remote_keys(&policy, &args.jwks_files) {
         Ok(k) => k,

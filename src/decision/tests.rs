@@ -85,7 +85,7 @@ fn run_with(
     let request = Request {
         method,
         path,
-        headers: &headers,
+        headers: &header_refs(&headers),
     };
     decide(
         p,
@@ -505,8 +505,9 @@ fn query_and_cookie_sources() {
 #[test]
 fn stale_revocations_refuse_tokens_only() {
     let p = policy(config());
-    let headers: Vec<(String, Vec<u8>)> =
+    let owned: Vec<(String, Vec<u8>)> =
         vec![("authorization".into(), bearer(&token("a")).into_bytes())];
+    let headers = header_refs(&owned);
     let env = Env {
         stale_revocations: Some(2),
         ..Env::basic(NOW)
@@ -529,7 +530,7 @@ fn stale_revocations_refuse_tokens_only() {
     let anon = Request {
         method: "GET",
         path: "/public",
-        headers: &none,
+        headers: &header_refs(&none),
     };
     assert!(matches!(decide(&p, &anon, &env), Decision::Allow(_)));
     // A bad token is still a 401, not a 503.
@@ -537,7 +538,7 @@ fn stale_revocations_refuse_tokens_only() {
     let r = Request {
         method: "GET",
         path: "/x",
-        headers: &bad,
+        headers: &header_refs(&bad),
     };
     assert_eq!(denied(decide(&p, &r, &env)).status, 401);
 }
@@ -561,7 +562,7 @@ fn run_remote(p: &Policy, keys: &Fetched, auth: &str) -> Decision {
     let request = Request {
         method: "GET",
         path: "/x",
-        headers: &headers,
+        headers: &header_refs(&headers),
     };
     let env = Env {
         remote_keys: keys,
@@ -611,7 +612,7 @@ fn remote_keys_verify_once_fetched() {
     let request = Request {
         method: "GET",
         path: "/x",
-        headers: &none,
+        headers: &header_refs(&none),
     };
     let env = Env::basic(NOW);
     assert_eq!(denied(decide(&p, &request, &env)).label, "missing");
@@ -640,7 +641,8 @@ fn cache_hits_skip_verification_but_not_the_rules() {
     let p = policy(v);
     let cache = TokenCaches::new(p.providers.iter().map(|p| p.token_cache_entries));
     let t = token("alice");
-    let headers: Vec<(String, Vec<u8>)> = vec![("authorization".into(), bearer(&t).into_bytes())];
+    let owned: Vec<(String, Vec<u8>)> = vec![("authorization".into(), bearer(&t).into_bytes())];
+    let headers = header_refs(&owned);
     let req = |path| Request {
         method: "GET",
         path,
@@ -681,7 +683,7 @@ fn cache_hits_skip_verification_but_not_the_rules() {
     let r = Request {
         method: "GET",
         path: "/x",
-        headers: &bad,
+        headers: &header_refs(&bad),
     };
     assert_eq!(denied(decide(&p, &r, &env)).label, "bad_signature");
     assert_eq!(cache.entries(), 0);
@@ -707,7 +709,7 @@ fn cached_token_from_another_place_is_not_a_hit_for_a_provider_that_does_not_rea
             &Request {
                 method: "GET",
                 path: &path,
-                headers: &none
+                headers: &header_refs(&none)
             },
             &env
         ),
@@ -721,7 +723,7 @@ fn cached_token_from_another_place_is_not_a_hit_for_a_provider_that_does_not_rea
             &Request {
                 method: "GET",
                 path: "/x",
-                headers: &h
+                headers: &header_refs(&h)
             },
             &env
         ))

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::{Action, MapType, Status};
 
 use super::jwks::JwksLoop;
 use super::metrics::Metrics;
@@ -13,7 +13,8 @@ use super::native::HostCrypto;
 use super::revocation::RevocationView;
 use crate::cache::TokenCaches;
 use crate::config::Policy;
-use crate::decision::{decide, Decision, Env, RemoteKeys, Request};
+use crate::decision::{decide, Decision, Env, Header, RemoteKeys, Request};
+use crate::header_map;
 use crate::jwt::KeySet;
 use crate::native::Accelerator;
 
@@ -80,9 +81,10 @@ impl Runtime {
     /// waited for keys. Returns `Action::Pause` when the request was
     /// answered or put on hold.
     pub fn handle(&self, context_id: u32, now_ms: u64, waiting_since: Option<u64>) -> Action {
-        // The bytes variant: header values may hold any byte, and the text
-        // variant of the SDK would abort the VM on non-UTF-8.
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        // Raw bytes: header values may hold any byte, and the text variant
+        // of the SDK would abort the VM on non-UTF-8.
+        let map = header_map_bytes(MapType::HttpRequestHeaders);
+        let headers = header_map::parse(&map).unwrap_or_default();
         let request = Request {
             method: pseudo(&headers, ":method"),
             path: pseudo(&headers, ":path"),
@@ -193,10 +195,36 @@ fn apply(decision: &Decision) -> Action {
     }
 }
 
-fn pseudo<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> &'h str {
+fn pseudo<'h>(headers: &[Header<'h>], name: &str) -> &'h str {
     headers
         .iter()
-        .find(|(n, _)| n == name)
+        .find(|(n, _)| *n == name)
         .and_then(|(_, v)| std::str::from_utf8(v).ok())
         .unwrap_or("")
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The proxy-wasm ABI call behind the SDK's `get_map_bytes`, which would
+    // copy every header into its own allocations.
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// The serialized header map as the host wrote it (empty on any failure).
+fn header_map_bytes(map_type: MapType) -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host allocates the buffer through the module's
+    // `proxy_on_memory_allocate` (the SDK's, a `Vec<u8>` of that capacity)
+    // and hands over ownership, as the SDK's own `get_map_bytes` assumes.
+    unsafe {
+        match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
+            Status::Ok if !data.is_null() && size > 0 => Vec::from_raw_parts(data, size, size),
+            _ => Vec::new(),
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use hyper::body::Incoming;
 use hyper::Request;
 use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{self, Decision, Env};
+use jwt_auth_wasm::decision::{self, header_refs, Decision, Env};
 
 use crate::serve::{respond, serve, Body};
 
@@ -37,7 +37,7 @@ fn check(policy: &Policy, req: &Request<Incoming>) -> hyper::Response<Body> {
     let request = decision::Request {
         method: req.method().as_str(),
         path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
-        headers: &headers,
+        headers: &header_refs(&headers),
     };
     // No revocation, no remote keys, no accelerator, no cache: the core as a
     // plain native service would run it.
