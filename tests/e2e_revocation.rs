@@ -370,6 +370,14 @@ fn revoked_jti_is_refused_by_every_worker_within_one_interval() {
             .unwrap_or(0)
             >= 1
     );
+    // Workers that applied the revocation report how long it took.
+    assert!(
+        envoy
+            .stat("wasmcustom.jwt_auth.revocation.last_apply_us")
+            .is_some(),
+        "no revocation.last_apply_us gauge; stats:\n{}",
+        envoy.stats()
+    );
 }
 
 #[test]

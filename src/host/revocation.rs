@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use proxy_wasm::hostcalls;
 use revocation_protocol::{paged_request_path, SIGNATURE_HEADER};
 
 use super::callout::{self, Answer};
@@ -91,7 +92,9 @@ impl RevocationLoop {
 
     /// One tick: catch up, purge, refresh staleness, maybe poll.
     pub fn on_tick(&mut self, now_ms: u64, metrics: &Metrics) {
-        self.sync(now_ms);
+        if let Some(micros) = self.sync(now_ms) {
+            metrics.gauge("revocation.last_apply_us", micros);
+        }
         if now_ms >= self.last_purge_ms + PURGE_EVERY_MS {
             self.last_purge_ms = now_ms;
             self.view
@@ -131,8 +134,22 @@ impl RevocationLoop {
         }
     }
 
-    fn sync(&mut self, now_ms: u64) {
+    /// Catches up with the shared set. Returns how long it took (host
+    /// clock, microseconds) when entries were applied.
+    fn sync(&mut self, now_ms: u64) -> Option<u64> {
+        let started = hostcalls::get_current_time().ok();
         let result = self.view.replica.borrow_mut().sync(&HostStore, &self.keys);
+        let took = || {
+            let elapsed = hostcalls::get_current_time()
+                .ok()?
+                .duration_since(started?)
+                .ok()?;
+            Some(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
+        };
+        let applied = match &result {
+            Ok(applied) if *applied > 0 => took(),
+            _ => None,
+        };
         if let Err(e) = result {
             let quiet = self
                 .last_sync_log_ms
@@ -142,6 +159,7 @@ impl RevocationLoop {
                 log::warn!("jwt-auth: revocation sync from shared data failed ({e:?}); keeping the last good set");
             }
         }
+        applied
     }
 
     fn dispatch(&mut self, now_ms: u64, metrics: &Metrics) {

@@ -191,17 +191,16 @@ impl RevocationSet {
         }
         // A large batch (a feed reset, a big delta) is sorted and merged
         // into the array at once: through the overlay it would first build
-        // a hash table of its own size, doubling as it fills.
+        // a hash table of its own size, doubling as it fills. Looking each
+        // entry up in the array would cost a cache-missing binary search per
+        // entry; the sorted merge finds the digests already held in one
+        // sequential pass instead.
         let mut fresh = Vec::with_capacity(entries.len());
         for entry in entries {
             match *entry {
                 Entry::Token { id, exp } => {
                     let exp = narrow_exp(exp);
-                    if let Ok(i) = self.find(id) {
-                        if let Some(held) = self.tokens.get_mut(i) {
-                            held.exp = held.exp.max(exp);
-                        }
-                    } else if let Some(held) = self.overlay.get_mut(&id) {
+                    if let Some(held) = self.overlay.get_mut(&id) {
                         *held = (*held).max(exp);
                     } else {
                         fresh.push(Token::new(id, exp));
@@ -273,27 +272,42 @@ impl RevocationSet {
         self.merge_sorted(extra);
     }
 
-    /// Merges sorted records whose digests the array does not hold.
-    fn merge_sorted(&mut self, mut extra: Vec<Token>) {
+    /// Merges sorted records without repeats into the array: a digest the
+    /// array holds keeps the later `exp`, the others are inserted. Two
+    /// sequential passes: one to find the digests already held, one from the
+    /// back to move records into place (the array grows once, by exactly
+    /// the number of new digests).
+    fn merge_sorted(&mut self, extra: Vec<Token>) {
         if extra.is_empty() {
             return;
         }
+        let mut new = Vec::with_capacity(extra.len());
+        let mut held = self.tokens.iter_mut().peekable();
+        for t in extra {
+            while held.next_if(|h| h.id < t.id).is_some() {}
+            match held.peek_mut() {
+                Some(h) if h.id == t.id => h.exp = h.exp.max(t.exp),
+                _ => new.push(t),
+            }
+        }
         let old = self.tokens.len();
-        self.tokens.reserve_exact(extra.len());
-        self.tokens.resize(old + extra.len(), Token::default());
-        // `end` is one past the unmerged array records, `write` one past
-        // the next free slot; the overlay's digests are not in the array.
-        let mut end = old;
+        self.tokens.reserve_exact(new.len());
+        self.tokens.resize(old + new.len(), Token::default());
+        // `unmerged` is one past the array records not yet moved, `write`
+        // one past the next slot to fill.
+        let mut unmerged = old;
         let mut write = self.tokens.len();
-        while let Some(t) = extra.pop() {
-            let below = self
-                .tokens
-                .get(..end)
-                .map_or(0, |held| held.partition_point(|h| h.id < t.id));
-            let run = end - below;
-            self.tokens.copy_within(below..end, write - run);
-            write -= run;
-            end = below;
+        for t in new.into_iter().rev() {
+            while let Some(&h) = unmerged.checked_sub(1).and_then(|i| self.tokens.get(i)) {
+                if h.id < t.id {
+                    break;
+                }
+                write -= 1;
+                unmerged -= 1;
+                if let Some(slot) = self.tokens.get_mut(write) {
+                    *slot = h;
+                }
+            }
             write -= 1;
             if let Some(slot) = self.tokens.get_mut(write) {
                 *slot = t;

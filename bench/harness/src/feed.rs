@@ -11,8 +11,9 @@
 //!   the snapshot is one body, which Envoy's HTTP client drops above about
 //!   32 MiB (some 500,000 jtis).
 //! - `GET /v1/revocations?since=e1-V`: the jtis revoked after version V.
-//! - `POST /admin/revoke?jti=X`: revokes one more jti (URL-safe characters
-//!   only); answers the new cursor.
+//! - `POST /admin/revoke?jti=X[&count=N]`: revokes one more jti (URL-safe
+//!   characters only), or N of them (`X-0` ... `X-<N-1>`, one delta);
+//!   answers the new cursor.
 //! - `GET /admin/stats`: `{"polls", "resets", "pages", "version", "entries",
 //!   "snapshot_bytes"}` (pages: continuation pages served; snapshot_bytes:
 //!   the size of a whole reset body, about).
@@ -247,8 +248,20 @@ fn handle(feed: &RefCell<Feed>, req: &Request<Incoming>) -> hyper::Response<Body
         (&Method::POST, "/admin/revoke") => match query(req, "jti").filter(|j| !j.is_empty()) {
             Some(jti) => {
                 let mut f = feed.borrow_mut();
-                let line = entry(jti, f.exp);
-                f.added.push(line);
+                // `count=N` revokes N jtis at once (`<jti>-0` ...), which
+                // the next poll brings as one delta.
+                match query(req, "count").and_then(|c| c.parse::<usize>().ok()) {
+                    Some(count) if count > 1 => {
+                        for i in 0..count {
+                            let line = entry(&format!("{jti}-{i}"), f.exp);
+                            f.added.push(line);
+                        }
+                    }
+                    _ => {
+                        let line = entry(jti, f.exp);
+                        f.added.push(line);
+                    }
+                }
                 let body = format!("{{\"cursor\":\"{EPOCH}-{}\"}}\n", f.version());
                 respond(200, &json, body)
             }
