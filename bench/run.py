@@ -471,8 +471,13 @@ def measure(envoy, token, args):
     work competes for the cores, so it is the steadier figure on a busy
     machine."""
     wrk(envoy.port, token, args.warmup, args.connections)
+    return wrk_cpu(envoy, token, args.seconds, args.connections)
+
+
+def wrk_cpu(envoy, token, seconds, connections):
+    """One wrk run against `envoy`, plus Envoy's CPU time per request."""
     before = envoy.cpu_seconds()
-    res = wrk(envoy.port, token, args.seconds, args.connections)
+    res = wrk(envoy.port, token, seconds, connections)
     after = envoy.cpu_seconds()
     m = re.search(r"(\d+) requests in", res["raw"])
     res["cpu_us"] = None
@@ -871,14 +876,16 @@ def revocation(args, machine, wasm_path=None):
                 for k in range(args.rev_pairs):
                     # ABBA order: neither proxy always runs first
                     if k % 2 == 0:
-                        r0 = wrk(base.port, token, args.seconds, args.connections)
-                        rn = wrk(envoy.port, token, args.seconds, args.connections)
+                        r0 = wrk_cpu(base, token, args.seconds, args.connections)
+                        rn = wrk_cpu(envoy, token, args.seconds, args.connections)
                     else:
-                        rn = wrk(envoy.port, token, args.seconds, args.connections)
-                        r0 = wrk(base.port, token, args.seconds, args.connections)
+                        rn = wrk_cpu(envoy, token, args.seconds, args.connections)
+                        r0 = wrk_cpu(base, token, args.seconds, args.connections)
                     base_runs.append(r0)
                     if r0["rps"] and rn["rps"]:
                         rn["ratio"] = rn["rps"] / r0["rps"]
+                        if r0.get("cpu_us") and rn.get("cpu_us"):
+                            rn["cpu_ratio"] = rn["cpu_us"] / r0["cpu_us"]
                         pairs.append(rn)
                     if rn["non2xx"] or rn["errors"]:
                         row["note"] = "%d non-2xx, %d socket errors" % (
@@ -888,6 +895,9 @@ def revocation(args, machine, wasm_path=None):
                     mid = pairs[(len(pairs) - 1) // 2]
                     row.update({k: mid[k] for k in ("rps", "p50", "p99", "ratio")})
                     row["ratios"] = [r["ratio"] for r in pairs]
+                    cpu = sorted(r["cpu_ratio"] for r in pairs if r.get("cpu_ratio"))
+                    if cpu:
+                        row["cpu_ratio"] = cpu[(len(cpu) - 1) // 2]
                 log("  %8d entries: synced in %.1fs (%s continuation pages), RSS %.1f MiB, "
                     "%s req/s, ratio to 0: %s" % (
                     n, row["sync_s"], row.get("pages"), row["rss_kib"] / 1024.0,
@@ -911,6 +921,7 @@ def revocation(args, machine, wasm_path=None):
                 mid = base_runs[(len(base_runs) - 1) // 2]
                 base_row.update({k: mid[k] for k in ("rps", "p50", "p99")})
                 base_row["ratio"] = 1.0
+                base_row["cpu_ratio"] = 1.0
             log("  %8d entries: RSS %.1f MiB, %s req/s (median of %d runs)" % (
                 0, base_row["rss_kib"] / 1024.0, fmt_num(base_row.get("rps"), ".0f"),
                 len(base_runs)))
@@ -1051,7 +1062,8 @@ def revocation_doc(results, poll_ms, args):
         "50,000 entries, about 3 MB each; snapshot MB is the total) on core %s; "
         "`poll_interval_ms` %d, `timeout_ms` %d. req/s: a proxy with the empty list stays up "
         "and is loaded in turns with each size's proxy (%d pairs of %d s runs); the ratio is "
-        "the median of the pairs' ratios. Synced: the gauge "
+        "the median of the pairs' ratios; CPU/req vs 0 is the same for Envoy's CPU time per "
+        "request (1.0 = no cost; steadier than req/s on a shared machine). Synced: the gauge "
         "`wasmcustom.jwt_auth.revocation.entries` shows every entry. RSS: Envoy's VmRSS "
         "(`--concurrency 1`: main thread VM + 1 worker VM) 3 s after that; growth per 100k is "
         "against the empty list. \"2 workers\": the same proxy at `--concurrency 2` (not "
@@ -1064,11 +1076,12 @@ def revocation_doc(results, poll_ms, args):
         "sync and after %d jtis revoked at once (goal for the delta: <= 20 ms)." % (
             LOAD_CORE, poll_ms, args.feed_timeout_ms, args.rev_pairs, args.seconds,
             args.trials, DELTA_ENTRIES), "",
-        "| revoked jtis | snapshot MB | synced after s | req/s | ratio to 0 | p50 ms | p99 ms "
+        "| revoked jtis | snapshot MB | synced after s | req/s | ratio to 0 | CPU/req vs 0 "
+        "| p50 ms | p99 ms "
         "| RSS MiB | RSS growth per 100k MiB | RSS 2 workers MiB | per worker per 100k MiB "
         "| tcmalloc allocated MiB | load ms | 10k delta ms | revoke to 401 p50 / p99 / max ms "
         "| note |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
 
     def mib(kib):
@@ -1094,11 +1107,12 @@ def revocation_doc(results, poll_ms, args):
             if len(ok) < len(delays):
                 delay += " (%d of %d not refused in 10 s)" % (len(delays) - len(ok), len(delays))
         lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
-                     "| %s |" % (
+                     "| %s | %s |" % (
             r["entries"],
             fmt_num(r["snapshot_bytes"] / 1e6 if r.get("snapshot_bytes") else None, ".1f"),
             fmt_num(r.get("sync_s"), ".1f"), fmt_num(r.get("rps"), ".0f"),
-            fmt_num(ratio, ".3f"), fmt_num(r.get("p50"), ".2f"), fmt_num(r.get("p99"), ".2f"),
+            fmt_num(ratio, ".3f"), fmt_num(r.get("cpu_ratio"), ".3f"),
+            fmt_num(r.get("p50"), ".2f"), fmt_num(r.get("p99"), ".2f"),
             fmt_num(mib(r.get("rss_kib")), ".1f"), fmt_num(growth, ".1f"),
             fmt_num(mib(r.get("rss2_kib")), ".1f"), fmt_num(per_worker, ".1f"),
             fmt_num(r["allocated"] / 1048576.0 if r.get("allocated") else None, ".1f"),

@@ -110,6 +110,7 @@ impl Replica {
         let mut set = RevocationSet::new();
         let version = decode_batch_into(&bytes, &mut set).map_err(|e| SyncError::Corrupt(e.0))?;
         drop(bytes);
+        set.reindex();
         let mut applied = set.len();
         if version > meta.version || version < meta.base {
             return Err(SyncError::Raced);
