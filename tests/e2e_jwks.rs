@@ -133,6 +133,13 @@ fn keys_fetched_once_per_proxy_and_rotation_picked_up() {
 
     // Rotation: the IdP signs with a new key; the unknown kid triggers an
     // early refetch and the new token is accepted within the rate limit.
+    // Rotate right after a scheduled refresh, so the next one (2 s later)
+    // cannot pick the new key up before the first request below.
+    let seen = jwks_fetches(&server);
+    assert!(
+        wait_until(Duration::from_secs(4), || jwks_fetches(&server) > seen),
+        "no scheduled refresh within 4 s"
+    );
     idp.set_keys(vec![rsa_b().jwk(Some("RS256"))]);
     let b = token(&rsa_b(), "bob");
     let first = get(&envoy, &b);
