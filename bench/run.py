@@ -860,6 +860,7 @@ def revocation(args, machine, wasm_path=None):
         if not bring_up(base, base_feed_port, 0, base_row):
             results.append(base_row)
             return finish_revocation(results, poll_ms, args, machine)
+        rss_with_two_workers(0, base_feed_port, base_row)
         wrk(base.port, token, args.warmup, args.connections)
         base_runs = []
         for n in [x for x in sizes if x > 0]:
@@ -871,6 +872,9 @@ def revocation(args, machine, wasm_path=None):
             try:
                 if not bring_up(envoy, feed_port, n, row):
                     continue
+                # Before the trials and the 10k delta change the list, so
+                # both proxies hold the same n entries.
+                rss_with_two_workers(n, feed_port, row)
                 wrk(envoy.port, token, args.warmup, args.connections)
                 pairs = []
                 for k in range(args.rev_pairs):
@@ -906,8 +910,6 @@ def revocation(args, machine, wasm_path=None):
                 if args.trials:
                     row["delays"] = revoke_delays(envoy, feed_port, minted["jti_tokens"], poll_ms)
                 row["delta_ms"] = delta_apply_ms(envoy, feed_port, DELTA_ENTRIES)
-                envoy.stop()
-                rss_with_two_workers(n, feed_port, row)
             finally:
                 envoy.stop()
                 stop(feed)
@@ -929,7 +931,6 @@ def revocation(args, machine, wasm_path=None):
                 base_row["delays"] = revoke_delays(base, base_feed_port, minted["jti_tokens"],
                                                    poll_ms)
         base.stop()
-        rss_with_two_workers(0, base_feed_port, base_row)
     finally:
         base.stop()
         stop(base_feed)
@@ -1067,7 +1068,9 @@ def revocation_doc(results, poll_ms, args):
         "`wasmcustom.jwt_auth.revocation.entries` shows every entry. RSS: Envoy's VmRSS "
         "(`--concurrency 1`: main thread VM + 1 worker VM) 3 s after that; growth per 100k is "
         "against the empty list. \"2 workers\": the same proxy at `--concurrency 2` (not "
-        "loaded); that difference less the same difference at 0 entries is what one more "
+        "loaded, started once the first has synced, before the revoke trials and the 10k "
+        "delta add to the list); that difference less the same difference at 0 entries is "
+        "what one more "
         "worker costs per 100k entries. tcmalloc allocated (admin `/memory`) excludes the V8 "
         "wasm heaps. Revoke to 401: one jti revoked at a random moment, its token polled "
         "every 10 ms until 401, %d trials per size (goal: p99 <= poll interval + 250 ms). "
