@@ -17,6 +17,8 @@
 #   BENCH_ROUNDS=1          run every variant N times (interleaved); median
 #   BENCH_REVOCATION=1      make bench also runs the revocation benchmark
 #   BENCH_REVOCATION_SIZES="0 100000 500000 1000000"   BENCH_REVOCATION_TRIALS=30
+#   BENCH_REVOCATION_PAIRS=3   load runs per size against the empty list (more
+#                           pairs settle the ratio on a noisy machine)
 #
 # Envoy (--concurrency 1) is pinned to core 0, wrk and the native helper
 # servers to core 1. Run it on a quiet machine: every other process competes.
@@ -31,6 +33,7 @@ BENCH_ROUNDS       ?= 1
 BENCH_REVOCATION   ?=
 BENCH_REVOCATION_SIZES  ?= 0 100000 500000 1000000
 BENCH_REVOCATION_TRIALS ?= 30
+BENCH_REVOCATION_PAIRS  ?= 3
 BENCH_TOOL         := $(ROOT)/target/release/jwt-auth-bench
 
 bench_empty :=
@@ -41,7 +44,8 @@ bench_csv = $(subst $(bench_space),$(bench_comma),$(strip $(1)))
 export BENCH_TOOL
 
 BENCH_COMMON = --seconds $(BENCH_SECONDS) --connections $(BENCH_CONNECTIONS) \
-  --sizes '$(call bench_csv,$(BENCH_REVOCATION_SIZES))' --trials $(BENCH_REVOCATION_TRIALS)
+  --sizes '$(call bench_csv,$(BENCH_REVOCATION_SIZES))' --trials $(BENCH_REVOCATION_TRIALS) \
+  --rev-pairs $(BENCH_REVOCATION_PAIRS)
 
 ## bench: build everything, install what is missing, run every variant
 bench: build .venv bench-tools bench-deps
