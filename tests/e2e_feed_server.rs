@@ -87,10 +87,8 @@ fn revoke(feed: &Feed, args: &[&str]) {
     );
 }
 
-#[test]
-fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
-    let feed = start_feed();
-    let key = Key::hs(256);
+/// Envoy (2 workers) with the filter polling `feed`; tokens signed by `key`.
+fn start_proxy(feed: &Feed, key: &Key) -> Envoy {
     let config = json!({
         "realm": "api",
         "providers": [{"name": "main", "issuer": "https://feed.test", "audiences": ["api"],
@@ -100,11 +98,18 @@ fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
                        "poll_interval_ms": POLL_MS, "timeout_ms": 400, "bearer_token": READ_TOKEN,
                        "hmac_secret_base64": SECRET_B64}
     });
-    let envoy = Envoy::builder()
+    Envoy::builder()
         .plugin_config_json(&config)
         .concurrency(2)
         .cluster("revocation_feed", feed.port)
-        .start();
+        .start()
+}
+
+#[test]
+fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
+    let feed = start_feed();
+    let key = Key::hs(256);
+    let envoy = start_proxy(&feed, &key);
     let now = now();
     let token = |sub: &str, jti: &str, iat: i64| {
         mint(
@@ -190,19 +195,7 @@ fn more_revocations_than_one_page_are_all_refused() {
     let exp = now + 3600;
     let first: Vec<String> = (0..8).map(|i| format!("jti-snap-{i}")).collect();
     revoke_many(&feed, &first, exp);
-    let config = json!({
-        "realm": "api",
-        "providers": [{"name": "main", "issuer": "https://feed.test", "audiences": ["api"],
-                       "jwks": {"keys": [key.jwk(Some("HS256"))]}}],
-        "revocation": {"cluster": "revocation_feed", "authority": "revocation-feed",
-                       "poll_interval_ms": POLL_MS, "timeout_ms": 400, "bearer_token": READ_TOKEN,
-                       "hmac_secret_base64": SECRET_B64}
-    });
-    let envoy = Envoy::builder()
-        .plugin_config_json(&config)
-        .concurrency(2)
-        .cluster("revocation_feed", feed.port)
-        .start();
+    let envoy = start_proxy(&feed, &key);
     let token = |jti: &str| {
         mint(
             "HS256",

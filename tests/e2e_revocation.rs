@@ -553,6 +553,18 @@ fn refused_all(envoy: &Envoy, tokens: &[String]) -> bool {
         .all(|t| statuses(envoy, t, 4).iter().all(|(s, _)| *s == 401))
 }
 
+/// Revokes `<prefix>-0` ... `<prefix>-<n-1>` at the feed; returns a token
+/// of `sub` for each.
+fn revoke_jtis(feed: &FeedServer, prefix: &str, n: usize, sub: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let jti = format!("{prefix}-{i}");
+            feed.revoke_jti(&jti);
+            token(sub, &jti, now() - 5)
+        })
+        .collect()
+}
+
 fn accepted_all(envoy: &Envoy, tokens: &[String]) -> bool {
     tokens
         .iter()
@@ -565,11 +577,7 @@ fn paged_snapshot_is_applied_only_after_its_last_page() {
     // 8 entries in pages of 2: four pages, the last three slowed down so
     // that the proxy can be asked while the snapshot is incomplete.
     feed.set_paging(2, 250);
-    let jtis: Vec<String> = (0..8).map(|i| format!("jti-page-{i}")).collect();
-    for j in &jtis {
-        feed.revoke_jti(j);
-    }
-    let tokens: Vec<String> = jtis.iter().map(|j| token("pat", j, now() - 5)).collect();
+    let tokens = revoke_jtis(&feed, "jti-page", 8, "pat");
     let envoy = start(&feed, "serve", 30);
     assert!(
         wait_until(Duration::from_secs(10), || feed.server.request_count() >= 2),
@@ -635,11 +643,7 @@ fn paged_snapshot_is_applied_only_after_its_last_page() {
 fn a_failing_page_drops_the_whole_snapshot() {
     let feed = FeedServer::start();
     feed.set_paging(2, 0);
-    let old: Vec<String> = (0..5).map(|i| format!("jti-old-{i}")).collect();
-    for j in &old {
-        feed.revoke_jti(j);
-    }
-    let old_tokens: Vec<String> = old.iter().map(|j| token("ola", j, now() - 5)).collect();
+    let old_tokens = revoke_jtis(&feed, "jti-old", 5, "ola");
     let envoy = start(&feed, "serve", 30);
     wait_first_sync(&envoy);
     assert!(wait_until(Duration::from_secs(3), || refused_all(

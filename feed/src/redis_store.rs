@@ -268,27 +268,11 @@ impl RedisStore {
 
     /// The first page of a snapshot pinned at the current head.
     async fn first_page(&self, now: u64) -> Result<Poll, StoreError> {
-        let k = &self.keys;
         let cap = self.limits.max_entries_per_response.max(1);
         let min_exp = now.saturating_sub(self.limits.grace_seconds);
         for _ in 0..3 {
-            let (epoch, last, members): (Option<String>, Option<String>, Vec<String>) =
-                redis::pipe()
-                    .atomic()
-                    .cmd("GET")
-                    .arg(&k.epoch)
-                    .cmd("GET")
-                    .arg(&k.last)
-                    .cmd("ZRANGEBYSCORE")
-                    .arg(&k.live)
-                    .arg(min_exp)
-                    .arg("+inf")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(cap)
-                    .query_async(&mut self.conn.clone())
-                    .await
-                    .map_err(rerr("snapshot page"))?;
+            let (epoch, last, members) =
+                self.read_live(min_exp, Some(cap), "snapshot page").await?;
             let Some(epoch) = epoch else {
                 self.ensure_epoch().await?;
                 continue;
@@ -442,20 +426,7 @@ impl RedisStore {
             if let Some(hit) = self.snapshots.get(&cursor, now) {
                 return Ok(hit);
             }
-            let (epoch, last, members): (Option<String>, Option<String>, Vec<String>) =
-                redis::pipe()
-                    .atomic()
-                    .cmd("GET")
-                    .arg(&k.epoch)
-                    .cmd("GET")
-                    .arg(&k.last)
-                    .cmd("ZRANGEBYSCORE")
-                    .arg(&k.live)
-                    .arg(min_exp)
-                    .arg("+inf")
-                    .query_async(&mut self.conn.clone())
-                    .await
-                    .map_err(rerr("snapshot"))?;
+            let (epoch, last, members) = self.read_live(min_exp, None, "snapshot").await?;
             let Some(epoch) = epoch else {
                 continue;
             };
@@ -472,6 +443,34 @@ impl RedisStore {
         Err(StoreError(
             "redis snapshot: the data set keeps losing its epoch".into(),
         ))
+    }
+
+    /// The epoch, the head and the live members with `exp >= min_exp` (the
+    /// first `limit` of them in set order, or all), read in one MULTI so
+    /// they describe the same state of the data set.
+    async fn read_live(
+        &self,
+        min_exp: u64,
+        limit: Option<usize>,
+        what: &str,
+    ) -> Result<(Option<String>, Option<String>, Vec<String>), StoreError> {
+        let k = &self.keys;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("GET")
+            .arg(&k.epoch)
+            .cmd("GET")
+            .arg(&k.last)
+            .cmd("ZRANGEBYSCORE")
+            .arg(&k.live)
+            .arg(min_exp)
+            .arg("+inf");
+        if let Some(limit) = limit {
+            pipe.arg("LIMIT").arg(0).arg(limit);
+        }
+        pipe.query_async(&mut self.conn.clone())
+            .await
+            .map_err(rerr(what))
     }
 
     /// Gives a data set without an epoch (new, or flushed) a fresh one.

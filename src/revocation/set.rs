@@ -319,12 +319,9 @@ impl RevocationSet {
     fn find(&self, id: Digest) -> Result<usize, usize> {
         let key = Token::new(id, 0).id;
         let range = self.index.range(&key, self.tokens.len());
-        let start = range.start;
-        let run = self.tokens.get(range).unwrap_or(&self.tokens);
-        let offset = if run.len() == self.tokens.len() {
-            0
-        } else {
-            start
+        let (offset, run) = match self.tokens.get(range.clone()) {
+            Some(run) => (range.start, run),
+            None => (0, self.tokens.as_slice()),
         };
         run.binary_search_by(|t| t.id.cmp(&key))
             .map(|i| offset + i)
