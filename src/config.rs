@@ -65,6 +65,8 @@ struct RawConfig {
     revocation: Option<RawRevocation>,
     #[serde(default)]
     namespace: Option<String>,
+    #[serde(default = "default_true")]
+    native_verification: bool,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +329,9 @@ pub struct Policy {
     /// Prefix of every shared-data key: all plugins of a proxy share one
     /// key space (Istio gives every WasmPlugin the same empty `vm_id`).
     pub namespace: String,
+    /// Whether RS*/ES* signatures may go to the proxy's native crypto (when
+    /// its self-test passes); false keeps every check in wasm.
+    pub native_verification: bool,
 }
 
 impl Policy {
@@ -431,6 +436,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         strip_headers: strip.into_iter().collect(),
         revocation,
         namespace,
+        native_verification: raw.native_verification,
     })
 }
 

@@ -1,7 +1,8 @@
 //! The host-accelerated signature path inside the real Envoy: the VM's
 //! self-test enables Envoy's native verifier for RS* and ES*, and tokens,
 //! valid or broken in every way an ECDSA signature can be, get the same
-//! answers as the pure-Rust path gives in the unit tests.
+//! answers as the pure-Rust path, which runs the same table inside Envoy with
+//! `native_verification: false`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::json;
@@ -9,9 +10,10 @@ use testkit::*;
 
 const ISS: &str = "https://native.test";
 
-fn config(cache: usize) -> serde_json::Value {
+fn config(cache: usize, native: bool) -> serde_json::Value {
     json!({
         "realm": "api",
+        "native_verification": native,
         "providers": [{
             "name": "p", "issuer": ISS, "audiences": ["api"],
             "jwks": {"keys": [
@@ -39,14 +41,18 @@ fn with_signature(token: &str, sig: &[u8]) -> String {
 
 #[test]
 fn native_path_is_enabled_and_agrees_on_every_case() {
-    for cache in [0, 1000] {
-        let envoy = Envoy::builder().plugin_config_json(&config(cache)).start();
+    for (cache, native) in [(0, true), (1000, true), (0, false)] {
+        let envoy = Envoy::builder()
+            .plugin_config_json(&config(cache, native))
+            .start();
+        let expected_log = if native {
+            "native signature verification for RS256, RS384, RS512, ES256, ES384, ES512"
+        } else {
+            "native signature verification turned off (native_verification: false)"
+        };
         assert!(
-            envoy.wait_for_log(
-                "native signature verification for RS256, RS384, RS512, ES256, ES384, ES512",
-                std::time::Duration::from_secs(5)
-            ),
-            "self-test did not enable the host path; log:\n{}",
+            envoy.wait_for_log(expected_log, std::time::Duration::from_secs(5)),
+            "log does not say {expected_log:?}:\n{}",
             envoy.log()
         );
         let mut failures = Vec::new();
@@ -102,11 +108,13 @@ fn native_path_is_enabled_and_agrees_on_every_case() {
                 let r = envoy.get("/x", &[("authorization", &auth)]);
                 if r.status != status {
                     failures.push(format!(
-                        "cache {cache} {alg} {what}: {} {}",
+                        "cache {cache} native {native} {alg} {what}: {} {}",
                         r.status, r.body
                     ));
                 } else if status == 200 && r.echo().header("x-user-id") != vec!["native-user"] {
-                    failures.push(format!("cache {cache} {alg} {what}: identity missing"));
+                    failures.push(format!(
+                        "cache {cache} native {native} {alg} {what}: identity missing"
+                    ));
                 }
             }
         }

@@ -435,3 +435,13 @@ fn namespace_is_shared_and_checked() {
     v["namespace"] = json!("bad space");
     assert_eq!(error_of(v).field, "namespace");
 }
+
+#[test]
+fn native_verification_defaults_on_and_is_a_bool() {
+    assert!(load(&base()).unwrap().native_verification);
+    let mut v = base();
+    v["native_verification"] = json!(false);
+    assert!(!load(&v).unwrap().native_verification);
+    v["native_verification"] = json!("no");
+    assert_eq!(error_of(v).field, "native_verification");
+}

@@ -54,9 +54,15 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(policy: Policy, revocation: Option<RevocationView>, jwks: Vec<JwksLoop>) -> Self {
-        let accelerator = Accelerator::new(HostCrypto);
+        let accelerator = if policy.native_verification {
+            Accelerator::new(HostCrypto)
+        } else {
+            Accelerator::off(HostCrypto)
+        };
         let native: Vec<&str> = accelerator.enabled().iter().map(|a| a.name()).collect();
-        if native.is_empty() {
+        if !policy.native_verification {
+            log::info!("jwt-auth: native signature verification turned off (native_verification: false); all algorithms run in wasm");
+        } else if native.is_empty() {
             log::info!("jwt-auth: no native signature verification from the host; all algorithms run in wasm");
         } else {
             log::info!(

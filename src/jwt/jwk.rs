@@ -7,6 +7,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use super::ecdsa::{self, EcPublicKey};
 use super::{verify_signature, Algorithm, SignatureAccelerator, TokenError, UntrustedToken};
 
 /// Smallest RSA modulus accepted at load time, in bits.
@@ -59,8 +60,8 @@ pub enum KeyMaterial {
     Oct(HmacSecret),
     Rsa(rsa::RsaPublicKey),
     P256(p256::PublicKey),
-    P384(p384::PublicKey),
-    P521(p521::PublicKey),
+    P384(EcPublicKey),
+    P521(EcPublicKey),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -232,8 +233,7 @@ impl Jwk {
             KeyMaterial::Oct(_) => return None,
             KeyMaterial::Rsa(key) => key.to_public_key_der().ok()?,
             KeyMaterial::P256(key) => key.to_public_key_der().ok()?,
-            KeyMaterial::P384(key) => key.to_public_key_der().ok()?,
-            KeyMaterial::P521(key) => key.to_public_key_der().ok()?,
+            KeyMaterial::P384(key) | KeyMaterial::P521(key) => return Some(key.spki_der()),
             KeyMaterial::Ed25519(key) => {
                 // RFC 8410: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING key }.
                 let mut der = vec![
@@ -490,13 +490,15 @@ fn ec_material(obj: &Map<String, Value>) -> Result<KeyMaterial, String> {
         "P-256" => {
             KeyMaterial::P256(p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?)
         }
-        "P-384" => {
-            KeyMaterial::P384(p384::PublicKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?)
-        }
-        _ => {
-            KeyMaterial::P521(p521::PublicKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?)
-        }
+        "P-384" => KeyMaterial::P384(wide_curve_key(&ecdsa::P384, &sec1).ok_or_else(not_on_curve)?),
+        _ => KeyMaterial::P521(wide_curve_key(&ecdsa::P521, &sec1).ok_or_else(not_on_curve)?),
     })
+}
+
+/// A P-384 or P-521 key from its SEC1 uncompressed encoding.
+fn wide_curve_key(curve: &'static ecdsa::Curve, sec1: &[u8]) -> Option<EcPublicKey> {
+    let (x, y) = sec1.get(1..)?.split_at_checked(curve.size)?;
+    EcPublicKey::from_coordinates(curve, x, y)
 }
 
 fn okp_material(obj: &Map<String, Value>) -> Result<KeyMaterial, String> {

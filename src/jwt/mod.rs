@@ -10,6 +10,7 @@
 
 mod alg;
 mod claims;
+pub(crate) mod ecdsa;
 mod jwk;
 mod token;
 mod verify;

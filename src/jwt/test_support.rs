@@ -99,7 +99,7 @@ pub fn signing_key(name: &str) -> SigningKey {
 
 /// Deterministic RNG for PSS salts: quality is irrelevant in tests, repeatable
 /// runs are not.
-struct TestRng(u64);
+pub(crate) struct TestRng(pub(crate) u64);
 
 impl RngCore for TestRng {
     fn next_u32(&mut self) -> u32 {

@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::ecdsa::EcPublicKey;
 use super::{Algorithm, Jwk, KeyMaterial};
 
 /// True when `signature` over `signing_input` verifies with `key` under `alg`.
@@ -32,8 +33,8 @@ pub fn verify_signature(alg: Algorithm, key: &Jwk, signing_input: &[u8], signatu
         (Ps384, KeyMaterial::Rsa(k)) => rsa_pss::<Sha384>(k, signing_input, signature),
         (Ps512, KeyMaterial::Rsa(k)) => rsa_pss::<Sha512>(k, signing_input, signature),
         (Es256, KeyMaterial::P256(k)) => es256(k, signing_input, signature),
-        (Es384, KeyMaterial::P384(k)) => es384(k, signing_input, signature),
-        (Es512, KeyMaterial::P521(k)) => es512(k, signing_input, signature),
+        (Es384, KeyMaterial::P384(k)) => ecdsa_wide::<Sha384>(k, signing_input, signature),
+        (Es512, KeyMaterial::P521(k)) => ecdsa_wide::<Sha512>(k, signing_input, signature),
         (EdDsa, KeyMaterial::Ed25519(k)) => ed25519(k, signing_input, signature),
         _ => false,
     }
@@ -95,25 +96,9 @@ fn es256(key: &p256::PublicKey, input: &[u8], signature: &[u8]) -> bool {
         .is_ok()
 }
 
-fn es384(key: &p384::PublicKey, input: &[u8], signature: &[u8]) -> bool {
-    use p384::ecdsa::signature::Verifier;
-    let Ok(sig) = p384::ecdsa::Signature::from_slice(signature) else {
-        return false;
-    };
-    p384::ecdsa::VerifyingKey::from(key)
-        .verify(input, &sig)
-        .is_ok()
-}
-
-fn es512(key: &p521::PublicKey, input: &[u8], signature: &[u8]) -> bool {
-    use p521::ecdsa::signature::Verifier;
-    let Ok(sig) = p521::ecdsa::Signature::from_slice(signature) else {
-        return false;
-    };
-    let Ok(vk) = p521::ecdsa::VerifyingKey::from_affine(*key.as_affine()) else {
-        return false;
-    };
-    vk.verify(input, &sig).is_ok()
+/// ES384 and ES512 (see [`super::ecdsa`] for why not the p384/p521 crates).
+fn ecdsa_wide<D: Digest>(key: &EcPublicKey, input: &[u8], signature: &[u8]) -> bool {
+    key.verify_digest(&D::digest(input), signature)
 }
 
 /// Strict verification refuses small-order components and non-canonical
