@@ -19,6 +19,9 @@
 #   BENCH_REVOCATION_SIZES="0 100000 500000 1000000"   BENCH_REVOCATION_TRIALS=30
 #   BENCH_REVOCATION_PAIRS=3   load runs per size against the empty list (more
 #                           pairs settle the ratio on a noisy machine)
+#   BENCH_WASM=dist/plugin.wasm  the module measured: by default the shipped one
+#                           (`make release`: opt-level z, wasm-opt -Oz), not the
+#                           opt-level 3 build the tests load
 #
 # Envoy (--concurrency 1) is pinned to core 0, wrk and the native helper
 # servers to core 1. Run it on a quiet machine: every other process competes.
@@ -34,6 +37,7 @@ BENCH_REVOCATION   ?=
 BENCH_REVOCATION_SIZES  ?= 0 100000 500000 1000000
 BENCH_REVOCATION_TRIALS ?= 30
 BENCH_REVOCATION_PAIRS  ?= 3
+BENCH_WASM         ?= $(DIST)/plugin.wasm
 BENCH_TOOL         := $(ROOT)/target/release/jwt-auth-bench
 
 bench_empty :=
@@ -48,15 +52,15 @@ BENCH_COMMON = --seconds $(BENCH_SECONDS) --connections $(BENCH_CONNECTIONS) \
   --rev-pairs $(BENCH_REVOCATION_PAIRS)
 
 ## bench: build everything, install what is missing, run every variant
-bench: build .venv bench-tools bench-deps
-	$(PYTHON) $(ROOT)/bench/run.py bench $(BENCH_COMMON) \
+bench: release .venv bench-tools bench-deps
+	JWT_AUTH_WASM=$(BENCH_WASM) $(PYTHON) $(ROOT)/bench/run.py bench $(BENCH_COMMON) \
 	  --algs '$(call bench_csv,$(BENCH_ALGS))' \
 	  --variants '$(call bench_csv,$(BENCH_VARIANTS))' --rounds $(BENCH_ROUNDS) \
 	  $(if $(filter-out 0 no false,$(BENCH_REVOCATION)),--revocation)
 
 ## bench-revocation: the revocation-scale benchmark on its own
-bench-revocation: build .venv bench-tools bench-deps
-	$(PYTHON) $(ROOT)/bench/run.py revocation $(BENCH_COMMON)
+bench-revocation: release .venv bench-tools bench-deps
+	JWT_AUTH_WASM=$(BENCH_WASM) $(PYTHON) $(ROOT)/bench/run.py revocation $(BENCH_COMMON)
 
 ## bench-tools: the native helper (tokens, ext_authz service, static feed) and
 ## the empty filter, built and trimmed like the real one

@@ -19,9 +19,9 @@
 
 DIST               := $(ROOT)/dist
 RELEASE_VERSION    := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' $(ROOT)/Cargo.toml | head -n 1)
-# The shipped module is built with its own cargo profile (release + opt-level z)
-# so it never touches target/wasm32-wasip1/release, which `make build` and the
-# tests use. opt-level z + wasm-opt -Oz is the smallest combination measured.
+# The shipped module is built with its own cargo profile (`wasm-release` in
+# Cargo.toml: opt-level z, 3 for the HMAC/EdDSA crates) so it never touches
+# target/wasm32-wasip1/release, which `make build` and the tests use.
 RELEASE_PROFILE    ?= wasm-release
 RELEASE_OPT_LEVEL  ?= z
 WASM_OPT_FLAGS     ?= -Oz
