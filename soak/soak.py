@@ -122,12 +122,7 @@ class Feed:
                             since = pair[len("since="):]
                 body = feed.body(since)
                 sig = hmac.new(feed.secret, body, hashlib.sha256).hexdigest()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("x-revocation-signature", "sha256=" + sig)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply_json(self, body, {"x-revocation-signature": "sha256=" + sig})
 
             def log_message(self, *_args):
                 pass
@@ -135,6 +130,17 @@ class Feed:
         server = ThreadingServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
+
+
+def reply_json(handler, body, extra_headers=None):
+    """A 200 with a JSON body (and any extra headers) on an HTTP handler."""
+    handler.send_response(200)
+    handler.send_header("content-type", "application/json")
+    for name, value in (extra_headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 class ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -167,12 +173,7 @@ def run_upstream(port_file, record_file):
                    self.headers.get_all("x-user-id") or [], self.path)
             with lock:
                 records.append(rec)
-            body = b'{"ok":true}'
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply_json(self, b'{"ok":true}')
 
         def log_message(self, *_args):
             pass

@@ -305,34 +305,13 @@ impl H2Connection {
                     if f.flags & PRIORITY != 0 {
                         p = p.get(5..)?.to_vec();
                     }
-                    let end_stream = f.flags & END_STREAM != 0;
-                    if f.flags & END_HEADERS != 0 {
-                        let done = self.on_block(&p, &mut status, &mut headers)?;
-                        if let Some(outcome) = done {
-                            return Some(outcome);
-                        }
-                        if end_stream && status.is_some() {
-                            return Some(finish(status, headers, body));
-                        }
-                    } else {
-                        block = Some((p, end_stream));
-                    }
+                    block = Some((p, f.flags & END_STREAM != 0));
                 }
                 CONTINUATION if f.stream == id => {
-                    let Some((mut p, end_stream)) = block.take() else {
+                    let Some((p, _)) = block.as_mut() else {
                         return Some(H2Outcome::Closed("CONTINUATION without HEADERS".into()));
                     };
                     p.extend_from_slice(&f.payload);
-                    if f.flags & END_HEADERS != 0 {
-                        if let Some(outcome) = self.on_block(&p, &mut status, &mut headers)? {
-                            return Some(outcome);
-                        }
-                        if end_stream && status.is_some() {
-                            return Some(finish(status, headers, body));
-                        }
-                    } else {
-                        block = Some((p, end_stream));
-                    }
                 }
                 DATA if f.stream == id => {
                     let p = strip_padding(&f)?;
@@ -349,6 +328,17 @@ impl H2Connection {
                     }
                 }
                 _ => {}
+            }
+            let ends_block = matches!(f.kind, HEADERS | CONTINUATION)
+                && f.stream == id
+                && f.flags & END_HEADERS != 0;
+            if let Some((p, end_stream)) = block.take_if(|_| ends_block) {
+                if let Some(outcome) = self.on_block(&p, &mut status, &mut headers)? {
+                    return Some(outcome);
+                }
+                if end_stream && status.is_some() {
+                    return Some(finish(status, headers, body));
+                }
             }
         }
     }
