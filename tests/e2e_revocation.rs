@@ -311,6 +311,22 @@ fn statuses(envoy: &Envoy, token: &str, n: usize) -> Vec<(u16, String)> {
     })
 }
 
+/// Whether `n` requests with `token` (fresh connections) all got `status`.
+fn all_answered(envoy: &Envoy, token: &str, n: usize, status: u16) -> bool {
+    statuses(envoy, token, n).iter().all(|(s, _)| *s == status)
+}
+
+/// A feed holding `jtis` and a proxy (`on_stale: serve`) that has synced it.
+fn synced_proxy(jtis: &[&str]) -> (FeedServer, Envoy) {
+    let feed = FeedServer::start();
+    for jti in jtis {
+        feed.revoke_jti(jti);
+    }
+    let envoy = start(&feed, "serve", 30);
+    wait_first_sync(&envoy);
+    (feed, envoy)
+}
+
 fn wait_first_sync(envoy: &Envoy) {
     assert!(
         wait_until(Duration::from_secs(10), || envoy
@@ -324,13 +340,11 @@ fn wait_first_sync(envoy: &Envoy) {
 
 #[test]
 fn revoked_jti_is_refused_by_every_worker_within_one_interval() {
-    let feed = FeedServer::start();
-    let envoy = start(&feed, "serve", 30);
-    wait_first_sync(&envoy);
+    let (feed, envoy) = synced_proxy(&[]);
     let iat = now() - 10;
     let victim = token("alice", "jti-victim", iat);
     let bystander = token("bob", "jti-bystander", iat);
-    assert!(statuses(&envoy, &victim, 16).iter().all(|(s, _)| *s == 200));
+    assert!(all_answered(&envoy, &victim, 16, 200));
 
     feed.revoke_jti("jti-victim");
     let revoked_at = Instant::now();
@@ -347,9 +361,7 @@ fn revoked_jti_is_refused_by_every_worker_within_one_interval() {
         "not refused everywhere after {:?}: {wrong:?}",
         revoked_at.elapsed()
     );
-    assert!(statuses(&envoy, &bystander, 8)
-        .iter()
-        .all(|(s, _)| *s == 200));
+    assert!(all_answered(&envoy, &bystander, 8, 200));
     assert!(
         !envoy
             .upstream()
@@ -382,27 +394,20 @@ fn revoked_jti_is_refused_by_every_worker_within_one_interval() {
 
 #[test]
 fn subject_revocation_refuses_only_older_tokens() {
-    let feed = FeedServer::start();
-    let envoy = start(&feed, "serve", 30);
-    wait_first_sync(&envoy);
+    let (feed, envoy) = synced_proxy(&[]);
     let t = now();
     let old = token("carol", "c-old", t - 100);
     let new = token("carol", "c-new", t - 10);
     feed.revoke_subject("carol", t - 50);
     assert!(wait_until(Duration::from_millis(POLL_MS + 500), || {
-        statuses(&envoy, &old, 8).iter().all(|(s, _)| *s == 401)
+        all_answered(&envoy, &old, 8, 401)
     }));
-    assert!(
-        statuses(&envoy, &new, 8).iter().all(|(s, _)| *s == 200),
-        "issued after `before`"
-    );
+    assert!(all_answered(&envoy, &new, 8, 200), "issued after `before`");
 }
 
 #[test]
 fn one_feed_request_per_interval_per_proxy() {
-    let feed = FeedServer::start();
-    let envoy = start(&feed, "serve", 30);
-    wait_first_sync(&envoy);
+    let (feed, envoy) = synced_proxy(&[]);
     let before = feed.server.request_count();
     thread::sleep(Duration::from_secs(10));
     let polls = feed.server.request_count() - before;
@@ -432,17 +437,12 @@ fn one_feed_request_per_interval_per_proxy() {
 
 #[test]
 fn feed_faults_keep_the_last_good_set() {
-    let feed = FeedServer::start();
-    feed.revoke_jti("jti-kept");
-    let envoy = start(&feed, "serve", 30);
-    wait_first_sync(&envoy);
+    let (feed, envoy) = synced_proxy(&["jti-kept"]);
     let kept = token("dave", "jti-kept", now() - 5);
     let fine = token("erin", "jti-fine", now() - 5);
-    assert!(wait_until(Duration::from_secs(3), || statuses(
-        &envoy, &kept, 8
-    )
-    .iter()
-    .all(|(s, _)| *s == 401)));
+    assert!(wait_until(Duration::from_secs(3), || all_answered(
+        &envoy, &kept, 8, 401
+    )));
 
     for (mode, label) in [
         (Mode::Status(500), "status"),
@@ -467,11 +467,11 @@ fn feed_faults_keep_the_last_good_set() {
         );
         // Requests are still decided, with the last good set.
         assert!(
-            statuses(&envoy, &kept, 8).iter().all(|(s, _)| *s == 401),
+            all_answered(&envoy, &kept, 8, 401),
             "{mode:?}: revocation lost"
         );
         assert!(
-            statuses(&envoy, &fine, 8).iter().all(|(s, _)| *s == 200),
+            all_answered(&envoy, &fine, 8, 200),
             "{mode:?}: valid token refused"
         );
     }
@@ -484,34 +484,26 @@ fn feed_faults_keep_the_last_good_set() {
     feed.set_mode(Mode::Serve);
     feed.revoke_jti("jti-fine");
     assert!(
-        wait_until(Duration::from_secs(6), || statuses(&envoy, &fine, 8)
-            .iter()
-            .all(|(s, _)| *s == 401)),
+        wait_until(Duration::from_secs(6), || all_answered(
+            &envoy, &fine, 8, 401
+        )),
         "no recovery after the feed came back"
     );
 }
 
 #[test]
 fn reset_snapshot_replaces_the_set() {
-    let feed = FeedServer::start();
-    feed.revoke_jti("jti-a");
-    let envoy = start(&feed, "serve", 30);
-    wait_first_sync(&envoy);
+    let (feed, envoy) = synced_proxy(&["jti-a"]);
     let a = token("u", "jti-a", now() - 5);
     let b = token("u", "jti-b", now() - 5);
-    assert!(wait_until(Duration::from_secs(3), || statuses(
-        &envoy, &a, 8
-    )
-    .iter()
-    .all(|(s, _)| *s == 401)));
+    assert!(wait_until(Duration::from_secs(3), || all_answered(
+        &envoy, &a, 8, 401
+    )));
     feed.replace_all("e2", &["jti-b"]);
     assert!(wait_until(Duration::from_millis(POLL_MS + 1500), || {
-        statuses(&envoy, &b, 8).iter().all(|(s, _)| *s == 401)
+        all_answered(&envoy, &b, 8, 401)
     }));
-    assert!(
-        statuses(&envoy, &a, 8).iter().all(|(s, _)| *s == 200),
-        "reset dropped jti-a"
-    );
+    assert!(all_answered(&envoy, &a, 8, 200), "reset dropped jti-a");
 }
 
 #[test]
@@ -548,9 +540,7 @@ fn staleness_policy_deny_and_serve() {
 }
 
 fn refused_all(envoy: &Envoy, tokens: &[String]) -> bool {
-    tokens
-        .iter()
-        .all(|t| statuses(envoy, t, 4).iter().all(|(s, _)| *s == 401))
+    tokens.iter().all(|t| all_answered(envoy, t, 4, 401))
 }
 
 /// Revokes `<prefix>-0` ... `<prefix>-<n-1>` at the feed; returns a token
@@ -566,9 +556,7 @@ fn revoke_jtis(feed: &FeedServer, prefix: &str, n: usize, sub: &str) -> Vec<Stri
 }
 
 fn accepted_all(envoy: &Envoy, tokens: &[String]) -> bool {
-    tokens
-        .iter()
-        .all(|t| statuses(envoy, t, 4).iter().all(|(s, _)| *s == 200))
+    tokens.iter().all(|t| all_answered(envoy, t, 4, 200))
 }
 
 #[test]

@@ -213,15 +213,7 @@ impl RedisStore {
                 .await
                 .map_err(rerr("poll"))?;
         let last = last.unwrap_or_else(|| "0-0".into());
-        let floor = trimmed.as_deref().unwrap_or("0-0");
-        // Valid: same data set, not ahead of the head (a cursor from the
-        // future means this data set is not the one the client followed),
-        // and not before the newest trimmed entry (it could have missed it).
-        let valid = epoch.as_deref() == Some(c_epoch)
-            && matches!(
-                (parse_id(&last), parse_id(floor)),
-                (Some(l), Some(t)) if c_id <= l && c_id >= t
-            );
+        let valid = cursor_is_current(epoch.as_deref(), c_epoch, &last, trimmed.as_deref(), c_id);
         let Some(epoch) = epoch.filter(|_| valid) else {
             return self.fresh(now, paged).await;
         };
@@ -324,12 +316,7 @@ impl RedisStore {
             .await
             .map_err(rerr("snapshot page"))?;
         let last = last.unwrap_or_else(|| "0-0".into());
-        let floor = trimmed.as_deref().unwrap_or("0-0");
-        let valid = epoch.as_deref() == Some(c_epoch)
-            && matches!(
-                (parse_id(&last), parse_id(floor)),
-                (Some(l), Some(t)) if pinned <= l && pinned >= t
-            );
+        let valid = cursor_is_current(epoch.as_deref(), c_epoch, &last, trimmed.as_deref(), pinned);
         let Some(epoch) = epoch.filter(|_| valid) else {
             return Ok(None);
         };
@@ -588,6 +575,24 @@ fn into_text(v: Value) -> Option<String> {
 }
 
 /// A stream ID `ms-seq` as a comparable pair.
+/// Whether a cursor at stream position `id` of data set `c_epoch` can still
+/// be served exactly: same data set, not ahead of the head `last` (a cursor
+/// from the future means this data set is not the one the client followed),
+/// and not before the newest trimmed entry (it could have missed it).
+fn cursor_is_current(
+    epoch: Option<&str>,
+    c_epoch: &str,
+    last: &str,
+    trimmed: Option<&str>,
+    id: (u64, u64),
+) -> bool {
+    epoch == Some(c_epoch)
+        && matches!(
+            (parse_id(last), parse_id(trimmed.unwrap_or("0-0"))),
+            (Some(l), Some(t)) if id <= l && id >= t
+        )
+}
+
 fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))

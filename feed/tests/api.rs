@@ -389,13 +389,10 @@ pub async fn unknown_or_foreign_cursors_get_a_reset(b: Backend) {
 pub async fn expired_entries_are_not_sent(b: Backend) {
     let h = Harness::start(
         b,
-        Opts {
-            limits: FeedLimits {
-                grace_seconds: 60,
-                ..FeedLimits::default()
-            },
-            ..Opts::default()
-        },
+        with_limits(FeedLimits {
+            grace_seconds: 60,
+            ..FeedLimits::default()
+        }),
     )
     .await;
     let t = now();
@@ -423,13 +420,10 @@ pub async fn expired_entries_are_not_sent(b: Backend) {
 pub async fn deltas_are_capped_and_continue_from_the_returned_cursor(b: Backend) {
     let h = Harness::start(
         b,
-        Opts {
-            limits: FeedLimits {
-                max_entries_per_response: 3,
-                ..FeedLimits::default()
-            },
-            ..Opts::default()
-        },
+        with_limits(FeedLimits {
+            max_entries_per_response: 3,
+            ..FeedLimits::default()
+        }),
     )
     .await;
     let exp = now() + 3600;
@@ -552,13 +546,10 @@ pub async fn feed_body_is_what_the_filter_parses(b: Backend) {
 pub async fn snapshots_follow_writes_and_expiry(b: Backend) {
     let h = Harness::start(
         b,
-        Opts {
-            limits: FeedLimits {
-                grace_seconds: 0,
-                ..FeedLimits::default()
-            },
-            ..Opts::default()
-        },
+        with_limits(FeedLimits {
+            grace_seconds: 0,
+            ..FeedLimits::default()
+        }),
     )
     .await;
     let t = now();
@@ -585,14 +576,18 @@ pub async fn snapshots_follow_writes_and_expiry(b: Backend) {
     assert!(at(t + 1001).await.is_empty());
 }
 
-fn capped(n: usize) -> Opts {
+fn with_limits(limits: FeedLimits) -> Opts {
     Opts {
-        limits: FeedLimits {
-            max_entries_per_response: n,
-            ..FeedLimits::default()
-        },
+        limits,
         ..Opts::default()
     }
+}
+
+fn capped(n: usize) -> Opts {
+    with_limits(FeedLimits {
+        max_entries_per_response: n,
+        ..FeedLimits::default()
+    })
 }
 
 /// Every jti of a list of pages, sorted and without repeats (a page may
@@ -863,13 +858,10 @@ async fn redis_snapshot_continuation_older_than_history_gets_a_reset() {
 async fn redis_snapshot_pages_survive_trimming_of_their_score() {
     let h = Harness::start(
         Backend::Redis,
-        Opts {
-            limits: FeedLimits {
-                max_entries_per_response: 2,
-                grace_seconds: 0,
-            },
-            ..Opts::default()
-        },
+        with_limits(FeedLimits {
+            max_entries_per_response: 2,
+            grace_seconds: 0,
+        }),
     )
     .await;
     let t = now();
