@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::cache::{TokenCaches, Verified};
 use crate::config::{KeySource, Policy, Provider};
 use crate::extract::{self, ExtractError, Found, TokenSource};
+use crate::identity;
 use crate::jwt::{self, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
 use crate::rules::{self, Requirement};
 
@@ -432,8 +433,16 @@ fn authorize(
             ));
         }
     }
-    let set_headers = token.set_headers.clone();
+    let mut set_headers = token.set_headers.clone();
     let mut remove_headers = removals(provider, found, request, stripped);
+    if !provider.forward {
+        for (name, value) in token_outside_headers(provider, found.token, request) {
+            match value {
+                Some(value) => set_headers.push((name.to_string(), value)),
+                None => remove_headers.push(name.to_string()),
+            }
+        }
+    }
     // Writing a header replaces every value the client sent under that name.
     remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
     Ok(Allow {
@@ -517,6 +526,101 @@ fn removals(
         }
     }
     remove
+}
+
+/// Without `forward`, the token also leaves the query string and the cookies
+/// it may have come in, so that it never reaches the upstream or its access
+/// logs: `:path` without the parameters that carry it, `cookie` without the
+/// cookies that carry it (`None`: remove the header, nothing else was in it).
+fn token_outside_headers(
+    provider: &Provider,
+    token: &str,
+    request: &Request<'_>,
+) -> Vec<(&'static str, Option<String>)> {
+    let mut params = Vec::new();
+    let mut cookies = Vec::new();
+    for source in &provider.sources {
+        match source {
+            TokenSource::Param(name) => params.push(name.as_str()),
+            TokenSource::Cookie(name) => cookies.push(name.as_str()),
+            TokenSource::Header { .. } => {}
+        }
+    }
+    let mut out = Vec::new();
+    if !params.is_empty() {
+        if let Some(path) = path_without_token(request.path, &params, token) {
+            out.push((":path", Some(path)));
+        }
+    }
+    if !cookies.is_empty() {
+        if let Some(cookie) = cookies_without_token(request, &cookies, token) {
+            out.push(("cookie", cookie));
+        }
+    }
+    out
+}
+
+/// `path` without the query parameters named in `names` whose value is
+/// `token`; `None` when there is none. Everything else keeps its order and
+/// spelling.
+fn path_without_token(path: &str, names: &[&str], token: &str) -> Option<String> {
+    // Envoy never hands over such a path; other callers get it unchanged
+    // rather than a header value Envoy would refuse.
+    if !identity::header_safe(path) {
+        return None;
+    }
+    let (base, rest) = path.split_once('?')?;
+    let (query, fragment) = match rest.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (rest, None),
+    };
+    let carries = |pair: &&str| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        names.contains(&k) && v == token
+    };
+    if !query.split('&').any(|pair| carries(&pair)) {
+        return None;
+    }
+    let kept: Vec<&str> = query.split('&').filter(|p| !carries(p)).collect();
+    let mut out = base.to_string();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    Some(out)
+}
+
+/// The cookies of the request without those named in `names` whose value is
+/// `token`: `Some(Some(rest))`, or `Some(None)` when nothing else is left;
+/// `None` when no cookie carries the token.
+fn cookies_without_token(
+    request: &Request<'_>,
+    names: &[&str],
+    token: &str,
+) -> Option<Option<String>> {
+    let mut kept = Vec::new();
+    let mut dropped = false;
+    for (_, value) in request.headers.iter().filter(|(n, _)| *n == "cookie") {
+        // A cookie header that is not UTF-8 already refused the request.
+        let value = std::str::from_utf8(value).ok()?;
+        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let carries = pair.split_once('=').is_some_and(|(k, v)| {
+                names.contains(&k.trim()) && v.trim().trim_matches('"') == token
+            });
+            if carries {
+                dropped = true;
+            } else {
+                kept.push(pair);
+            }
+        }
+    }
+    // What cannot be written back (see `path_without_token`) goes entirely.
+    let rest = kept.join("; ");
+    dropped.then(|| (!kept.is_empty() && identity::header_safe(&rest)).then_some(rest))
 }
 
 /// `iat`-style numeric dates may be integers or floats.

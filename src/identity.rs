@@ -51,10 +51,13 @@ pub fn render(value: &Value) -> Option<String> {
     };
     // Envoy refuses a request whose header value holds a control
     // character (503): such a claim is not written at all.
-    if text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return None;
-    }
-    Some(text)
+    header_safe(&text).then_some(text)
+}
+
+/// Whether Envoy takes `text` as a header value: no control character but
+/// tab (CR, LF and NUL would also allow header injection).
+pub fn header_safe(text: &str) -> bool {
+    !text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 fn scalar(value: &Value) -> Option<String> {

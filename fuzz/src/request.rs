@@ -432,6 +432,22 @@ fn check_decision(policy: &jwt_auth_wasm::config::Policy, built: &Built, decisio
                     !value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f),
                     "header {name} would carry a control character: {value:?}"
                 );
+                if name == ":path" || name == "cookie" {
+                    // The token taken out of the query string or the
+                    // cookies (`forward: false`): the route must not move.
+                    if name == ":path" {
+                        assert_eq!(
+                            route_path(value),
+                            route_path(&built.path),
+                            "taking the token out moved the route"
+                        );
+                    }
+                    assert!(
+                        !allow.remove_headers.contains(name),
+                        "{name} both set and removed"
+                    );
+                    continue;
+                }
                 assert!(
                     policy.strip_headers.contains(name),
                     "filter writes {name}, which it does not strip"

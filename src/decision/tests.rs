@@ -776,3 +776,101 @@ fn the_same_token_in_two_header_sources_is_removed_from_both() {
     ));
     assert_eq!(a.remove_headers, vec!["x-token".to_string()]);
 }
+
+/// The provider reading the header, `access_token` and the `session` cookie.
+fn every_place(forward: bool) -> Policy {
+    let mut v = config();
+    v["providers"][0]["from_headers"] =
+        json!([{"name": "authorization", "value_prefix": "Bearer "}]);
+    v["providers"][0]["from_params"] = json!(["access_token"]);
+    v["providers"][0]["from_cookies"] = json!(["session"]);
+    v["providers"][0]["forward"] = json!(forward);
+    policy(v)
+}
+
+fn written(a: &Allow, name: &str) -> Option<String> {
+    a.set_headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+#[test]
+fn a_token_in_the_query_leaves_the_path() {
+    let p = every_place(false);
+    let t = token("alice");
+    for (path, expected) in [
+        (format!("/x?access_token={t}"), "/x".to_string()),
+        (
+            format!("/x?a=1&access_token={t}&b=2"),
+            "/x?a=1&b=2".to_string(),
+        ),
+        (format!("/x?a=1&access_token={t}"), "/x?a=1".to_string()),
+        // The same token twice is still one token; both go.
+        (
+            format!("/x?access_token={t}&z=%20&access_token={t}"),
+            "/x?z=%20".to_string(),
+        ),
+        (format!("/x?access_token={t}#frag"), "/x#frag".to_string()),
+    ] {
+        let a = allowed(run(&p, "GET", &path, &[]));
+        assert_eq!(
+            written(&a, ":path").as_deref(),
+            Some(expected.as_str()),
+            "{path}"
+        );
+    }
+    // A parameter of another name holding the same text is not ours to drop.
+    let a = allowed(run(
+        &p,
+        "GET",
+        &format!("/x?access_token={t}&other={t}"),
+        &[],
+    ));
+    assert_eq!(written(&a, ":path"), Some(format!("/x?other={t}")));
+    // Token in the header only: the path is left as it is.
+    let a = allowed(run(&p, "GET", "/x?a=1", &[("authorization", &bearer(&t))]));
+    assert_eq!(written(&a, ":path"), None);
+}
+
+#[test]
+fn a_token_in_a_cookie_leaves_the_cookie_header() {
+    let p = every_place(false);
+    let t = token("alice");
+    let session = format!("session={t}");
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("cookie", &format!("a=1; {session}; b=\"2\""))],
+    ));
+    assert_eq!(written(&a, "cookie").as_deref(), Some("a=1; b=\"2\""));
+    assert!(!a.remove_headers.contains(&"cookie".to_string()));
+    // Split cookie headers (HTTP/2 crumbs) come back as one.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("cookie", "a=1"), ("cookie", &format!("session=\"{t}\""))],
+    ));
+    assert_eq!(written(&a, "cookie").as_deref(), Some("a=1"));
+    // Nothing else in it: the header goes.
+    let a = allowed(run(&p, "GET", "/x", &[("cookie", &session)]));
+    assert_eq!(written(&a, "cookie"), None);
+    assert!(a.remove_headers.contains(&"cookie".to_string()));
+}
+
+#[test]
+fn forward_keeps_the_token_in_query_and_cookie() {
+    let p = every_place(true);
+    let t = token("alice");
+    let a = allowed(run(
+        &p,
+        "GET",
+        &format!("/x?access_token={t}"),
+        &[("cookie", &format!("session={t}"))],
+    ));
+    assert_eq!(written(&a, ":path"), None);
+    assert_eq!(written(&a, "cookie"), None);
+    assert!(a.remove_headers.is_empty());
+}
