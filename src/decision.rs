@@ -310,7 +310,8 @@ fn authenticate(
             }
             let skew = provider.claims.clock_skew_seconds;
             if let Some(hit) = cache.get(index, found.token, env.now, skew) {
-                return authorize(request, provider, &found, &hit, requirement, env, stripped);
+                return authorize(provider, &hit, requirement, env, stripped)
+                    .map(|allow| without_token(allow, provider, &found, request, &sources));
             }
         }
     }
@@ -361,15 +362,8 @@ fn authenticate(
         set_headers: identity_headers(provider, &claims),
         claims,
     };
-    let allow = authorize(
-        request,
-        provider,
-        &found,
-        &verified,
-        requirement,
-        env,
-        stripped,
-    );
+    let allow = authorize(provider, &verified, requirement, env, stripped)
+        .map(|allow| without_token(allow, provider, &found, request, &sources));
     if let Some(cache) = env.cache {
         cache.insert(index, found.token, verified);
     }
@@ -379,9 +373,7 @@ fn authenticate(
 /// What applies to a verified token, cached or not: staleness of the
 /// revocation data, revocation, and the route's permission rules.
 fn authorize(
-    request: &Request<'_>,
     provider: &Provider,
-    found: &Found<'_>,
     token: &Verified,
     requirement: &Requirement,
     env: &Env<'_>,
@@ -433,24 +425,46 @@ fn authorize(
             ));
         }
     }
-    let mut set_headers = token.set_headers.clone();
-    let mut remove_headers = removals(provider, found, request, stripped);
-    if !provider.forward {
-        for (name, value) in token_outside_headers(provider, found.token, request) {
-            match value {
-                Some(value) => set_headers.push((name.to_string(), value)),
-                None => remove_headers.push(name.to_string()),
-            }
-        }
-    }
-    // Writing a header replaces every value the client sent under that name.
-    remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
     Ok(Allow {
         kind: AllowKind::Authenticated,
         provider: Some(provider.name.clone()),
+        set_headers: token.set_headers.clone(),
+        remove_headers: stripped,
+    })
+}
+
+/// Unless the provider forwards it, the token leaves every place the route
+/// reads that carries it, whichever provider's source found it (the same
+/// token may arrive twice): those headers, and the query parameters and
+/// cookies (see [`token_outside_headers`]). A header the filter writes needs
+/// no removal: writing replaces every value the client sent under that name.
+fn without_token(
+    mut allow: Allow,
+    provider: &Provider,
+    found: &Found<'_>,
+    request: &Request<'_>,
+    sources: &[&TokenSource],
+) -> Allow {
+    if !provider.forward {
+        for name in headers_carrying(sources, found.token, request) {
+            if !allow.remove_headers.contains(name) {
+                allow.remove_headers.push(name.clone());
+            }
+        }
+        for (name, value) in token_outside_headers(sources, found.token, request) {
+            match value {
+                Some(value) => allow.set_headers.push((name.to_string(), value)),
+                None => allow.remove_headers.push(name.to_string()),
+            }
+        }
+    }
+    let Allow {
         set_headers,
         remove_headers,
-    })
+        ..
+    } = &mut allow;
+    remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
+    allow
 }
 
 /// Picks the one provider whose keys may verify this token. When several
@@ -497,20 +511,14 @@ fn identity_headers(provider: &Provider, claims: &Map<String, Value>) -> Vec<(St
     headers
 }
 
-/// Client-sent identity headers that the filter is not about to overwrite,
-/// plus, when the provider does not forward the token, every header of its
-/// sources that carries this token (the same token may arrive twice).
-fn removals(
-    provider: &Provider,
-    found: &Found<'_>,
+/// The source headers that carry `token`.
+fn headers_carrying<'s>(
+    sources: &[&'s TokenSource],
+    token: &str,
     request: &Request<'_>,
-    stripped: Vec<String>,
-) -> Vec<String> {
-    let mut remove = stripped;
-    if provider.forward {
-        return remove;
-    }
-    for source in &provider.sources {
+) -> Vec<&'s String> {
+    let mut out = Vec::new();
+    for source in sources {
         let TokenSource::Header { name, prefix } = source else {
             continue;
         };
@@ -519,13 +527,13 @@ fn removals(
                 && std::str::from_utf8(v)
                     .ok()
                     .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
-                    == Some(found.token)
+                    == Some(token)
         });
-        if carries && !remove.contains(name) {
-            remove.push(name.clone());
+        if carries {
+            out.push(name);
         }
     }
-    remove
+    out
 }
 
 /// Without `forward`, the token also leaves the query string and the cookies
@@ -533,13 +541,13 @@ fn removals(
 /// logs: `:path` without the parameters that carry it, `cookie` without the
 /// cookies that carry it (`None`: remove the header, nothing else was in it).
 fn token_outside_headers(
-    provider: &Provider,
+    sources: &[&TokenSource],
     token: &str,
     request: &Request<'_>,
 ) -> Vec<(&'static str, Option<String>)> {
     let mut params = Vec::new();
     let mut cookies = Vec::new();
-    for source in &provider.sources {
+    for source in sources {
         match source {
             TokenSource::Param(name) => params.push(name.as_str()),
             TokenSource::Cookie(name) => cookies.push(name.as_str()),
@@ -564,8 +572,9 @@ fn token_outside_headers(
 /// `token`; `None` when there is none. Everything else keeps its order and
 /// spelling.
 fn path_without_token(path: &str, names: &[&str], token: &str) -> Option<String> {
-    // Envoy never hands over such a path; other callers get it unchanged
-    // rather than a header value Envoy would refuse.
+    // Envoy never hands over such a path. Other callers get it unchanged:
+    // unlike a cookie header, `:path` cannot be dropped, and Envoy would
+    // refuse the written value anyway.
     if !identity::header_safe(path) {
         return None;
     }

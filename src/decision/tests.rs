@@ -874,3 +874,60 @@ fn forward_keeps_the_token_in_query_and_cookie() {
     assert_eq!(written(&a, "cookie"), None);
     assert!(a.remove_headers.is_empty());
 }
+
+#[test]
+fn token_removal_keeps_every_other_part_as_sent() {
+    let p = every_place(false);
+    let t = token("alice");
+    for (path, expected) in [
+        (format!("/x?access_token={t}&"), "/x?"),
+        (format!("/x?a=1&&access_token={t}&&b"), "/x?a=1&&&b"),
+    ] {
+        let a = allowed(run(&p, "GET", &path, &[]));
+        assert_eq!(written(&a, ":path").as_deref(), Some(expected), "{path}");
+    }
+    // Spaces and quotes around a cookie value, as extraction reads it.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("cookie", &format!("a=1;  session = \"{t}\" ;b=2"))],
+    ));
+    assert_eq!(written(&a, "cookie").as_deref(), Some("a=1; b=2"));
+    // What is left cannot be written back: the whole header goes.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("cookie", &format!("a=\u{1}; session={t}"))],
+    ));
+    assert_eq!(written(&a, "cookie"), None);
+    assert!(a.remove_headers.contains(&"cookie".to_string()));
+}
+
+#[test]
+fn the_token_leaves_every_place_the_route_reads() {
+    // Provider main reads the query (and does not forward); provider b reads
+    // a cookie and forwards. main's token arrives in both: it leaves both.
+    let mut v = config();
+    v["providers"][0]["from_params"] = json!(["access_token"]);
+    let mut b = v["providers"][0].clone();
+    b["name"] = json!("b");
+    b["issuer"] = json!("https://b.example");
+    b["from_params"] = json!([]);
+    b["from_cookies"] = json!(["session"]);
+    b["forward"] = json!(true);
+    v["providers"].as_array_mut().unwrap().push(b);
+    v["rules"] = json!([{"match": {"prefix": "/"}, "requires": {}}]);
+    let p = policy(v);
+    let t = token("alice");
+    let a = allowed(run(
+        &p,
+        "GET",
+        &format!("/x?access_token={t}"),
+        &[("cookie", &format!("session={t}"))],
+    ));
+    assert_eq!(a.provider.as_deref(), Some("main"));
+    assert_eq!(written(&a, ":path").as_deref(), Some("/x"));
+    assert!(a.remove_headers.contains(&"cookie".to_string()));
+}

@@ -172,7 +172,9 @@ impl EcPublicKey {
     pub fn verify_digest(&self, digest: &[u8], signature: &[u8]) -> bool {
         let curve = self.curve;
         let n = curve.n.modulus();
-        if signature.len() != 2 * curve.size || digest.len() > curve.size {
+        // A digest wider than the order would need truncating (SEC 1
+        // §4.1.4 step 5); the JWS pairs never do, so it is refused.
+        if signature.len() != 2 * curve.size || digest.len() * 8 > n.bits() {
             return false;
         }
         let (Some(r), Some(s), Some(e)) = (
@@ -435,6 +437,55 @@ mod tests {
             p521::ecdsa::Signature::from_slice(raw)
                 .is_ok_and(|sig| self.verify_prehash(digest, &sig).is_ok())
         }
+    }
+
+    /// Keys G (d = 1) and -G (d = n - 1) put the key point itself, or its
+    /// negation, into the Shamir table next to G: the equal and opposite
+    /// point cases of the addition.
+    macro_rules! edge_keys {
+        ($name:ident, $krate:ident, $curve:expr, $size:expr) => {
+            #[test]
+            fn $name() {
+                use $krate::ecdsa::signature::hazmat::RandomizedPrehashSigner;
+                let curve: &'static Curve = $curve;
+                let mut rng = crate::jwt::test_support::TestRng(11);
+                let n_minus_1 = curve.n.modulus().wrapping_sub(&U576::ONE);
+                for d in [U576::ONE, n_minus_1] {
+                    let sk =
+                        $krate::ecdsa::SigningKey::from_slice(&d.to_be_bytes_vec($size)).unwrap();
+                    let vk = $krate::ecdsa::VerifyingKey::from(&sk);
+                    let key = key_bytes(curve, vk.to_encoded_point(false).as_bytes());
+                    // All-ones is above n for P-384: the e >= n reduction.
+                    for fill in [0xffu8, 0x5a] {
+                        let digest = vec![fill; curve.n.modulus().bits() / 8];
+                        let sig: $krate::ecdsa::Signature =
+                            sk.sign_prehash_with_rng(&mut rng, &digest).unwrap();
+                        let raw = sig.to_bytes().to_vec();
+                        assert!(vk.verify_prehash_raw(&digest, &raw));
+                        assert!(key.verify_digest(&digest, &raw), "{} d {d}", curve.name);
+                        let mut other = digest.clone();
+                        other[0] ^= 1;
+                        assert!(!key.verify_digest(&other, &raw));
+                    }
+                }
+            }
+        };
+    }
+
+    edge_keys!(p384_keys_g_and_minus_g, p384, &P384, 48);
+    edge_keys!(p521_keys_g_and_minus_g, p521, &P521, 66);
+
+    #[test]
+    fn refuses_digests_wider_than_the_order() {
+        let curve = &P521;
+        let sec1 = [
+            vec![4u8],
+            curve.gx.to_be_bytes_vec(66),
+            curve.gy.to_be_bytes_vec(66),
+        ]
+        .concat();
+        let key = key_bytes(curve, &sec1);
+        assert!(!key.verify_digest(&[1u8; 66], &[1u8; 132]));
     }
 
     cross_check!(

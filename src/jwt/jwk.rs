@@ -483,8 +483,9 @@ fn ec_material(obj: &Map<String, Value>) -> Result<KeyMaterial, String> {
         sec1.resize(sec1.len() + size - coord.len(), 0);
         sec1.extend_from_slice(coord);
     }
-    // from_sec1_bytes rejects points that are not on the curve and the
-    // identity, which would otherwise enable invalid-curve tricks.
+    // Points not on the curve and the identity are refused (p256's
+    // from_sec1_bytes, EcPublicKey::from_coordinates): they would otherwise
+    // enable invalid-curve tricks.
     let not_on_curve = || format!("{crv} point is not on the curve");
     Ok(match crv {
         "P-256" => {
