@@ -833,76 +833,24 @@ fn a_token_in_the_query_leaves_the_path() {
     assert_eq!(written(&a, ":path"), None);
 }
 
-#[test]
-fn a_token_in_a_cookie_leaves_the_cookie_header() {
-    let p = every_place(false);
-    let t = token("alice");
-    let session = format!("session={t}");
-    let a = allowed(run(
-        &p,
+/// A request carrying `t` as `?access_token=` and as the `session` cookie.
+fn in_query_and_cookie(p: &Policy, t: &str) -> Allow {
+    allowed(run(
+        p,
         "GET",
-        "/x",
-        &[("cookie", &format!("a=1; {session}; b=\"2\""))],
-    ));
-    assert_eq!(written(&a, "cookie").as_deref(), Some("a=1; b=\"2\""));
-    assert!(!a.remove_headers.contains(&"cookie".to_string()));
-    // Split cookie headers (HTTP/2 crumbs) come back as one.
-    let a = allowed(run(
-        &p,
-        "GET",
-        "/x",
-        &[("cookie", "a=1"), ("cookie", &format!("session=\"{t}\""))],
-    ));
-    assert_eq!(written(&a, "cookie").as_deref(), Some("a=1"));
-    // Nothing else in it: the header goes.
-    let a = allowed(run(&p, "GET", "/x", &[("cookie", &session)]));
-    assert_eq!(written(&a, "cookie"), None);
-    assert!(a.remove_headers.contains(&"cookie".to_string()));
+        &format!("/x?access_token={t}"),
+        &[("cookie", &format!("session={t}"))],
+    ))
 }
 
 #[test]
 fn forward_keeps_the_token_in_query_and_cookie() {
     let p = every_place(true);
     let t = token("alice");
-    let a = allowed(run(
-        &p,
-        "GET",
-        &format!("/x?access_token={t}"),
-        &[("cookie", &format!("session={t}"))],
-    ));
+    let a = in_query_and_cookie(&p, &t);
     assert_eq!(written(&a, ":path"), None);
     assert_eq!(written(&a, "cookie"), None);
     assert!(a.remove_headers.is_empty());
-}
-
-#[test]
-fn token_removal_keeps_every_other_part_as_sent() {
-    let p = every_place(false);
-    let t = token("alice");
-    for (path, expected) in [
-        (format!("/x?access_token={t}&"), "/x?"),
-        (format!("/x?a=1&&access_token={t}&&b"), "/x?a=1&&&b"),
-    ] {
-        let a = allowed(run(&p, "GET", &path, &[]));
-        assert_eq!(written(&a, ":path").as_deref(), Some(expected), "{path}");
-    }
-    // Spaces and quotes around a cookie value, as extraction reads it.
-    let a = allowed(run(
-        &p,
-        "GET",
-        "/x",
-        &[("cookie", &format!("a=1;  session = \"{t}\" ;b=2"))],
-    ));
-    assert_eq!(written(&a, "cookie").as_deref(), Some("a=1; b=2"));
-    // What is left cannot be written back: the whole header goes.
-    let a = allowed(run(
-        &p,
-        "GET",
-        "/x",
-        &[("cookie", &format!("a=\u{1}; session={t}"))],
-    ));
-    assert_eq!(written(&a, "cookie"), None);
-    assert!(a.remove_headers.contains(&"cookie".to_string()));
 }
 
 #[test]
@@ -921,13 +869,64 @@ fn the_token_leaves_every_place_the_route_reads() {
     v["rules"] = json!([{"match": {"prefix": "/"}, "requires": {}}]);
     let p = policy(v);
     let t = token("alice");
-    let a = allowed(run(
-        &p,
-        "GET",
-        &format!("/x?access_token={t}"),
-        &[("cookie", &format!("session={t}"))],
-    ));
+    let a = in_query_and_cookie(&p, &t);
     assert_eq!(a.provider.as_deref(), Some("main"));
     assert_eq!(written(&a, ":path").as_deref(), Some("/x"));
     assert!(a.remove_headers.contains(&"cookie".to_string()));
+}
+
+/// What the upstream's cookie header becomes after a request with these
+/// cookie headers: `Some(value)` rewritten, `None` removed.
+fn cookie_after(p: &Policy, cookies: &[String]) -> Option<String> {
+    let headers: Vec<(&str, &str)> = cookies.iter().map(|c| ("cookie", c.as_str())).collect();
+    let a = allowed(run(p, "GET", "/x", &headers));
+    let value = written(&a, "cookie");
+    let removed = a.remove_headers.contains(&"cookie".to_string());
+    assert_eq!(value.is_none(), removed, "{cookies:?}");
+    value
+}
+
+#[test]
+fn a_token_in_a_cookie_leaves_the_cookie_header() {
+    let p = every_place(false);
+    let t = token("alice");
+    for (cookies, expected) in [
+        (
+            vec![format!("a=1; session={t}; b=\"2\"")],
+            Some("a=1; b=\"2\""),
+        ),
+        // Split cookie headers (HTTP/2 crumbs) come back as one.
+        (
+            vec!["a=1".to_string(), format!("session=\"{t}\"")],
+            Some("a=1"),
+        ),
+        // Nothing else in it: the header goes.
+        (vec![format!("session={t}")], None),
+        // Spaces and quotes around the value, as extraction reads it.
+        (
+            vec![format!("a=1;  session = \"{t}\" ;b=2")],
+            Some("a=1; b=2"),
+        ),
+        // What is left cannot be written back: the whole header goes.
+        (vec![format!("a=\u{1}; session={t}")], None),
+    ] {
+        assert_eq!(
+            cookie_after(&p, &cookies).as_deref(),
+            expected,
+            "{cookies:?}"
+        );
+    }
+}
+
+#[test]
+fn other_query_parameters_stay_as_sent() {
+    let p = every_place(false);
+    let t = token("alice");
+    for (path, expected) in [
+        (format!("/x?access_token={t}&"), "/x?"),
+        (format!("/x?a=1&&access_token={t}&&b"), "/x?a=1&&&b"),
+    ] {
+        let a = allowed(run(&p, "GET", &path, &[]));
+        assert_eq!(written(&a, ":path").as_deref(), Some(expected), "{path}");
+    }
 }
