@@ -511,16 +511,16 @@ fn identity_headers(provider: &Provider, claims: &Map<String, Value>) -> Vec<(St
     headers
 }
 
-/// The source headers that carry `token`.
+/// The source headers that carry `token` (no allocation: this runs on
+/// every allowed request).
 fn headers_carrying<'s>(
-    sources: &[&'s TokenSource],
-    token: &str,
-    request: &Request<'_>,
-) -> Vec<&'s String> {
-    let mut out = Vec::new();
-    for source in sources {
+    sources: &'s [&'s TokenSource],
+    token: &'s str,
+    request: &'s Request<'_>,
+) -> impl Iterator<Item = &'s String> + 's {
+    sources.iter().filter_map(move |source| {
         let TokenSource::Header { name, prefix } = source else {
-            continue;
+            return None;
         };
         let carries = request.headers.iter().any(|(n, v)| {
             *n == name
@@ -529,11 +529,8 @@ fn headers_carrying<'s>(
                     .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
                     == Some(token)
         });
-        if carries {
-            out.push(name);
-        }
-    }
-    out
+        carries.then_some(name)
+    })
 }
 
 /// Without `forward`, the token also leaves the query string and the cookies
@@ -583,14 +580,13 @@ fn path_without_token(path: &str, names: &[&str], token: &str) -> Option<String>
         Some((query, fragment)) => (query, Some(fragment)),
         None => (rest, None),
     };
-    let carries = |pair: &&str| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    let (dropped, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|pair| {
+        let (k, v) = extract::query_pair(pair);
         names.contains(&k) && v == token
-    };
-    if !query.split('&').any(|pair| carries(&pair)) {
+    });
+    if dropped.is_empty() {
         return None;
     }
-    let kept: Vec<&str> = query.split('&').filter(|p| !carries(p)).collect();
     let mut out = base.to_string();
     if !kept.is_empty() {
         out.push('?');
@@ -617,9 +613,8 @@ fn cookies_without_token(
         // A cookie header that is not UTF-8 already refused the request.
         let value = std::str::from_utf8(value).ok()?;
         for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let carries = pair.split_once('=').is_some_and(|(k, v)| {
-                names.contains(&k.trim()) && v.trim().trim_matches('"') == token
-            });
+            let carries =
+                extract::cookie_pair(pair).is_some_and(|(k, v)| names.contains(&k) && v == token);
             if carries {
                 dropped = true;
             } else {

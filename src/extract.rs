@@ -138,16 +138,30 @@ fn query_values<'p>(path: &'p str, name: &'p str) -> impl Iterator<Item = &'p st
         .map(|(_, q)| q.split('#').next().unwrap_or(""))
         .unwrap_or("");
     query.split('&').filter_map(move |pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = query_pair(pair);
         (k == name).then_some(v)
     })
 }
 
+/// Name and raw value of one `&`-separated query pair (`name` alone: empty
+/// value). The decision's token removal reads pairs the same way.
+pub(crate) fn query_pair(pair: &str) -> (&str, &str) {
+    pair.split_once('=').unwrap_or((pair, ""))
+}
+
 fn cookie_values<'c>(header: &'c str, name: &'c str) -> impl Iterator<Item = &'c str> + 'c {
     header.split(';').filter_map(move |pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        let (k, v) = cookie_pair(pair)?;
+        (k == name).then_some(v)
     })
+}
+
+/// Name and value of one `;`-separated cookie pair, spaces and quotes
+/// around them dropped; `None` without `=`. The decision's token removal
+/// reads pairs the same way.
+pub(crate) fn cookie_pair(pair: &str) -> Option<(&str, &str)> {
+    let (k, v) = pair.trim().split_once('=')?;
+    Some((k.trim(), v.trim().trim_matches('"')))
 }
 
 #[cfg(test)]

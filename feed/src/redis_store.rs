@@ -194,13 +194,8 @@ impl RedisStore {
         };
         let cap = self.limits.max_entries_per_response.max(1);
         let k = &self.keys;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("GET")
-            .arg(&k.epoch)
-            .cmd("GET")
-            .arg(&k.last)
-            .cmd("GET")
+        let mut pipe = self.epoch_and_head();
+        pipe.cmd("GET")
             .arg(&k.trimmed)
             .cmd("XRANGE")
             .arg(&k.stream)
@@ -432,6 +427,19 @@ impl RedisStore {
         ))
     }
 
+    /// A MULTI that starts by reading the data set's epoch and the stream
+    /// head: a cursor is judged against both, in the same state as what the
+    /// commands added after them read.
+    fn epoch_and_head(&self) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("GET")
+            .arg(&self.keys.epoch)
+            .cmd("GET")
+            .arg(&self.keys.last);
+        pipe
+    }
+
     /// The epoch, the head and the live members with `exp >= min_exp` (the
     /// first `limit` of them in set order, or all), read in one MULTI so
     /// they describe the same state of the data set.
@@ -442,13 +450,8 @@ impl RedisStore {
         what: &str,
     ) -> Result<(Option<String>, Option<String>, Vec<String>), StoreError> {
         let k = &self.keys;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("GET")
-            .arg(&k.epoch)
-            .cmd("GET")
-            .arg(&k.last)
-            .cmd("ZRANGEBYSCORE")
+        let mut pipe = self.epoch_and_head();
+        pipe.cmd("ZRANGEBYSCORE")
             .arg(&k.live)
             .arg(min_exp)
             .arg("+inf");

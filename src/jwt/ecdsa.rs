@@ -4,7 +4,7 @@
 //! arithmetic is fully unrolled: together about 180 KB of the shipped module,
 //! a quarter of it. On Envoy these curves are verified by the host's native
 //! crypto (see the host accelerator), so this is the path for hosts without
-//! it, for the native tools and for the known-answer self-test. It uses
+//! it, for `native_verification: false` and for the native tools. It uses
 //! crypto-bigint's Montgomery arithmetic with the modulus chosen at run time,
 //! so one instantiation (576-bit numbers) serves both curves and both the field
 //! and the group order. (P-256 keeps the p256 crate, which is small.)
@@ -150,15 +150,6 @@ impl EcPublicKey {
             x: xi,
             y: yi,
         })
-    }
-
-    pub fn curve(&self) -> &'static Curve {
-        self.curve
-    }
-
-    /// SEC1 uncompressed point, 0x04 || x || y.
-    pub fn sec1(&self) -> &[u8] {
-        &self.sec1
     }
 
     /// DER SubjectPublicKeyInfo (RFC 5480), for the host's verifier.
