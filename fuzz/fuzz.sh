@@ -28,7 +28,7 @@ FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}"
 FUZZ_TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
 CARGO_FUZZ_VERSION="0.13.2"
 
-TARGETS=(token_parse_verify token_structured jwks_parse config_parse feed_body shared_codec extract)
+TARGETS=(token_parse_verify token_structured json_object jwks_parse config_parse feed_body shared_codec extract)
 
 log() { echo "fuzz: $*" >&2; }
 
@@ -86,7 +86,7 @@ run_one() {
   mkdir -p "work/corpus/$t" "work/logs" "artifacts/$t"
   local dict=()
   case "$t" in
-    token_structured | jwks_parse | config_parse | feed_body) dict=(-dict=dict/json.dict) ;;
+    token_structured | json_object | jwks_parse | config_parse | feed_body) dict=(-dict=dict/json.dict) ;;
   esac
   local logf="work/logs/$t.log" rc=0
   "$bin" "work/corpus/$t" "corpus/$t" \

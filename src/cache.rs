@@ -13,12 +13,12 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-use serde_json::{Map, Value};
+use crate::jwt::JsonObject;
 
 /// What a verified token leaves behind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
-    pub claims: Map<String, Value>,
+    pub claims: JsonObject,
     pub exp: Option<u64>,
     pub jti: Option<String>,
     pub sub: Option<String>,
@@ -245,7 +245,7 @@ mod tests {
 
     fn verified(exp: u64, sub: &str) -> Verified {
         Verified {
-            claims: Map::new(),
+            claims: JsonObject::of(&serde_json::json!({})),
             exp: Some(exp),
             jti: None,
             sub: Some(sub.into()),

@@ -5,13 +5,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use crate::cache::{TokenCaches, Verified};
 use crate::config::{KeySource, Policy, Provider};
 use crate::extract::{self, ExtractError, Found, TokenSource};
 use crate::identity;
-use crate::jwt::{self, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
+use crate::jwt::{self, JsonObject, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
 use crate::rules::{self, Requirement};
 
 /// What the decision needs of a request. Header names are lowercase (as
@@ -349,16 +349,10 @@ fn authenticate(
         .map_err(|e| Deny::invalid_token(&e))?;
     let claims = token.claims;
     let verified = Verified {
-        exp: claims.get("exp").and_then(numeric_seconds),
-        jti: claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        sub: claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        iat: claims.get("iat").and_then(numeric_seconds),
+        exp: numeric_seconds(&claims, "exp"),
+        jti: claims.str("jti").map(Cow::into_owned),
+        sub: claims.str("sub").map(Cow::into_owned),
+        iat: numeric_seconds(&claims, "iat"),
         set_headers: identity_headers(provider, &claims),
         claims,
     };
@@ -484,10 +478,10 @@ fn select_provider<'p>(
     if let [only] = readers.as_slice() {
         return Ok(*only);
     }
-    let iss = token.claims.get("iss").and_then(Value::as_str);
+    let iss = token.claims.str("iss");
     if let Some(p) = readers
         .iter()
-        .find(|(_, p)| p.issuer.is_some() && p.issuer.as_deref() == iss)
+        .find(|(_, p)| p.issuer.is_some() && p.issuer.as_deref() == iss.as_deref())
     {
         return Ok(*p);
     }
@@ -498,15 +492,15 @@ fn select_provider<'p>(
     }
 }
 
-fn identity_headers(provider: &Provider, claims: &Map<String, Value>) -> Vec<(String, String)> {
+fn identity_headers(provider: &Provider, claims: &JsonObject) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = provider
         .claim_to_headers
         .iter()
         .filter_map(|m| Some((m.header.clone(), m.value(claims)?)))
         .collect();
     if let Some(name) = &provider.payload_header {
-        let payload = Value::Object(claims.clone()).to_string();
-        headers.push((name.clone(), URL_SAFE_NO_PAD.encode(payload)));
+        // The payload exactly as the issuer signed it.
+        headers.push((name.clone(), URL_SAFE_NO_PAD.encode(claims.text())));
     }
     headers
 }
@@ -527,10 +521,16 @@ fn headers_carrying<'s>(
                 && std::str::from_utf8(v)
                     .ok()
                     .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
-                    == Some(token)
+                    .is_some_and(|v| same_text(v, token))
         });
         carries.then_some(name)
     })
+}
+
+/// `a == b`, settled without reading the text when both are the same slice
+/// (the header the token was taken from).
+fn same_text(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// Without `forward`, the token also leaves the query string and the cookies
@@ -628,9 +628,10 @@ fn cookies_without_token(
 }
 
 /// `iat`-style numeric dates may be integers or floats.
-fn numeric_seconds(v: &Value) -> Option<u64> {
-    v.as_u64()
-        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+fn numeric_seconds(claims: &JsonObject, name: &str) -> Option<u64> {
+    let n = jwt::as_number(claims.raw(name)?)?;
+    n.as_u64()
+        .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
 }
 
 #[cfg(test)]

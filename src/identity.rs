@@ -1,8 +1,9 @@
 //! Claims to identity headers: which verified claim becomes which request
 //! header for the upstream.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::jwt::JsonObject;
 use crate::rules::ClaimPath;
 
 /// One `claim_to_headers` entry: a claim (a dotted path for nested claims)
@@ -23,17 +24,17 @@ impl ClaimHeader {
 
     /// The header value for these claims, if the claim is present and can be
     /// written safely.
-    pub fn value(&self, claims: &Map<String, Value>) -> Option<String> {
-        render(self.claim.get(claims)?)
+    pub fn value(&self, claims: &JsonObject) -> Option<String> {
+        render(&self.claim.get(claims)?)
     }
 }
 
 /// Follows a dotted path through nested objects.
-pub fn lookup<'c>(claims: &'c Map<String, Value>, path: &[String]) -> Option<&'c Value> {
+pub fn lookup(claims: &JsonObject, path: &[String]) -> Option<Value> {
     let (first, rest) = path.split_first()?;
-    let mut value = claims.get(first)?;
+    let mut value = claims.value(first)?;
     for key in rest {
-        value = value.as_object()?.get(key)?;
+        value = value.get_mut(key).map(Value::take)?;
     }
     Some(value)
 }
@@ -74,8 +75,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn claims(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn claims(v: Value) -> JsonObject {
+        JsonObject::of(&v)
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Per-route rules: which requests need which token, and which permissions.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::identity::lookup;
+use crate::jwt::JsonObject;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
@@ -71,9 +72,9 @@ impl ClaimPath {
 
     /// A top-level claim whose name holds a dot (providers use URL-like
     /// claim names) is found before the nested path.
-    pub fn get<'c>(&self, claims: &'c Map<String, Value>) -> Option<&'c Value> {
+    pub fn get(&self, claims: &JsonObject) -> Option<Value> {
         claims
-            .get(&self.name)
+            .value(&self.name)
             .or_else(|| lookup(claims, &self.segments))
     }
 }
@@ -105,15 +106,16 @@ pub fn find<'p>(rules: &'p [Rule], method: &str, path: &str) -> Option<&'p Rule>
 }
 
 impl PermissionRule {
-    pub fn allows(&self, claims: &Map<String, Value>) -> bool {
-        let held = held_permissions(claims, &self.claim);
+    pub fn allows(&self, claims: &JsonObject) -> bool {
+        let value = self.claim.get(claims);
+        let held = held_permissions(value.as_ref());
         let has = |p: &String| held.iter().any(|h| h == p);
         self.all_of.iter().all(has) && (self.any_of.is_empty() || self.any_of.iter().any(has))
     }
 }
 
-fn held_permissions<'c>(claims: &'c Map<String, Value>, claim: &ClaimPath) -> Vec<&'c str> {
-    match claim.get(claims) {
+fn held_permissions(claim: Option<&Value>) -> Vec<&str> {
+    match claim {
         Some(Value::String(s)) => s.split(' ').filter(|p| !p.is_empty()).collect(),
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
@@ -121,9 +123,9 @@ fn held_permissions<'c>(claims: &'c Map<String, Value>, claim: &ClaimPath) -> Ve
 }
 
 impl ClaimCondition {
-    pub fn allows(&self, claims: &Map<String, Value>) -> bool {
+    pub fn allows(&self, claims: &JsonObject) -> bool {
         match self.path.get(claims) {
-            Some(v) => self.allowed.iter().any(|a| a == v),
+            Some(v) => self.allowed.contains(&v),
             None => false,
         }
     }
@@ -194,24 +196,24 @@ mod tests {
     #[test]
     fn permissions_from_array_or_scope_string() {
         let arr = json!({"permissions": ["read", "write"]});
-        let arr = arr.as_object().unwrap();
+        let arr = &JsonObject::of(&arr);
         assert!(perms(&["read"], &[]).allows(arr));
         assert!(perms(&["read", "write"], &["x", "write"]).allows(arr));
         assert!(!perms(&["admin"], &[]).allows(arr));
         assert!(!perms(&[], &["admin", "ops"]).allows(arr));
         let scope = json!({"scope": "read  write", "permissions": "readwrite"});
-        let scope = scope.as_object().unwrap();
+        let scope = &JsonObject::of(&scope);
         let mut r = perms(&["write"], &[]);
         r.claim = ClaimPath::new("scope");
         assert!(r.allows(scope));
         assert!(!perms(&["read"], &[]).allows(scope), "no substring match");
-        assert!(!perms(&["read"], &[]).allows(json!({}).as_object().unwrap()));
+        assert!(!perms(&["read"], &[]).allows(&JsonObject::of(&json!({}))));
     }
 
     #[test]
     fn claim_conditions() {
         let c = json!({"type": "access", "role": "ops", "org": {"tier": 2}});
-        let c = c.as_object().unwrap();
+        let c = &JsonObject::of(&c);
         let cond = |path: &str, allowed: Value| ClaimCondition {
             path: ClaimPath::new(path),
             allowed: match allowed {

@@ -178,7 +178,13 @@ fuzz_target!(|data: &[u8]| {
     }
     for policy in claim_policies() {
         match check_claims(&token.claims, policy, NOW) {
-            Ok(()) => check_accepted(&token.claims, policy, NOW),
+            // The oracle reads the claims with serde_json, not with the
+            // filter's reader (a number beyond f64 leaves it nothing to read).
+            Ok(()) => {
+                if let Value::Object(claims) = token.claims.to_value() {
+                    check_accepted(&claims, policy, NOW);
+                }
+            }
             Err(e) => assert_header_safe_error(&e),
         }
     }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::cache::TokenCaches;
 use hmac::{Hmac, Mac};
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::Sha256;
 
 const NOW: u64 = 1_800_000_000;
@@ -9,8 +9,13 @@ const SECRET: &[u8] = b"secret-secret-secret-secret-32bytes";
 const OTHER_SECRET: &[u8] = b"other-other-other-other-other-32bytes";
 
 fn mint(secret: &[u8], header: Value, claims: Value) -> String {
+    mint_payload(secret, header, &claims.to_string())
+}
+
+/// A token whose payload is exactly `payload`.
+fn mint_payload(secret: &[u8], header: Value, payload: &str) -> String {
     let h = URL_SAFE_NO_PAD.encode(header.to_string());
-    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let c = URL_SAFE_NO_PAD.encode(payload);
     let input = format!("{h}.{c}");
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
     mac.update(input.as_bytes());
@@ -134,6 +139,29 @@ fn valid_token_sets_identity_and_strips_token_header() {
         ]
     );
     assert_eq!(a.remove_headers, vec!["authorization".to_string()]);
+}
+
+#[test]
+fn payload_header_carries_the_payload_as_signed() {
+    let mut v = config();
+    v["providers"][0]["payload_header"] = json!("x-jwt-payload");
+    let p = policy(v);
+    // Spacing and member order the issuer chose, and an escape, stay as sent.
+    let payload = format!(
+        "{{ \"sub\":\"al\\u0069ce\",\"type\":\"access\", \"iss\":\"https://auth.example.com\",\"aud\":\"api\",\"exp\":{} }}",
+        NOW + 600
+    );
+    let token = mint_payload(SECRET, json!({"alg": "HS256", "kid": "k1"}), &payload);
+    let a = allowed(run(&p, "GET", "/x", &[("authorization", &bearer(&token))]));
+    let written = a
+        .set_headers
+        .iter()
+        .find(|(n, _)| n == "x-jwt-payload")
+        .map(|(_, v)| URL_SAFE_NO_PAD.decode(v).unwrap());
+    assert_eq!(written.as_deref(), Some(payload.as_bytes()));
+    assert!(a
+        .set_headers
+        .contains(&("x-user-id".to_string(), "alice".to_string())));
 }
 
 #[test]

@@ -41,11 +41,15 @@ impl Algorithm {
     /// `alg` values case-sensitive and accepting "rs256" would only widen the
     /// surface for confusion.
     pub fn from_name(s: &str) -> Option<Algorithm> {
-        Algorithm::ALL.into_iter().find(|a| a.name() == s)
+        // Every name is five bytes: each token's `alg` is compared as one
+        // integer per candidate rather than as a byte string.
+        let key = name_key(s.as_bytes().try_into().ok()?);
+        let index = NAME_KEYS.iter().position(|k| *k == key)?;
+        Algorithm::ALL.get(index).copied()
     }
 
     /// The registered JWS name, e.g. "RS256".
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Algorithm::Hs256 => "HS256",
             Algorithm::Hs384 => "HS384",
@@ -68,6 +72,22 @@ impl Algorithm {
         matches!(self, Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512)
     }
 }
+
+const fn name_key(name: &[u8; 5]) -> u64 {
+    u64::from_le_bytes([name[0], name[1], name[2], name[3], name[4], 0, 0, 0])
+}
+
+/// `name_key` of each of [`Algorithm::ALL`], in that order.
+static NAME_KEYS: [u64; 13] = {
+    let mut keys = [0; 13];
+    let mut i = 0;
+    while i < keys.len() {
+        let name = Algorithm::ALL[i].name().as_bytes();
+        keys[i] = name_key(&[name[0], name[1], name[2], name[3], name[4]]);
+        i += 1;
+    }
+    keys
+};
 
 impl std::fmt::Display for Algorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,5 +113,7 @@ mod tests {
         assert_eq!(Algorithm::from_name("none"), None);
         assert_eq!(Algorithm::from_name(""), None);
         assert_eq!(Algorithm::from_name("ES256K"), None);
+        assert_eq!(Algorithm::from_name("HS25"), None);
+        assert_eq!(Algorithm::from_name("HS256\0"), None);
     }
 }

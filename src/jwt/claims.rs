@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Number, Value};
 
+use super::object::{self, JsonObject};
 use super::TokenError;
 
 /// `TokenError::Malformed` texts with this prefix are claim type errors; the
@@ -35,11 +36,7 @@ pub struct ClaimPolicy {
 /// first failure is returned. Time claims may be integers or floats; any other
 /// type is `Malformed` even when the policy does not ask for that claim, since
 /// a token carrying a nonsensical `exp` is not one to trust.
-pub fn check_claims(
-    claims: &Map<String, Value>,
-    policy: &ClaimPolicy,
-    now: u64,
-) -> Result<(), TokenError> {
+pub fn check_claims(claims: &JsonObject, policy: &ClaimPolicy, now: u64) -> Result<(), TokenError> {
     let now = i128::from(now);
     let skew = i128::from(policy.clock_skew_seconds);
 
@@ -80,18 +77,21 @@ pub fn check_claims(
     }
 
     if let Some(issuer) = &policy.issuer {
-        match claims.get("iss") {
-            Some(Value::String(iss)) if iss == issuer => {}
-            _ => return Err(TokenError::WrongIssuer),
+        if claims.str("iss").as_deref() != Some(issuer.as_str()) {
+            return Err(TokenError::WrongIssuer);
         }
     }
 
     if !policy.audiences.is_empty() {
         let wanted = |aud: &str| policy.audiences.iter().any(|a| a == aud);
-        let ok = match claims.get("aud") {
-            Some(Value::String(aud)) => wanted(aud),
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str().is_some_and(wanted)),
-            _ => false,
+        // The usual single audience is read without building a value.
+        let ok = match claims.raw("aud") {
+            Some(raw) if raw.starts_with('"') => object::as_str(raw).is_some_and(|a| wanted(&a)),
+            Some(_) => match claims.value("aud") {
+                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str().is_some_and(wanted)),
+                _ => false,
+            },
+            None => false,
         };
         if !ok {
             return Err(TokenError::WrongAudience);
@@ -100,8 +100,8 @@ pub fn check_claims(
 
     for (name, expected) in &policy.required_claims {
         let matches = claims
-            .get(name)
-            .is_some_and(|actual| values_equal(actual, expected));
+            .value(name)
+            .is_some_and(|actual| values_equal(&actual, expected));
         if !matches {
             return Err(TokenError::ClaimMismatch(name.clone()));
         }
@@ -127,14 +127,17 @@ fn to_num(n: &Number) -> Option<Num> {
 }
 
 fn numeric_claim(
-    claims: &Map<String, Value>,
+    claims: &JsonObject,
     name: &str,
     error: &'static str,
 ) -> Result<Option<Num>, TokenError> {
-    match claims.get(name) {
+    match claims.raw(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => to_num(n).map(Some).ok_or(TokenError::Malformed(error)),
-        Some(_) => Err(TokenError::Malformed(error)),
+        Some(raw) => object::as_number(raw)
+            .as_ref()
+            .and_then(to_num)
+            .map(Some)
+            .ok_or(TokenError::Malformed(error)),
     }
 }
 
@@ -187,7 +190,7 @@ mod tests {
     }
 
     fn check(v: Value, policy: &ClaimPolicy) -> Result<(), TokenError> {
-        check_claims(&claims(v), policy, NOW)
+        check_claims(&JsonObject::of(&v), policy, NOW)
     }
 
     fn skew(s: u64) -> ClaimPolicy {
@@ -255,7 +258,7 @@ mod tests {
             ] {
                 let mut c = Map::new();
                 c.insert(name.to_string(), bad.clone());
-                let err = check_claims(&c, &ClaimPolicy::default(), NOW).unwrap_err();
+                let err = check(Value::Object(c), &ClaimPolicy::default()).unwrap_err();
                 assert!(
                     matches!(err, TokenError::Malformed(m) if m.starts_with(CLAIM_TYPE_PREFIX) && m.contains(name)),
                     "{name} {bad}"

@@ -5,7 +5,9 @@ use std::fmt;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
+use sha2::{Sha256, Sha384, Sha512};
 
 use super::ecdsa::{self, EcPublicKey};
 use super::{verify_signature, Algorithm, SignatureAccelerator, TokenError, UntrustedToken};
@@ -31,26 +33,76 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// An HMAC secret. Its Debug output never shows the bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HmacSecret(Vec<u8>);
+///
+/// The keyed hash states (the key block hashed with the inner and outer
+/// pads) are computed once at load, so each HS* check starts from them
+/// instead of hashing the key again: two of the seven SHA-256 blocks of a
+/// typical HS256 token.
+#[derive(Clone)]
+pub struct HmacSecret {
+    bytes: Vec<u8>,
+    keyed: Box<KeyedStates>,
+}
+
+#[derive(Clone)]
+struct KeyedStates {
+    sha256: Hmac<Sha256>,
+    sha384: Hmac<Sha384>,
+    sha512: Hmac<Sha512>,
+}
 
 impl HmacSecret {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        let keyed = "HMAC secret cannot key the hash";
+        let states = KeyedStates {
+            sha256: Hmac::new_from_slice(&bytes).map_err(|_| keyed.to_string())?,
+            sha384: Hmac::new_from_slice(&bytes).map_err(|_| keyed.to_string())?,
+            sha512: Hmac::new_from_slice(&bytes).map_err(|_| keyed.to_string())?,
+        };
+        Ok(HmacSecret {
+            bytes,
+            keyed: Box::new(states),
+        })
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
+    }
+
+    /// The keyed states, ready for the signing input.
+    pub fn sha256(&self) -> &Hmac<Sha256> {
+        &self.keyed.sha256
+    }
+
+    pub fn sha384(&self) -> &Hmac<Sha384> {
+        &self.keyed.sha384
+    }
+
+    pub fn sha512(&self) -> &Hmac<Sha512> {
+        &self.keyed.sha512
     }
 }
 
+impl PartialEq for HmacSecret {
+    fn eq(&self, other: &Self) -> bool {
+        // The states follow from the bytes.
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for HmacSecret {}
+
 impl fmt::Debug for HmacSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HmacSecret(<{} bytes redacted>)", self.0.len())
+        write!(f, "HmacSecret(<{} bytes redacted>)", self.bytes.len())
     }
 }
 
@@ -539,7 +591,7 @@ fn oct_material(secret: Vec<u8>, alg: Option<Algorithm>) -> Result<KeyMaterial, 
             secret.len()
         ));
     }
-    Ok(KeyMaterial::Oct(HmacSecret(secret)))
+    Ok(KeyMaterial::Oct(HmacSecret::new(secret)?))
 }
 
 fn material_summary(material: &KeyMaterial) -> &'static str {

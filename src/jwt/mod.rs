@@ -12,6 +12,7 @@ mod alg;
 mod claims;
 pub(crate) mod ecdsa;
 mod jwk;
+mod object;
 mod token;
 mod verify;
 
@@ -24,6 +25,7 @@ pub use jwk::{
     HmacSecret, Jwk, JwkError, KeyMaterial, KeySet, MAX_RSA_BITS, MIN_HMAC_SECRET_BYTES,
     MIN_RSA_BITS,
 };
+pub use object::{as_number, as_str, JsonObject, ObjectError};
 pub use token::{parse, Header, UntrustedToken};
 pub use verify::{verify_signature, SignatureAccelerator};
 
