@@ -8,32 +8,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use jwt_auth_wasm::cache::TokenCaches;
 use jwt_auth_wasm::config::Policy;
 use jwt_auth_wasm::decision::{decide, header_refs, Decision, Env, Request};
-use serde_json::json;
-use testkit::{mint, Key};
-
-const NOW: u64 = 1_900_000_000;
+use testkit::bench::{decision_case, NOW};
 
 fn setup(alg: &str) -> (Policy, Vec<(String, Vec<u8>)>) {
-    let key = Key::for_alg(alg).with_kid("bench");
-    let config = json!({
-        "providers": [{"name": "bench", "issuer": "https://bench.test", "audiences": ["api"],
-                       "jwks": {"keys": [key.jwk(Some(alg))]},
-                       "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}]}]
-    });
-    let policy = Policy::from_json(config.to_string().as_bytes()).unwrap();
-    let claims = json!({"iss": "https://bench.test", "aud": "api", "sub": "user-1234", "jti": "j-1",
-                        "iat": NOW - 10, "exp": NOW + 3600, "scope": "read write"});
-    let token = mint(alg, &key, &json!({}), &claims);
-    let headers = vec![
-        (":method".to_string(), b"GET".to_vec()),
-        (":path".to_string(), b"/resource".to_vec()),
-        (
-            "authorization".to_string(),
-            format!("Bearer {token}").into_bytes(),
-        ),
-        ("user-agent".to_string(), b"bench".to_vec()),
-    ];
-    (policy, headers)
+    let case = decision_case(alg);
+    let policy = Policy::from_json(case.config.to_string().as_bytes()).unwrap();
+    (policy, case.headers)
 }
 
 fn bench(c: &mut Criterion) {

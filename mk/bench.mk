@@ -7,6 +7,10 @@
 #                           table -> bench/results/latest.md, chart -> latest.png
 #   make bench-revocation   0 / 100k / 1M revoked jtis: req/s, RSS, revoke delay
 #                           -> bench/results/revocation.md
+#   make bench-wasm         the decision alone, per algorithm, without and with
+#                           a warm cache: in V8 (Node, the shipped profile) and
+#                           natively; no proxy, so small changes to the
+#                           decision code show above the noise
 #
 # Variables:
 #   BENCH_SECONDS=10        measured seconds per run (after a warm-up)
@@ -26,7 +30,7 @@
 # Envoy (--concurrency 1) is pinned to core 0, wrk and the native helper
 # servers to core 1. Run it on a quiet machine: every other process competes.
 
-.PHONY: bench bench-revocation bench-tools bench-deps
+.PHONY: bench bench-revocation bench-wasm bench-tools bench-deps bench-node
 
 BENCH_SECONDS      ?= 10
 BENCH_CONNECTIONS  ?= 32
@@ -61,6 +65,23 @@ bench: release .venv bench-tools bench-deps
 ## bench-revocation: the revocation-scale benchmark on its own
 bench-revocation: release .venv bench-tools bench-deps
 	JWT_AUTH_WASM=$(BENCH_WASM) $(PYTHON) $(ROOT)/bench/run.py revocation $(BENCH_COMMON)
+
+## bench-wasm: the decision alone in V8 (Node) and natively, no proxy
+WASM_DECISION := $(ROOT)/target/$(WASM_TARGET)/wasm-release/jwt-auth-wasm-decision.wasm
+bench-wasm: toolchain bench-node
+	$(CARGO) build --profile wasm-release --target $(WASM_TARGET) -p jwt-auth-wasm-decision
+	$(CARGO) build --release -p jwt-auth-wasm-decision
+	@echo "in V8 (Node $$(node --version), --no-liftoff; profile wasm-release as shipped), one core:"
+	@taskset -c 1 node --no-liftoff --no-warnings $(ROOT)/bench/wasm-decision/run.mjs $(WASM_DECISION)
+	@echo "natively (profile release), one core:"
+	@taskset -c 1 $(ROOT)/target/release/jwt-auth-wasm-decision
+
+## bench-node: Node (for bench-wasm) from Debian when missing
+bench-node:
+	@command -v node >/dev/null 2>&1 || { \
+	   echo "installing (Debian): nodejs"; \
+	   apt-get update -qq; \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 nodejs >/dev/null; }
 
 ## bench-tools: the native helper (tokens, ext_authz service, static feed) and
 ## the empty filter, built and trimmed like the real one

@@ -15,6 +15,7 @@
 //! assert_eq!(resp.echo().header("x-user-id"), vec!["a"]);
 //! ```
 
+pub mod bench;
 pub mod envoy;
 pub mod h2;
 pub mod http;
