@@ -55,28 +55,34 @@ impl JsonObject {
     pub fn parse(bytes: Vec<u8>) -> Result<JsonObject, ObjectError> {
         let text = String::from_utf8(bytes).map_err(|_| ObjectError::NotJson)?;
         // serde_json decides what is JSON; the scan below then only ever
-        // sees valid documents.
+        // sees valid documents. Skipping values, serde_json checks less than
+        // when it reads them (nesting depth, surrogate pairs in `\u`
+        // escapes): the scan refuses what reading would refuse.
         serde_json::from_slice::<IgnoredAny>(text.as_bytes()).map_err(|_| ObjectError::NotJson)?;
-        let members = locate_members(text.as_bytes()).ok_or(ObjectError::NotObject)?;
+        let first = skip_whitespace(text.as_bytes(), 0);
+        if text.as_bytes().get(first) != Some(&b'{') {
+            return Err(ObjectError::NotObject);
+        }
+        let members = locate_members(text.as_bytes()).ok_or(ObjectError::NotJson)?;
         let members = members
             .into_iter()
             .map(|(name, value)| {
                 let name = match text.get(name.clone()) {
                     Some(plain) if !plain.contains('\\') => Name::At(name),
-                    _ => Name::Unescaped(unescape_name(&text, name)),
+                    _ => Name::Unescaped(unescape_name(&text, name)?),
                 };
                 let name_text = match &name {
                     Name::At(range) => text.get(range.clone()).unwrap_or(""),
                     Name::Unescaped(unescaped) => unescaped,
                 };
-                Member {
+                Ok(Member {
                     len: name_text.len(),
                     prefix: prefix(name_text),
                     name,
                     value,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, ObjectError>>()?;
         Ok(JsonObject { text, members })
     }
 
@@ -193,17 +199,23 @@ fn from_json(raw: &str) -> Option<Value> {
 }
 
 /// The name at `range` (between its quotes), escapes resolved.
-fn unescape_name(text: &str, range: Range<usize>) -> Box<str> {
+fn unescape_name(text: &str, range: Range<usize>) -> Result<Box<str>, ObjectError> {
     let quoted = text.get(range.start.saturating_sub(1)..range.end + 1);
     match quoted.and_then(as_str) {
-        Some(name) => name.into(),
-        None => Box::from(""),
+        Some(name) => Ok(name.into()),
+        None => Err(ObjectError::NotJson),
     }
 }
 
+/// Containers (objects and arrays) nested deeper than this are refused, as
+/// serde_json refuses them when it reads a value (the top-level object
+/// counts).
+const MAX_NESTING: usize = 127;
+
 /// The (name, value) ranges of the top-level members of `json`, which must
-/// be valid JSON: `None` when it is not an object. Names exclude their
-/// quotes; values are their exact text.
+/// be valid JSON: `None` when it is not an object, nests deeper than
+/// [`MAX_NESTING`] or holds a `\u` escape that is half a surrogate pair.
+/// Names exclude their quotes; values are their exact text.
 fn locate_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
     let mut at = skip_whitespace(json, 0);
     if json.get(at) != Some(&b'{') {
@@ -237,7 +249,9 @@ fn skip_whitespace(json: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// Just past the closing quote of the string starting at `at`.
+/// Just past the closing quote of the string starting at `at`; `None` when
+/// a `\u` escape is half a surrogate pair (a high one not followed by an
+/// escaped low one, or a low one alone), which no UTF-8 text can hold.
 fn string_end(json: &[u8], at: usize) -> Option<usize> {
     if json.get(at) != Some(&b'"') {
         return None;
@@ -246,12 +260,32 @@ fn string_end(json: &[u8], at: usize) -> Option<usize> {
     loop {
         match json.get(i)? {
             b'"' => return Some(i + 1),
+            b'\\' if json.get(i + 1) == Some(&b'u') => match hex_unit(json, i + 2)? {
+                0xD800..=0xDBFF => {
+                    let low = match (json.get(i + 6), json.get(i + 7)) {
+                        (Some(b'\\'), Some(b'u')) => hex_unit(json, i + 8)?,
+                        _ => return None,
+                    };
+                    if !(0xDC00..=0xDFFF).contains(&low) {
+                        return None;
+                    }
+                    i += 12;
+                }
+                0xDC00..=0xDFFF => return None,
+                _ => i += 6,
+            },
             // The escaped character can be neither the closing quote nor a
             // second backslash that would escape it.
             b'\\' => i += 2,
             _ => i += 1,
         }
     }
+}
+
+/// The four hex digits at `at` as a UTF-16 code unit.
+fn hex_unit(json: &[u8], at: usize) -> Option<u32> {
+    let digits = std::str::from_utf8(json.get(at..at + 4)?).ok()?;
+    u32::from_str_radix(digits, 16).ok()
 }
 
 /// Just past the end of the value starting at `at`.
@@ -267,7 +301,13 @@ fn value_end(json: &[u8], at: usize) -> Option<usize> {
                         i = string_end(json, i)?;
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        // The top-level object is one more level.
+                        if depth >= MAX_NESTING {
+                            return None;
+                        }
+                    }
                     b'}' | b']' => {
                         depth = depth.checked_sub(1)?;
                         if depth == 0 {
@@ -404,6 +444,49 @@ mod tests {
             "not UTF-8"
         );
         assert_eq!(object("{}").raw("a"), None);
+    }
+
+    /// What serde_json refuses when it reads a value but not when it skips
+    /// one: nesting too deep, half a surrogate pair.
+    #[test]
+    fn refused_as_reading_would_refuse() {
+        let reads = |doc: &str| serde_json::from_str::<serde_json::Map<String, Value>>(doc).is_ok();
+        let mut docs: Vec<String> = (120..135)
+            .map(|n| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n)))
+            .collect();
+        docs.push(format!(
+            "{{\"a\":{}{}}}",
+            "{\"b\":".repeat(130),
+            "1".to_string() + &"}".repeat(130)
+        ));
+        for s in [
+            r#"\ud800"#,
+            r#"\ud800x"#,
+            r#"\ud800\u0041"#,
+            r#"\ud800\n"#,
+            r#"\udc00"#,
+            r#"\udfff\ud800"#,
+            r#"\ud83d\ude00"#,
+            r#"\uD83D\uDE00"#,
+            r#"a\u00e9\ud7ff\ue000"#,
+        ] {
+            docs.push(format!(r#"{{"v":"{s}"}}"#));
+            docs.push(format!(r#"{{"{s}":1}}"#));
+            docs.push(format!(r#"{{"v":[{{"w":"{s}"}}]}}"#));
+        }
+        let refused = docs.iter().filter(|d| !reads(d)).count();
+        assert!(
+            refused >= 25 && refused < docs.len(),
+            "{refused} of {}",
+            docs.len()
+        );
+        for doc in docs {
+            let parsed = JsonObject::parse(doc.clone().into_bytes());
+            assert_eq!(parsed.is_ok(), reads(&doc), "{doc}");
+            if parsed.is_err() {
+                assert_eq!(parsed, Err(ObjectError::NotJson), "{doc}");
+            }
+        }
     }
 
     #[test]
