@@ -59,30 +59,7 @@ impl JsonObject {
         // when it reads them (nesting depth, surrogate pairs in `\u`
         // escapes): the scan refuses what reading would refuse.
         serde_json::from_slice::<IgnoredAny>(text.as_bytes()).map_err(|_| ObjectError::NotJson)?;
-        let first = skip_whitespace(text.as_bytes(), 0);
-        if text.as_bytes().get(first) != Some(&b'{') {
-            return Err(ObjectError::NotObject);
-        }
-        let members = locate_members(text.as_bytes()).ok_or(ObjectError::NotJson)?;
-        let members = members
-            .into_iter()
-            .map(|(name, value)| {
-                let name = match text.get(name.clone()) {
-                    Some(plain) if !plain.contains('\\') => Name::At(name),
-                    _ => Name::Unescaped(unescape_name(&text, name)?),
-                };
-                let name_text = match &name {
-                    Name::At(range) => text.get(range.clone()).unwrap_or(""),
-                    Name::Unescaped(unescaped) => unescaped,
-                };
-                Ok(Member {
-                    len: name_text.len(),
-                    prefix: prefix(name_text),
-                    name,
-                    value,
-                })
-            })
-            .collect::<Result<_, ObjectError>>()?;
+        let members = locate_members(&text)?;
         Ok(JsonObject { text, members })
     }
 
@@ -212,34 +189,54 @@ fn unescape_name(text: &str, range: Range<usize>) -> Result<Box<str>, ObjectErro
 /// counts).
 const MAX_NESTING: usize = 127;
 
-/// The (name, value) ranges of the top-level members of `json`, which must
-/// be valid JSON: `None` when it is not an object, nests deeper than
+/// The top-level members of `text`, which must be valid JSON: `NotObject`
+/// when it is not an object; `NotJson` when it nests deeper than
 /// [`MAX_NESTING`] or holds a `\u` escape that is half a surrogate pair.
-/// Names exclude their quotes; values are their exact text.
-fn locate_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+fn locate_members(text: &str) -> Result<Vec<Member>, ObjectError> {
+    let json = text.as_bytes();
     let mut at = skip_whitespace(json, 0);
     if json.get(at) != Some(&b'{') {
-        return None;
+        return Err(ObjectError::NotObject);
     }
     let mut members = Vec::with_capacity(8);
     at = skip_whitespace(json, at + 1);
     if json.get(at) == Some(&b'}') {
-        return Some(members);
+        return Ok(members);
     }
     loop {
-        let name_end = string_end(json, at)?;
+        let name_end = string_end(json, at).ok_or(ObjectError::NotJson)?;
+        // Between the quotes.
         let name = at + 1..name_end - 1;
         at = skip_whitespace(json, name_end);
         // The colon.
         at = skip_whitespace(json, at + 1);
-        let value_end = value_end(json, at)?;
-        members.push((name, at..value_end));
+        let value_end = value_end(json, at).ok_or(ObjectError::NotJson)?;
+        members.push(member(text, name, at..value_end)?);
         at = skip_whitespace(json, value_end);
         match json.get(at) {
             Some(b',') => at = skip_whitespace(json, at + 1),
-            _ => return Some(members),
+            _ => return Ok(members),
         }
     }
+}
+
+/// The member whose name is at `name` (between its quotes) and whose value
+/// is the text at `value`.
+fn member(text: &str, name: Range<usize>, value: Range<usize>) -> Result<Member, ObjectError> {
+    let name = match text.get(name.clone()) {
+        Some(plain) if !plain.contains('\\') => Name::At(name),
+        _ => Name::Unescaped(unescape_name(text, name)?),
+    };
+    let spelled = match &name {
+        Name::At(range) => text.get(range.clone()).unwrap_or(""),
+        Name::Unescaped(unescaped) => unescaped,
+    };
+    Ok(Member {
+        len: spelled.len(),
+        prefix: prefix(spelled),
+        name,
+        value,
+    })
 }
 
 fn skip_whitespace(json: &[u8], mut at: usize) -> usize {
