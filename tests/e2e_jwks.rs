@@ -153,7 +153,19 @@ fn keys_fetched_once_per_proxy_and_rotation_picked_up() {
         "rotation not picked up; log:\n{}",
         envoy.log()
     );
-    assert_eq!(get(&envoy, &a).status, 401, "the retired key is gone");
+    // Each worker takes the new set from shared data on its own tick, so
+    // the retired key goes worker by worker: wait for it to be refused,
+    // then every connection (spread over both workers) must agree.
+    assert!(
+        wait_until(Duration::from_secs(2), || get(&envoy, &a).status == 401),
+        "the retired key is still accepted; log:\n{}",
+        envoy.log()
+    );
+    thread::sleep(Duration::from_millis(500));
+    for _ in 0..8 {
+        assert_eq!(get(&envoy, &a).status, 401, "the retired key is gone");
+        assert_eq!(get(&envoy, &b).status, 200, "the new key is in use");
+    }
     assert!(
         envoy
             .stat("wasmcustom.jwt_auth.jwks.idp.fetch_ok")
