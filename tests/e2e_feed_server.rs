@@ -147,24 +147,34 @@ fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
     let revoked_at = Instant::now();
     let mut refused_after = None;
     while revoked_at.elapsed() < Duration::from_secs(5) {
+        // The time the batch started: every worker refused by then.
+        let asked_at = revoked_at.elapsed();
         if (0..6).all(|_| status(&victim) == 401) {
-            refused_after = Some(revoked_at.elapsed());
+            refused_after = Some(asked_at);
             break;
         }
         thread::sleep(Duration::from_millis(20));
     }
     let delay = refused_after.expect("never refused");
+    // One poll interval, a tick to notice it is due, the callout, and each
+    // other worker's sync tick; the rest is slack for a loaded machine.
     assert!(
-        delay <= Duration::from_millis(POLL_MS + 500),
+        delay <= Duration::from_millis(POLL_MS + 1000),
         "refused only after {delay:?} (poll interval {POLL_MS} ms)"
     );
 
     // Log out everywhere: the subject's older session goes, a newer stays.
     let before = (now - 50).to_string();
     revoke(&feed, &["--sub", "sam", "--before", &before, "--exp", &exp]);
-    thread::sleep(Duration::from_millis(POLL_MS + 500));
-    assert_eq!(status(&old_session), 401);
-    assert_eq!(status(&new_session), 200);
+    assert!(
+        wait_until(Duration::from_secs(5), || (0..6)
+            .all(|_| status(&old_session) == 401)),
+        "the older session was not logged out"
+    );
+    for _ in 0..6 {
+        assert_eq!(status(&old_session), 401);
+        assert_eq!(status(&new_session), 200);
+    }
 }
 
 /// Revokes a list of jtis in one admin request.
@@ -238,10 +248,10 @@ fn more_revocations_than_one_page_are_all_refused() {
         "the paged delta was not applied whole"
     );
     assert!(all_refused(&first));
-    assert!(
-        envoy
-            .stat("wasmcustom.jwt_auth.revocation.entries")
-            .unwrap_or(0)
-            >= 15
-    );
+    // Every VM writes this gauge on its own tick: wait for the last writer
+    // to hold the whole set.
+    assert!(wait_until(Duration::from_secs(2), || envoy
+        .stat("wasmcustom.jwt_auth.revocation.entries")
+        .unwrap_or(0)
+        >= 15));
 }

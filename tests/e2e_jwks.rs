@@ -124,12 +124,13 @@ fn keys_fetched_once_per_proxy_and_rotation_picked_up() {
     let r = get(&envoy, &a);
     assert_eq!(r.echo().header("x-user-id"), vec!["alice"]);
 
-    // Refresh every 2 s: over 6 s one fetcher makes about 3 fetches; one
-    // fetch per VM (3 VMs) would make about 9.
+    // Refresh every 2 s: over 6 s one fetcher makes about 3 fetches (one
+    // more when the fetching VM changes); one fetch per VM (3 VMs) would
+    // make about 9.
     let before = jwks_fetches(&server);
     thread::sleep(Duration::from_secs(6));
     let fetched = jwks_fetches(&server) - before;
-    assert!((2..=4).contains(&fetched), "{fetched} JWKS fetches in 6 s");
+    assert!((2..=5).contains(&fetched), "{fetched} JWKS fetches in 6 s");
 
     // Rotation: the IdP signs with a new key; the unknown kid triggers an
     // early refetch and the new token is accepted within the rate limit.

@@ -659,6 +659,13 @@ impl RawEnvoy {
         s
     }
 
+    /// Whether the log shows `needle` within a few seconds: Envoy writes
+    /// its log file every 50 ms, so a line logged just before LIVE may not
+    /// be there yet.
+    fn logged(&self, needle: &str) -> bool {
+        testkit::wait_until(Duration::from_secs(5), || self.log().contains(needle))
+    }
+
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> testkit::Response {
         testkit::request(self.port, "GET", path, headers)
     }
@@ -734,13 +741,12 @@ fn envoy_refuses_a_module_with_the_wrong_sha256() {
     // configuration; it comes up LIVE with the listener open and answers
     // every request through the filter chain with 503, token or not.
     let envoy = RawEnvoy::start(&remote_bootstrap(server.port(), upstream.port(), &wrong));
-    let log = envoy.log();
     assert!(
-        log.contains("data is invalid"),
+        envoy.logged("data is invalid"),
         "Envoy logs the checksum mismatch (config:debug)"
     );
-    assert!(log.contains("Retry limit exceeded for fetching data from remote data source"));
-    assert!(log.contains("Plugin jwt_auth failed to load"));
+    assert!(envoy.logged("Retry limit exceeded for fetching data from remote data source"));
+    assert!(envoy.logged("Plugin jwt_auth failed to load"));
     assert_eq!(
         server.requests_matching("/plugin.wasm").len(),
         2,
