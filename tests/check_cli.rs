@@ -168,3 +168,53 @@ fn tempfile_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The configuration examples in the README, validated as a user would
+/// before deploying: the whole document, and the `remote_jwks` and
+/// `revocation` fragments inside a minimal configuration.
+#[test]
+fn readme_configuration_examples_validate() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .collect();
+    let fragment = |name: &str| -> Value {
+        let prefix = format!("\"{name}\":");
+        let block = blocks
+            .iter()
+            .find(|b| b.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {name} example in the README"));
+        serde_json::from_str(&format!("{{{block}}}")).unwrap()
+    };
+    let whole: Value = serde_json::from_str(
+        blocks
+            .iter()
+            .find(|b| b.starts_with('{') && b.contains("\"providers\""))
+            .expect("no whole configuration in the README"),
+    )
+    .unwrap();
+    let mut remote = config(jwks([Key::hs(256).jwk(Some("HS256"))]));
+    let provider = &mut remote["providers"][0];
+    provider.as_object_mut().unwrap().remove("jwks");
+    provider["remote_jwks"] = fragment("remote_jwks")["remote_jwks"].clone();
+    let mut revocation = config(jwks([Key::hs(256).jwk(Some("HS256"))]));
+    revocation["revocation"] = fragment("revocation")["revocation"].clone();
+
+    let dir = tempfile_dir();
+    for (name, example) in [
+        ("whole", whole),
+        ("remote_jwks", remote),
+        ("revocation", revocation),
+    ] {
+        let file = write(&dir, &format!("{name}.json"), &example);
+        let (code, out, err) = check(&["--config", file.to_str().unwrap(), "--validate"]);
+        assert_eq!(
+            (code, out["valid"].clone()),
+            (0, json!(true)),
+            "README {name} example refused: {out} {err}"
+        );
+    }
+}

@@ -519,6 +519,36 @@ fn missing_token_is_401_with_bearer_realm() {
 }
 
 #[test]
+fn decisions_are_counted_under_the_plugins_namespace() {
+    // Two plugins of one proxy count apart when each has its namespace.
+    let config = with(main_config(), json!({"namespace": "edge_auth"}));
+    let envoy = Envoy::builder()
+        .plugin_config_json(&config)
+        .concurrency(2)
+        .start();
+    let token = mint("HS256", &Key::hs(256), &json!({}), &claims("erin", "corp"));
+    for _ in 0..3 {
+        assert_eq!(
+            envoy
+                .get("/api/a", &[("authorization", &bearer(&token))])
+                .status,
+            200
+        );
+    }
+    assert_eq!(envoy.get("/api/a", &[]).status, 401);
+    assert_eq!(envoy.get("/healthz", &[]).status, 200);
+    // Counted before the answer leaves the filter, summed over workers.
+    assert_eq!(envoy.stat("wasmcustom.edge_auth.allowed"), Some(3));
+    assert_eq!(envoy.stat("wasmcustom.edge_auth.denied.missing"), Some(1));
+    assert_eq!(envoy.stat("wasmcustom.edge_auth.bypassed"), Some(1));
+    assert!(
+        !envoy.stats().contains("wasmcustom.jwt_auth."),
+        "counted under the default prefix too:\n{}",
+        envoy.stats()
+    );
+}
+
+#[test]
 fn invalid_tokens_are_401_invalid_token() {
     let envoy = start_main();
     let mut report = Report::default();

@@ -1,5 +1,6 @@
 //! Envoy counters. Names are defined once per VM and cached; Envoy shows
-//! them under `wasmcustom.jwt_auth.*` on the admin `/stats` endpoints.
+//! them under `wasmcustom.<namespace>.*` on the admin `/stats` endpoints
+//! (`jwt_auth` unless the configuration names another namespace).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,10 +8,9 @@ use std::collections::HashMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-pub const PREFIX: &str = "jwt_auth";
-
-#[derive(Default)]
 pub struct Metrics {
+    /// The plugin's namespace: two plugins of one proxy count apart.
+    prefix: String,
     ids: RefCell<HashMap<String, u32>>,
     /// Per-request decision counters by static label: no string is built
     /// on the request path.
@@ -18,6 +18,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    pub fn new(prefix: &str) -> Self {
+        Metrics {
+            prefix: prefix.to_string(),
+            ids: RefCell::default(),
+            decisions: RefCell::default(),
+        }
+    }
+
     /// Counts one decision: `<prefix>.<label>` for an allow,
     /// `<prefix>.denied.<label>` for a refusal.
     pub fn count_decision(&self, denied: bool, label: &'static str) {
@@ -60,7 +68,7 @@ impl Metrics {
         if let Some(id) = self.ids.borrow().get(name) {
             return Some(*id);
         }
-        let id = hostcalls::define_metric(kind, &format!("{PREFIX}.{name}")).ok()?;
+        let id = hostcalls::define_metric(kind, &format!("{}.{name}", self.prefix)).ok()?;
         self.ids.borrow_mut().insert(name.to_string(), id);
         Some(id)
     }

@@ -73,8 +73,8 @@ impl Runtime {
         Runtime {
             cache: TokenCaches::new(policy.providers.iter().map(|p| p.token_cache_entries)),
             accelerator,
+            metrics: Metrics::new(&policy.namespace),
             policy,
-            metrics: Metrics::default(),
             revocation,
             keys: RefCell::new(KeyRing::default()),
             jwks: RefCell::new(jwks),
