@@ -218,3 +218,45 @@ fn readme_configuration_examples_validate() {
         );
     }
 }
+
+/// An Istio WasmPlugin manifest is checked as it will be applied: its
+/// `spec.pluginConfig`, with errors naming the field.
+#[test]
+fn validates_a_wasmplugin_manifest_and_yaml() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/istio/wasmplugin.yaml");
+    let (code, out, err) = check(&["--config", manifest, "--validate"]);
+    assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");
+    assert_eq!(out["providers"], 1);
+
+    let dir = tempfile_dir();
+    let yaml = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let plain = yaml(
+        "plugin.yaml",
+        "realm: api\nproviders:\n- name: main\n  issuer: https://check.test\n  jwks:\n    keys:\n    - {kty: oct, alg: HS256, k: REPLACE-with-a-base64url-secret-of-at-least-32-bytes}\n",
+    );
+    let (code, out, err) = check(&["--config", &plain, "--validate"]);
+    assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");
+
+    // Refused with exit status 2 and a message that says why.
+    for (name, text, why) in [
+        (
+            "bad.yaml",
+            "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: jwt-auth}\nspec:\n  pluginConfig:\n    providers:\n    - name: main\n      jwks: {keys: []}\n      clock_skew_seconds: soon\n",
+            "providers[0].clock_skew_seconds",
+        ),
+        (
+            "two.yaml",
+            "kind: WasmPlugin\nspec: {pluginConfig: {}}\n---\nkind: WasmPlugin\nspec: {pluginConfig: {}}\n",
+            "2 WasmPlugins in one file",
+        ),
+        ("broken.yaml", "- a\n- b\n: [\n", "not JSON or YAML"),
+    ] {
+        let (code, _, err) = check(&["--config", &yaml(name, text), "--validate"]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(why), "{name}: {err}");
+    }
+}

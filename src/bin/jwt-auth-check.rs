@@ -9,6 +9,7 @@ use jwt_auth_wasm::config::Policy;
 use jwt_auth_wasm::decision::{decide, header_refs, Decision, Env, RemoteKeys, Request};
 use jwt_auth_wasm::jwks::parse_jwks;
 use jwt_auth_wasm::jwt::KeySet;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 const USAGE: &str = "\
@@ -18,7 +19,9 @@ usage: jwt-auth-check --config PLUGIN.json --validate
 
 Runs the same decision code as the jwt-auth-wasm filter.
 
-  --config FILE     plugin configuration (the JSON given to Envoy or Istio)
+  --config FILE     plugin configuration: the JSON given to Envoy, the same
+                    in YAML, or an Istio WasmPlugin manifest (YAML, one
+                    WasmPlugin; its spec.pluginConfig is read)
   --validate        only validate the configuration
   --now SECONDS     the time to decide at (default: this machine's clock)
   --method METHOD   request method (default GET)
@@ -107,6 +110,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let bytes = match plugin_config_json(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("jwt-auth-check: {}: {e}", args.config);
+            return ExitCode::from(2);
+        }
+    };
     let policy = match Policy::from_json(&bytes) {
         Ok(p) => p,
         Err(e) => {
@@ -163,6 +173,40 @@ impl RemoteKeys for FileKeys {
     fn keys(&self, provider: usize) -> Option<&KeySet> {
         self.0.get(provider).and_then(Option::as_ref)
     }
+}
+
+/// The plugin configuration as JSON: JSON is passed through untouched (so
+/// errors point into the file as written); YAML is read as a WasmPlugin
+/// manifest's `spec.pluginConfig` or as the configuration itself.
+fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    if bytes.trim_ascii_start().first() == Some(&b'{') {
+        return Ok(bytes);
+    }
+    let mut documents = Vec::new();
+    for document in serde_norway::Deserializer::from_slice(&bytes) {
+        let value = Value::deserialize(document).map_err(|e| format!("not JSON or YAML: {e}"))?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    let plugins: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == "WasmPlugin")
+        .collect();
+    let config = match (plugins.as_slice(), documents.as_slice()) {
+        ([plugin], _) => plugin["spec"]
+            .get("pluginConfig")
+            .ok_or("the WasmPlugin has no spec.pluginConfig")?,
+        ([], [config]) => config,
+        ([], _) => return Err("expected one configuration or one WasmPlugin".to_string()),
+        (_, _) => {
+            return Err(format!(
+                "{} WasmPlugins in one file; give one at a time",
+                plugins.len()
+            ))
+        }
+    };
+    serde_json::to_vec(config).map_err(|e| e.to_string())
 }
 
 fn load_remote_keys(policy: &Policy, files: &[(String, String)]) -> Result<FileKeys, String> {
