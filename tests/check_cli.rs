@@ -169,9 +169,37 @@ fn tempfile_dir() -> PathBuf {
     dir
 }
 
+/// Replaces the README's `"<REPLACE ...>"` placeholders with real values,
+/// by field name. Returns how many were replaced.
+fn fill_placeholders(value: &mut Value, secret_k: &str) -> usize {
+    match value {
+        Value::Object(members) => members
+            .iter_mut()
+            .map(|(name, member)| match member {
+                Value::String(s) if s.starts_with("<REPLACE") => {
+                    *s = match name.as_str() {
+                        "k" => secret_k.to_string(),
+                        "hmac_secret_base64" => "c2VjcmV0LWZvci10aGUtZmVlZA==".to_string(),
+                        _ => "read-token".to_string(),
+                    };
+                    1
+                }
+                other => fill_placeholders(other, secret_k),
+            })
+            .sum(),
+        Value::Array(items) => items
+            .iter_mut()
+            .map(|i| fill_placeholders(i, secret_k))
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// The configuration examples in the README, validated as a user would
 /// before deploying: the whole document, and the `remote_jwks` and
-/// `revocation` fragments inside a minimal configuration.
+/// `revocation` fragments inside a minimal configuration. Their secrets are
+/// placeholders the validator refuses, so that an example deployed as
+/// copied never runs with a key published in the README.
 #[test]
 fn readme_configuration_examples_validate() {
     let readme =
@@ -204,11 +232,29 @@ fn readme_configuration_examples_validate() {
     revocation["revocation"] = fragment("revocation")["revocation"].clone();
 
     let dir = tempfile_dir();
-    for (name, example) in [
-        ("whole", whole),
-        ("remote_jwks", remote),
-        ("revocation", revocation),
+    let secret_k = Key::hs(256).jwk(Some("HS256"))["k"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (name, mut example, placeholders) in [
+        ("whole", whole, 3),
+        ("remote_jwks", remote, 0),
+        ("revocation", revocation, 2),
     ] {
+        let file = write(&dir, &format!("{name}.json"), &example);
+        let (code, _, err) = check(&["--config", file.to_str().unwrap(), "--validate"]);
+        if placeholders > 0 {
+            assert_eq!(
+                code, 2,
+                "README {name} example accepted with its placeholders"
+            );
+            assert!(err.contains("REPLACE") || err.contains("base64"), "{err}");
+        }
+        assert_eq!(
+            fill_placeholders(&mut example, &secret_k),
+            placeholders,
+            "{name}"
+        );
         let file = write(&dir, &format!("{name}.json"), &example);
         let (code, out, err) = check(&["--config", file.to_str().unwrap(), "--validate"]);
         assert_eq!(
@@ -234,12 +280,26 @@ fn validates_a_wasmplugin_manifest_and_yaml() {
         std::fs::write(&path, text).unwrap();
         path.to_str().unwrap().to_string()
     };
+    // The configuration itself in YAML. `NO` stays text here but becomes
+    // `false` once Kubernetes (YAML 1.1) applies it: a note says so.
     let plain = yaml(
         "plugin.yaml",
-        "realm: api\nproviders:\n- name: main\n  issuer: https://check.test\n  jwks:\n    keys:\n    - {kty: oct, alg: HS256, k: REPLACE-with-a-base64url-secret-of-at-least-32-bytes}\n",
+        "realm: api\nproviders:\n- name: main\n  issuer: https://check.test\n  required_claims: {country: NO}\n  jwks:\n    keys:\n    - {kty: oct, alg: HS256, k: ewsyLdZyFFlLAEtOhHl8BRniPyW7cPGlR6aH9XUxhow}\n",
     );
     let (code, out, err) = check(&["--config", &plain, "--validate"]);
     assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");
+    assert!(
+        err.contains("note: providers[0].required_claims.country is the text \"NO\""),
+        "{err}"
+    );
+
+    // `kubectl get -o yaml` output (a List) with a merge key.
+    let listed = yaml(
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: extensions.istio.io/v1alpha1\n  kind: WasmPlugin\n  metadata: {name: jwt-auth}\n  spec:\n    pluginConfig:\n      providers:\n      - &main\n        name: main\n        issuer: https://check.test\n        jwks: {keys: [{kty: oct, alg: HS256, k: ewsyLdZyFFlLAEtOhHl8BRniPyW7cPGlR6aH9XUxhow}]}\n      - <<: *main\n        name: second\n        issuer: https://other.test\n",
+    );
+    let (code, out, err) = check(&["--config", &listed, "--validate"]);
+    assert_eq!((code, out["providers"].clone()), (0, json!(2)), "{err}");
 
     // Refused with exit status 2 and a message that says why.
     for (name, text, why) in [
@@ -254,6 +314,12 @@ fn validates_a_wasmplugin_manifest_and_yaml() {
             "2 WasmPlugins in one file",
         ),
         ("broken.yaml", "- a\n- b\n: [\n", "not JSON or YAML"),
+        (
+            "secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
+            "no WasmPlugin in the file (found kind \"Secret\")",
+        ),
+        ("empty.yaml", "# nothing yet\n", "the file is empty"),
     ] {
         let (code, _, err) = check(&["--config", &yaml(name, text), "--validate"]);
         assert_eq!(code, 2, "{name}: {err}");

@@ -147,10 +147,8 @@ fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
     let revoked_at = Instant::now();
     let mut refused_after = None;
     while revoked_at.elapsed() < Duration::from_secs(5) {
-        // The time the batch started: every worker refused by then.
-        let asked_at = revoked_at.elapsed();
         if (0..6).all(|_| status(&victim) == 401) {
-            refused_after = Some(asked_at);
+            refused_after = Some(revoked_at.elapsed());
             break;
         }
         thread::sleep(Duration::from_millis(20));
@@ -159,7 +157,7 @@ fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
     // One poll interval, a tick to notice it is due, the callout, and each
     // other worker's sync tick; the rest is slack for a loaded machine.
     assert!(
-        delay <= Duration::from_millis(POLL_MS + 1000),
+        delay <= Duration::from_millis(POLL_MS + 800),
         "refused only after {delay:?} (poll interval {POLL_MS} ms)"
     );
 
@@ -171,6 +169,9 @@ fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
             .all(|_| status(&old_session) == 401)),
         "the older session was not logged out"
     );
+    // Six refusals in a row can all have met the worker that synced
+    // first; after a few sync ticks every worker has it.
+    thread::sleep(Duration::from_millis(300));
     for _ in 0..6 {
         assert_eq!(status(&old_session), 401);
         assert_eq!(status(&new_session), 200);

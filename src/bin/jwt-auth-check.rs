@@ -177,16 +177,32 @@ impl RemoteKeys for FileKeys {
 
 /// The plugin configuration as JSON: JSON is passed through untouched (so
 /// errors point into the file as written); YAML is read as a WasmPlugin
-/// manifest's `spec.pluginConfig` or as the configuration itself.
+/// manifest's `spec.pluginConfig` (also inside a `kind: List`, as `kubectl
+/// get -o yaml` writes it) or as the configuration itself.
 fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     if bytes.trim_ascii_start().first() == Some(&b'{') {
         return Ok(bytes);
     }
     let mut documents = Vec::new();
     for document in serde_norway::Deserializer::from_slice(&bytes) {
-        let value = Value::deserialize(document).map_err(|e| format!("not JSON or YAML: {e}"))?;
-        if !value.is_null() {
-            documents.push(value);
+        let mut yaml = serde_norway::Value::deserialize(document)
+            .map_err(|e| format!("not JSON or YAML: {e}"))?;
+        // `<<: *anchor` merge keys, as kubectl expands them.
+        yaml.apply_merge()
+            .map_err(|e| format!("YAML merge key: {e}"))?;
+        let value = serde_json::to_value(yaml).map_err(|e| format!("not JSON or YAML: {e}"))?;
+        match value {
+            Value::Null => {}
+            Value::Object(ref o) if o.get("kind").is_some_and(|k| k == "List") => {
+                documents.extend(
+                    o.get("items")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+            }
+            other => documents.push(other),
         }
     }
     let plugins: Vec<&Value> = documents
@@ -197,6 +213,13 @@ fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         ([plugin], _) => plugin["spec"]
             .get("pluginConfig")
             .ok_or("the WasmPlugin has no spec.pluginConfig")?,
+        ([], []) => return Err("the file is empty".to_string()),
+        ([], [manifest]) if manifest.get("apiVersion").is_some() => {
+            return Err(format!(
+                "no WasmPlugin in the file (found kind {})",
+                manifest["kind"]
+            ))
+        }
         ([], [config]) => config,
         ([], _) => return Err("expected one configuration or one WasmPlugin".to_string()),
         (_, _) => {
@@ -206,7 +229,44 @@ fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
             ))
         }
     };
+    let mut notes = Vec::new();
+    yaml11_booleans(config, "", &mut notes);
+    for (path, text) in notes {
+        eprintln!(
+            "jwt-auth-check: note: {path} is the text {text:?} here; Kubernetes (YAML 1.1) reads it as a boolean unless it is quoted"
+        );
+    }
     serde_json::to_vec(config).map_err(|e| e.to_string())
+}
+
+/// Strings that Kubernetes' YAML 1.1 reader takes for booleans when
+/// unquoted (`country: NO` becomes `false` once applied), with their paths.
+fn yaml11_booleans(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    const WORDS: [&str; 16] = [
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    match value {
+        Value::String(s) if WORDS.contains(&s.as_str()) => {
+            out.push((path.to_string(), s.clone()));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                yaml11_booleans(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members {
+                let path = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                yaml11_booleans(member, &path, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn load_remote_keys(policy: &Policy, files: &[(String, String)]) -> Result<FileKeys, String> {
