@@ -326,3 +326,40 @@ fn validates_a_wasmplugin_manifest_and_yaml() {
         assert!(err.contains(why), "{name}: {err}");
     }
 }
+
+/// An Envoy configuration is checked by the `configuration` of its wasm
+/// filter, whether the file is YAML or JSON.
+#[test]
+fn validates_the_plugin_configuration_inside_an_envoy_configuration() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let yaml_text = std::fs::read_to_string(format!("{root}/envoy.yaml")).unwrap();
+    let (code, out, err) = check(&["--config", &format!("{root}/envoy.yaml"), "--validate"]);
+    assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");
+
+    // The same file as JSON, then with a plugin configuration error.
+    let dir = tempfile_dir();
+    let mut envoy: Value = serde_norway::from_str(&yaml_text).unwrap();
+    let file = write(&dir, "envoy.json", &envoy);
+    let (code, out, err) = check(&["--config", file.to_str().unwrap(), "--validate"]);
+    assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");
+    let filter = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["name"] != "envoy.filters.http.router")
+        .unwrap();
+    let value = &mut filter["typed_config"]["config"]["configuration"]["value"];
+    let mut plugin: Value = serde_json::from_str(value.as_str().unwrap()).unwrap();
+    plugin["providers"][0]["clock_skew_seconds"] = json!("soon");
+    *value = json!(plugin.to_string());
+    let file = write(&dir, "broken-envoy.json", &envoy);
+    let (code, _, err) = check(&["--config", file.to_str().unwrap(), "--validate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("providers[0].clock_skew_seconds"), "{err}");
+
+    let no_wasm = write(&dir, "plain-envoy.json", &json!({"static_resources": {}}));
+    let (code, _, err) = check(&["--config", no_wasm.to_str().unwrap(), "--validate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("without a wasm HTTP filter"), "{err}");
+}

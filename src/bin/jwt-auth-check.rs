@@ -20,8 +20,9 @@ usage: jwt-auth-check --config PLUGIN.json --validate
 Runs the same decision code as the jwt-auth-wasm filter.
 
   --config FILE     plugin configuration: the JSON given to Envoy, the same
-                    in YAML, or an Istio WasmPlugin manifest (YAML, one
-                    WasmPlugin; its spec.pluginConfig is read)
+                    in YAML, an Envoy configuration with one wasm filter
+                    (its configuration is read), or an Istio WasmPlugin
+                    manifest (one WasmPlugin; its spec.pluginConfig)
   --validate        only validate the configuration
   --now SECONDS     the time to decide at (default: this machine's clock)
   --method METHOD   request method (default GET)
@@ -175,13 +176,18 @@ impl RemoteKeys for FileKeys {
     }
 }
 
-/// The plugin configuration as JSON: JSON is passed through untouched (so
-/// errors point into the file as written); YAML is read as a WasmPlugin
-/// manifest's `spec.pluginConfig` (also inside a `kind: List`, as `kubectl
-/// get -o yaml` writes it) or as the configuration itself.
+/// The plugin configuration as JSON: a JSON configuration is passed
+/// through untouched (so errors point into the file as written); an Envoy
+/// configuration (JSON or YAML) gives the `configuration` of its wasm
+/// filter; other YAML is read as a WasmPlugin manifest's
+/// `spec.pluginConfig` (also inside a `kind: List`, as `kubectl get -o
+/// yaml` writes it) or as the configuration itself.
 fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     if bytes.trim_ascii_start().first() == Some(&b'{') {
-        return Ok(bytes);
+        return match serde_json::from_slice::<Value>(&bytes) {
+            Ok(envoy) if envoy.get("static_resources").is_some() => envoy_filter_config(&envoy),
+            _ => Ok(bytes),
+        };
     }
     let mut documents = Vec::new();
     for document in serde_norway::Deserializer::from_slice(&bytes) {
@@ -209,6 +215,11 @@ fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         .iter()
         .filter(|d| d["kind"] == "WasmPlugin")
         .collect();
+    if let [envoy] = documents.as_slice() {
+        if envoy.get("static_resources").is_some() {
+            return envoy_filter_config(envoy);
+        }
+    }
     let config = match (plugins.as_slice(), documents.as_slice()) {
         ([plugin], _) => plugin["spec"]
             .get("pluginConfig")
@@ -237,6 +248,41 @@ fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         );
     }
     serde_json::to_vec(config).map_err(|e| e.to_string())
+}
+
+/// The plugin configuration of the one wasm HTTP filter in an Envoy
+/// configuration: its `config.configuration` StringValue, JSON text.
+fn envoy_filter_config(envoy: &Value) -> Result<Vec<u8>, String> {
+    fn find<'v>(value: &'v Value, found: &mut Vec<&'v Value>) {
+        match value {
+            Value::Object(members) => {
+                let is_wasm = members.get("@type").and_then(Value::as_str)
+                    == Some("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm");
+                if is_wasm {
+                    found.push(value);
+                } else {
+                    members.values().for_each(|m| find(m, found));
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| find(i, found)),
+            _ => {}
+        }
+    }
+    let mut filters = Vec::new();
+    find(envoy, &mut filters);
+    match filters.as_slice() {
+        [filter] => filter["config"]["configuration"]["value"]
+            .as_str()
+            .map(|text| text.as_bytes().to_vec())
+            .ok_or_else(|| {
+                "the wasm filter has no config.configuration value (a StringValue)".to_string()
+            }),
+        [] => Err("an Envoy configuration without a wasm HTTP filter".to_string()),
+        _ => Err(format!(
+            "{} wasm HTTP filters in the Envoy configuration; give one configuration at a time",
+            filters.len()
+        )),
+    }
 }
 
 /// Strings that Kubernetes' YAML 1.1 reader takes for booleans when
