@@ -87,7 +87,7 @@ pub fn check_claims(claims: &JsonObject, policy: &ClaimPolicy, now: u64) -> Resu
         // The usual single audience is read without building a value.
         let ok = match claims.raw("aud") {
             Some(raw) if raw.starts_with('"') => object::as_str(raw).is_some_and(|a| wanted(&a)),
-            Some(_) => match claims.value("aud") {
+            Some(raw) => match object::value_of(raw) {
                 Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str().is_some_and(wanted)),
                 _ => false,
             },

@@ -25,7 +25,7 @@ pub use jwk::{
     HmacSecret, Jwk, JwkError, KeyMaterial, KeySet, MAX_RSA_BITS, MIN_HMAC_SECRET_BYTES,
     MIN_RSA_BITS,
 };
-pub use object::{as_number, as_str, JsonObject, ObjectError};
+pub use object::{as_number, as_str, value_of, JsonObject, ObjectError};
 pub use token::{parse, Header, UntrustedToken};
 pub use verify::{verify_signature, SignatureAccelerator};
 

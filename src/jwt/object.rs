@@ -75,13 +75,9 @@ impl JsonObject {
             .and_then(|m| self.text.get(m.value.clone()))
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.raw(name).is_some()
-    }
-
     /// The value of member `name`, parsed.
     pub fn value(&self, name: &str) -> Option<Value> {
-        from_json(self.raw(name)?)
+        value_of(self.raw(name)?)
     }
 
     /// The value of member `name` when it is a string.
@@ -96,12 +92,19 @@ impl JsonObject {
 
     /// The whole object, parsed (for display; checks read single members).
     pub fn to_value(&self) -> Value {
-        from_json(&self.text).unwrap_or(Value::Null)
+        value_of(&self.text).unwrap_or(Value::Null)
     }
 
     fn name_of<'s>(&'s self, member: &'s Member) -> &'s str {
-        match &member.name {
-            Name::At(range) => self.text.get(range.clone()).unwrap_or(""),
+        member.name.spelled(&self.text)
+    }
+}
+
+impl Name {
+    /// The name as its text, escapes resolved; `text` is the document.
+    fn spelled<'s>(&'s self, text: &'s str) -> &'s str {
+        match self {
+            Name::At(range) => text.get(range.clone()).unwrap_or(""),
             Name::Unescaped(name) => name,
         }
     }
@@ -143,7 +146,7 @@ impl fmt::Debug for JsonObject {
 pub fn as_str(raw: &str) -> Option<Cow<'_, str>> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
-        match from_json(raw)? {
+        match value_of(raw)? {
             Value::String(s) => Some(Cow::Owned(s)),
             _ => None,
         }
@@ -162,16 +165,17 @@ pub fn as_number(raw: &str) -> Option<Number> {
             return Some(Number::from(n));
         }
     }
-    match from_json(raw)? {
+    match value_of(raw)? {
         Value::Number(n) => Some(n),
         _ => None,
     }
 }
 
-/// Every read parses a [`Value`] through the byte-slice reader, as the rest
-/// of the crate does: another target type or reader would be another copy
-/// of the parser in the module.
-fn from_json(raw: &str) -> Option<Value> {
+/// A member's JSON text (from [`JsonObject::raw`]) parsed. Every read parses
+/// a [`Value`] through the byte-slice reader, as the rest of the crate does:
+/// another target type or reader would be another copy of the parser in the
+/// module.
+pub fn value_of(raw: &str) -> Option<Value> {
     serde_json::from_slice(raw.as_bytes()).ok()
 }
 
@@ -227,10 +231,7 @@ fn member(text: &str, name: Range<usize>, value: Range<usize>) -> Result<Member,
         Some(plain) if !plain.contains('\\') => Name::At(name),
         _ => Name::Unescaped(unescape_name(text, name)?),
     };
-    let spelled = match &name {
-        Name::At(range) => text.get(range.clone()).unwrap_or(""),
-        Name::Unescaped(unescaped) => unescaped,
-    };
+    let spelled = name.spelled(text);
     Ok(Member {
         len: spelled.len(),
         prefix: prefix(spelled),
@@ -356,7 +357,7 @@ mod tests {
         assert_eq!(o.value("ok"), Some(json!(true)));
         assert_eq!(o.str("exp"), None, "a number is not a string");
         assert_eq!(o.raw("missing"), None);
-        assert!(!o.contains("Sub"), "names are case-sensitive");
+        assert_eq!(o.raw("Sub"), None, "names are case-sensitive");
         assert_eq!(
             o.to_value(),
             json!({"sub": "u-1", "exp": 1_700_000_000u64, "aud": ["a", "b"],
@@ -374,7 +375,7 @@ mod tests {
         );
         assert!(matches!(o.str("ab"), Some(Cow::Owned(_))));
         assert_eq!(o.str("c").as_deref(), Some("\u{e9}t\u{e9}"));
-        assert!(!o.contains("a\\u0062"), "names are compared unescaped");
+        assert_eq!(o.raw("a\\u0062"), None, "names are compared unescaped");
     }
 
     #[test]

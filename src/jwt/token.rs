@@ -154,8 +154,8 @@ fn parse_header(json: &JsonObject) -> Result<Header, TokenError> {
     }
     let alg = Algorithm::from_name(&alg).ok_or(TokenError::UnsupportedAlgorithm)?;
 
-    if json.contains("crit") {
-        match json.value("crit") {
+    if let Some(crit) = json.raw("crit") {
+        match object::value_of(crit) {
             Some(Value::Array(names))
                 if !names.is_empty() && names.iter().all(Value::is_string) =>
             {
