@@ -355,15 +355,10 @@ fn revoked_jti_is_refused_by_every_worker_within_one_interval() {
     // Every worker's replica must have it within one poll interval, a tick
     // to notice the poll is due, the callout and each worker's sync tick;
     // the bound leaves slack for a loaded machine.
-    let mut refused_after = None;
-    while refused_after.is_none() && revoked_at.elapsed() < Duration::from_secs(5) {
-        if all_answered(&envoy, &victim, 16, 401) {
-            refused_after = Some(revoked_at.elapsed());
-        } else {
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-    let delay = refused_after.expect("never refused by every worker");
+    let delay = time_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        all_answered(&envoy, &victim, 16, 401)
+    })
+    .expect("never refused by every worker");
     assert!(
         delay <= Duration::from_millis(POLL_MS + 800),
         "refused everywhere only after {delay:?} (poll interval {POLL_MS} ms)"

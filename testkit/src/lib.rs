@@ -51,13 +51,23 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` every 50 ms until it holds or `limit` passes; true if it held.
-pub fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+pub fn wait_until(limit: std::time::Duration, f: impl FnMut() -> bool) -> bool {
+    time_until(limit, std::time::Duration::from_millis(50), f).is_some()
+}
+
+/// Polls `f` every `every` until it holds or `limit` passes; how long it
+/// took, measured when `f` returned true.
+pub fn time_until(
+    limit: std::time::Duration,
+    every: std::time::Duration,
+    mut f: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
     let start = std::time::Instant::now();
     while start.elapsed() < limit {
         if f() {
-            return true;
+            return Some(start.elapsed());
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(every);
     }
-    false
+    None
 }
