@@ -60,19 +60,19 @@ envoy: $(VENV)/bin/envoy
 # The module keeps only the callbacks the filter implements (tools/wasm_exports.py
 # says why: Envoy skips a callback that is not exported).
 build: toolchain
-	$(CARGO) build --release --target $(WASM_TARGET) --lib
+	$(CARGO) build --release --target $(WASM_TARGET) -p jwt-auth-wasm
 	@$(PYTHON) $(ROOT)/tools/wasm_exports.py $(WASM)
 	@ls -l $(WASM)
 
 ## check-bin: the native jwt-auth-check command
 check-bin:
-	$(CARGO) build --release --bin jwt-auth-check
+	$(CARGO) build --release -p jwt-auth-check
 
 ## lint: rustfmt, clippy (workspace, all targets) and clippy for the wasm lib
 lint: toolchain $(LINT_DEPS)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(WASM_TARGET) --lib -- -D warnings
+	$(CARGO) clippy --release --target $(WASM_TARGET) -p jwt-auth-wasm -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

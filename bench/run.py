@@ -432,7 +432,7 @@ def machine_info():
     m = re.search(r"/(\d+\.\d+\.\d+)/", envoy_version)
     git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src"],
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "core", "filter"],
                            capture_output=True, text=True).stdout.strip()
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     wrk_version = (wrk_version.stdout + wrk_version.stderr).strip().splitlines()
@@ -443,7 +443,7 @@ def machine_info():
         "kernel": os.uname().release,
         "envoy": m.group(1) if m else envoy_version,
         "wrk": wrk_version[0].split(" Copyright")[0] if wrk_version else "wrk",
-        "commit": git + (" + uncommitted changes in src/" if dirty else ""),
+        "commit": git + (" + uncommitted changes in core/ or filter/" if dirty else ""),
         "loadavg": open("/proc/loadavg").read().split()[:3],
     }
 

@@ -35,7 +35,7 @@ RELEASE_RAW_WASM   := $(ROOT)/target/$(WASM_TARGET)/$(RELEASE_PROFILE)/jwt_auth_
 PUSH_TLS_VERIFY    ?= auto
 PUSH_FLAGS         ?=
 
-# `make test` runs tests/e2e_packaging.rs, which needs dist/ and dist/oci/ from
+# `make test` runs e2e/tests/e2e_packaging.rs, which needs dist/ and dist/oci/ from
 # this build, skopeo and docker-registry.
 TEST_DEPS += release-tools oci
 
@@ -69,7 +69,7 @@ release-tools:
 
 ## release: the optimized module and its checksum and manifest in dist/
 release: toolchain release-deps
-	$(CARGO) build --target $(WASM_TARGET) --lib --profile $(RELEASE_PROFILE) \
+	$(CARGO) build --target $(WASM_TARGET) -p jwt-auth-wasm --profile $(RELEASE_PROFILE) \
 	  --config 'profile.$(RELEASE_PROFILE).inherits="release"' \
 	  --config 'profile.$(RELEASE_PROFILE).opt-level="$(RELEASE_OPT_LEVEL)"'
 	@mkdir -p $(DIST)

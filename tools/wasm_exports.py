@@ -19,9 +19,9 @@ import argparse
 import os
 import sys
 
-# The callbacks src/host implements, plus what the ABI itself needs. A
+# The callbacks the filter crate (filter/src) implements, plus what the ABI itself needs. A
 # callback added to the filter must be added here, or Envoy will not call it
-# (tests/e2e_packaging.rs checks the shipped module exports exactly these).
+# (e2e/tests/e2e_packaging.rs checks the shipped module exports exactly these).
 KEEP = (
     "memory",
     "_initialize",

@@ -7,9 +7,9 @@
 //! does not panic.
 #![no_main]
 
-use jwt_auth_wasm::config::{KeySource, Policy};
-use jwt_auth_wasm::decision::{decide, header_refs, Env, Request};
-use jwt_auth_wasm::rules::Requirement;
+use jwt_auth_core::config::{KeySource, Policy};
+use jwt_auth_core::decision::{decide, header_refs, Env, Request};
+use jwt_auth_core::rules::Requirement;
 use libfuzzer_sys::fuzz_target;
 
 fn check_requirement(r: &Requirement, providers: usize) {

@@ -10,7 +10,7 @@
 //! never true both ways.
 #![no_main]
 
-use jwt_auth_wasm::revocation::poller::{
+use jwt_auth_core::revocation::poller::{
     check_response, cursor_regressed, entries, FeedConfig, FeedError, OnStale,
 };
 use libfuzzer_sys::fuzz_target;

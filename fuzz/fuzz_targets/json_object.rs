@@ -9,7 +9,7 @@
 //! number accessors agree with the parsed values.
 #![no_main]
 
-use jwt_auth_wasm::jwt::{as_number, as_str, JsonObject, ObjectError};
+use jwt_auth_core::jwt::{as_number, as_str, JsonObject, ObjectError};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 

@@ -5,17 +5,17 @@
 //! strict's error is lenient's first); keys + errors account for every entry;
 //! messages are one line; and a token signed by a test key verifies against
 //! the fuzzed set only if the set holds that very key (a mutated key never
-//! verifies). Also the remote-JWKS helpers of `jwt_auth_wasm::jwks` on the
+//! verifies). Also the remote-JWKS helpers of `jwt_auth_core::jwks` on the
 //! raw bytes.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use fuzz_support::{hmac_token, hs_secret, key_set, SIGNED_TOKENS};
-use jwt_auth_wasm::jwks::{
+use jwt_auth_core::jwks::{
     decode_record, encode_record, jwks_path_from_discovery, max_age, parse_jwks, url_path,
 };
-use jwt_auth_wasm::jwt::{parse, Algorithm, KeyMaterial, KeySet};
+use jwt_auth_core::jwt::{parse, Algorithm, KeyMaterial, KeySet};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -7,11 +7,11 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use jwt_auth_wasm::revocation::codec::{
+use jwt_auth_core::revocation::codec::{
     decode_batch, decode_batch_into, decode_meta, encode_batch, encode_meta, Meta,
 };
-use jwt_auth_wasm::revocation::set::Entry;
-use jwt_auth_wasm::revocation::RevocationSet;
+use jwt_auth_core::revocation::set::Entry;
+use jwt_auth_core::revocation::RevocationSet;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

@@ -10,7 +10,7 @@ use fuzz_support::{
     assert_header_safe_error, claim_policies, hmac_secrets, hmac_sign, key_set, MAX_TOKEN_BYTES,
     NOW,
 };
-use jwt_auth_wasm::jwt::{check_claims, parse, TokenError};
+use jwt_auth_core::jwt::{check_claims, parse, TokenError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

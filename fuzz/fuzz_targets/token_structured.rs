@@ -20,7 +20,7 @@ use fuzz_support::{
     assert_header_safe_error, b64url, claim_policies, hmac_secrets, hmac_sign, key_set,
     JWK_RSA2048, MAX_TOKEN_BYTES, NOW,
 };
-use jwt_auth_wasm::jwt::{check_claims, parse, Algorithm, ClaimPolicy, KeyMaterial};
+use jwt_auth_core::jwt::{check_claims, parse, Algorithm, ClaimPolicy, KeyMaterial};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 

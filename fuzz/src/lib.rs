@@ -13,8 +13,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::jwt::{Algorithm, ClaimPolicy, KeySet, TokenError};
+use jwt_auth_core::config::Policy;
+use jwt_auth_core::jwt::{Algorithm, ClaimPolicy, KeySet, TokenError};
 use serde_json::{json, Map, Value};
 use sha2::{Sha256, Sha384, Sha512};
 

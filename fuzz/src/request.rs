@@ -4,10 +4,10 @@
 //! paths (rules, permissions, identity headers) and not only the refusals.
 
 use arbitrary::Arbitrary;
-use jwt_auth_wasm::cache::TokenCaches;
-use jwt_auth_wasm::decision::{self, header_refs, Decision, Env, Request, RevocationCheck};
-use jwt_auth_wasm::extract::{self, TokenSource};
-use jwt_auth_wasm::jwt::Algorithm;
+use jwt_auth_core::cache::TokenCaches;
+use jwt_auth_core::decision::{self, header_refs, Decision, Env, Request, RevocationCheck};
+use jwt_auth_core::extract::{self, TokenSource};
+use jwt_auth_core::jwt::Algorithm;
 use serde_json::{json, Map, Value};
 
 use super::{decide_policy, hmac_token, hs_secret, JsonValue, AUDIENCE, ISSUER, NOW, OTHER_ISSUER};
@@ -424,7 +424,7 @@ fn route_path(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or("")
 }
 
-fn check_decision(policy: &jwt_auth_wasm::config::Policy, built: &Built, decision: &Decision) {
+fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decision: &Decision) {
     match decision {
         Decision::Allow(allow) => {
             for (name, value) in &allow.set_headers {

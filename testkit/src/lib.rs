@@ -41,6 +41,29 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// A binary of this workspace (debug profile), built first when it is not
+/// there yet, so a suite run on its own (`cargo test -p jwt-auth-e2e`) runs
+/// the same binary `cargo test --workspace` builds.
+pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("debug").join(name);
+    if !path.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .current_dir(workspace_root())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {name} failed"
+        );
+    }
+    path
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago. Prefer binding port 0
 /// directly where possible (the servers and Envoy here do) to avoid races.
 pub fn free_port() -> u16 {

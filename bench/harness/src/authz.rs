@@ -12,8 +12,8 @@ use std::rc::Rc;
 
 use hyper::body::Incoming;
 use hyper::Request;
-use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{self, header_refs, Decision, Env};
+use jwt_auth_core::config::Policy;
+use jwt_auth_core::decision::{self, header_refs, Decision, Env};
 
 use crate::serve::{respond, serve, Body};
 

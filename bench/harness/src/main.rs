@@ -50,7 +50,7 @@ fn probe_config(args: &[String]) -> Result<(), String> {
         return Err("probe-config FILE".into());
     };
     let bytes = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
-    jwt_auth_wasm::config::Policy::from_json(&bytes)
+    jwt_auth_core::config::Policy::from_json(&bytes)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

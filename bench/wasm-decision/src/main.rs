@@ -15,9 +15,9 @@
 
 use std::time::Instant;
 
-use jwt_auth_wasm::cache::TokenCaches;
-use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, header_refs, Decision, Env, Request};
+use jwt_auth_core::cache::TokenCaches;
+use jwt_auth_core::config::Policy;
+use jwt_auth_core::decision::{decide, header_refs, Decision, Env, Request};
 use testkit::bench::{decision_case, NOW};
 
 const ALGS: [&str; 4] = ["HS256", "EdDSA", "PS256", "RS256"];

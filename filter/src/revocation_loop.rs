@@ -11,15 +11,15 @@ use std::time::Duration;
 use proxy_wasm::hostcalls;
 use revocation_protocol::{paged_request_path, SIGNATURE_HEADER};
 
-use super::callout::{self, Answer};
-use super::metrics::Metrics;
-use super::shared::HostStore;
-use crate::revocation::channel::{publish, Keys, Replica, Update};
-use crate::revocation::lease::Lease;
-use crate::revocation::poller::{
+use crate::callout::{self, Answer};
+use crate::metrics::Metrics;
+use crate::shared::HostStore;
+use jwt_auth_core::revocation::channel::{publish, Keys, Replica, Update};
+use jwt_auth_core::revocation::lease::Lease;
+use jwt_auth_core::revocation::poller::{
     self, check_response, FeedConfig, FeedError, PageStep, Pages, Poller,
 };
-use crate::revocation::store::StoreError;
+use jwt_auth_core::revocation::store::StoreError;
 
 /// How often a VM drops expired entries from its replica.
 const PURGE_EVERY_MS: u64 = 10_000;

@@ -7,17 +7,17 @@ use std::cell::Cell;
 
 use proxy_wasm::hostcalls;
 
-use super::callout::{self, Answer};
-use super::metrics::Metrics;
-use super::shared::HostStore;
-use crate::jwks::{
+use crate::callout::{self, Answer};
+use crate::metrics::Metrics;
+use crate::shared::HostStore;
+use jwt_auth_core::jwks::{
     decode_record, discovery_path, early_refetch_allowed, encode_record, jwks_path_from_discovery,
     parse_jwks, JwksKeys, RemoteJwksConfig,
 };
-use crate::jwt::KeySet;
-use crate::poll::Poller;
-use crate::revocation::lease::Lease;
-use crate::revocation::store::SharedStore;
+use jwt_auth_core::jwt::KeySet;
+use jwt_auth_core::poll::Poller;
+use jwt_auth_core::revocation::lease::Lease;
+use jwt_auth_core::revocation::store::SharedStore;
 
 /// A VM tells the fetcher about an unknown `kid` at most this often.
 const SIGNAL_EVERY_MS: u64 = 1000;

@@ -3,7 +3,7 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
 
-use crate::revocation::store::{SharedStore, StoreError};
+use jwt_auth_core::revocation::store::{SharedStore, StoreError};
 
 pub struct HostStore;
 

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use jwt_auth_wasm::revocation::codec::{decode_batch, decode_batch_into, encode_batch};
-use jwt_auth_wasm::revocation::set::{digest, Entry, RevocationSet};
+use jwt_auth_core::revocation::codec::{decode_batch, decode_batch_into, encode_batch};
+use jwt_auth_core::revocation::set::{digest, Entry, RevocationSet};
 
 fn bench(c: &mut Criterion) {
     let delta: Vec<Entry> = (0..10_000)

@@ -202,8 +202,7 @@ fn fill_placeholders(value: &mut Value, secret_k: &str) -> usize {
 /// copied never runs with a key published in the README.
 #[test]
 fn readme_configuration_examples_validate() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
     let blocks: Vec<&str> = readme
         .split("```json\n")
         .skip(1)
@@ -269,7 +268,8 @@ fn readme_configuration_examples_validate() {
 /// `spec.pluginConfig`, with errors naming the field.
 #[test]
 fn validates_a_wasmplugin_manifest_and_yaml() {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/istio/wasmplugin.yaml");
+    let manifest = workspace_root().join("deploy/istio/wasmplugin.yaml");
+    let manifest = manifest.to_str().unwrap();
     let (code, out, err) = check(&["--config", manifest, "--validate"]);
     assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");
     assert_eq!(out["providers"], 1);
@@ -331,7 +331,8 @@ fn validates_a_wasmplugin_manifest_and_yaml() {
 /// filter, whether the file is YAML or JSON.
 #[test]
 fn validates_the_plugin_configuration_inside_an_envoy_configuration() {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = workspace_root();
+    let root = root.display();
     let yaml_text = std::fs::read_to_string(format!("{root}/envoy.yaml")).unwrap();
     let (code, out, err) = check(&["--config", &format!("{root}/envoy.yaml"), "--validate"]);
     assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");

@@ -7,12 +7,12 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
-use super::http::FilterHttp;
-use super::jwks::JwksLoop;
-use super::revocation::RevocationLoop;
-use super::runtime::Runtime;
-use super::unix_millis;
-use crate::config::{KeySource, Policy};
+use crate::http::FilterHttp;
+use crate::key_fetch::JwksLoop;
+use crate::revocation_loop::RevocationLoop;
+use crate::runtime::Runtime;
+use crate::unix_millis;
+use jwt_auth_core::config::{KeySource, Policy};
 
 /// Tick period when only remote keys need a timer.
 const KEYS_TICK_MS: u64 = 100;

@@ -7,16 +7,16 @@ use std::cell::RefCell;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType, Status};
 
-use super::jwks::JwksLoop;
-use super::metrics::Metrics;
-use super::native::HostCrypto;
-use super::revocation::RevocationView;
-use crate::cache::TokenCaches;
-use crate::config::Policy;
-use crate::decision::{decide, Decision, Env, Header, RemoteKeys, Request};
 use crate::header_map;
-use crate::jwt::KeySet;
-use crate::native::Accelerator;
+use crate::host_crypto::HostCrypto;
+use crate::key_fetch::JwksLoop;
+use crate::metrics::Metrics;
+use crate::revocation_loop::RevocationView;
+use jwt_auth_core::cache::TokenCaches;
+use jwt_auth_core::config::Policy;
+use jwt_auth_core::decision::{decide, Decision, Env, Header, RemoteKeys, Request};
+use jwt_auth_core::jwt::KeySet;
+use jwt_auth_core::native::Accelerator;
 
 /// Current key sets of remote providers, by provider index.
 #[derive(Default)]

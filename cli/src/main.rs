@@ -5,10 +5,10 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, header_refs, Decision, Env, RemoteKeys, Request};
-use jwt_auth_wasm::jwks::parse_jwks;
-use jwt_auth_wasm::jwt::KeySet;
+use jwt_auth_core::config::Policy;
+use jwt_auth_core::decision::{decide, header_refs, Decision, Env, RemoteKeys, Request};
+use jwt_auth_core::jwks::parse_jwks;
+use jwt_auth_core::jwt::KeySet;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 

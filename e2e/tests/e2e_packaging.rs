@@ -30,7 +30,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use testkit::{demo_token, envoy_bin, free_port, DemoClaims, EchoUpstream, HttpServer, Reply};
+use testkit::{
+    demo_token, envoy_bin, free_port, workspace_bin, workspace_root, DemoClaims, EchoUpstream,
+    HttpServer, Reply,
+};
 
 const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MT_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -45,7 +48,7 @@ const SIZE_BUDGET_BYTES: usize = 600 * 1000;
 // ---------------------------------------------------------------- helpers
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    workspace_root()
 }
 
 fn dist(name: &str) -> PathBuf {
@@ -826,7 +829,7 @@ fn validate_plugin_config(what: &str, config: &Value) {
     let tmp = TempDir::new("validate");
     let file = tmp.path().join("plugin.json");
     fs::write(&file, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_jwt-auth-check"))
+    let out = Command::new(workspace_bin("jwt-auth-check", "jwt-auth-check"))
         .arg("--config")
         .arg(&file)
         .arg("--validate")

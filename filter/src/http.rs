@@ -5,8 +5,8 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use super::runtime::Runtime;
-use super::unix_millis;
+use crate::runtime::Runtime;
+use crate::unix_millis;
 
 pub struct FilterHttp {
     id: u32,

@@ -7,7 +7,6 @@
 //! every failing case at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -1062,33 +1061,21 @@ fn demo_envoy_yaml_validates_and_its_config_works() {
 
 #[test]
 fn demo_token_binary_prints_a_working_token() {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/demo-token");
-    // Built by `cargo test --workspace` (testkit's binaries); fall back to
-    // the library when run alone.
-    let token = if bin.is_file() {
-        let out = Command::new(&bin)
-            .args([
-                "--sub",
-                "erin",
-                "--provider",
-                "demo",
-                "--exp-in",
-                "120",
-                "--jti",
-                "j-1",
-            ])
-            .output()
-            .expect("run demo-token");
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    } else {
-        demo_token(&DemoClaims {
-            sub: "erin".into(),
-            exp_in: 120,
-            jti: Some("j-1".into()),
-            ..DemoClaims::default()
-        })
-    };
+    let out = Command::new(workspace_bin("testkit", "demo-token"))
+        .args([
+            "--sub",
+            "erin",
+            "--provider",
+            "demo",
+            "--exp-in",
+            "120",
+            "--jti",
+            "j-1",
+        ])
+        .output()
+        .expect("run demo-token");
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let (_, c, _) = decode_parts(&token);
     assert_eq!(c["sub"], json!("erin"));
     assert_eq!(c["jti"], json!("j-1"));

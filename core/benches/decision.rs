@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use jwt_auth_wasm::cache::TokenCaches;
-use jwt_auth_wasm::config::Policy;
-use jwt_auth_wasm::decision::{decide, header_refs, Decision, Env, Request};
+use jwt_auth_core::cache::TokenCaches;
+use jwt_auth_core::config::Policy;
+use jwt_auth_core::decision::{decide, header_refs, Decision, Env, Request};
 use testkit::bench::{decision_case, NOW};
 
 fn setup(alg: &str) -> (Policy, Vec<(String, Vec<u8>)>) {

@@ -1,0 +1,18 @@
+//! jwt-auth-core: the decision code of jwt-auth-wasm, with no proxy in it.
+//!
+//! A host (the proxy-wasm filter, the `jwt-auth-check` command) hands over
+//! a request and the time and applies the [`decision::Decision`] it gets
+//! back; everything between is plain Rust, unit-tested natively.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod cache;
+pub mod config;
+pub mod decision;
+pub mod extract;
+pub mod identity;
+pub mod jwks;
+pub mod jwt;
+pub mod native;
+pub mod poll;
+pub mod revocation;
+pub mod rules;
