@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_auth_core::config::Policy;
 use jwt_auth_core::decision::{decide, header_refs, Decision, Env, RemoteKeys, Request};
-use jwt_auth_core::jwks::parse_jwks;
 use jwt_auth_core::jwt::KeySet;
+use jwt_auth_core::remote_keys::parse_jwks;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 

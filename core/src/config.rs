@@ -13,9 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::extract::TokenSource;
 use crate::identity::ClaimHeader;
-use crate::jwks::RemoteJwksConfig;
 use crate::jwt::{ClaimPolicy, KeySet};
-use crate::revocation::poller::{FeedConfig, OnStale};
+use crate::remote_keys::RemoteJwksConfig;
+use crate::revocation::feed::{FeedConfig, OnStale};
 use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Requirement, Rule};
 
 /// Default upper bound for a token, checked before any parsing.

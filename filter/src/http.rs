@@ -1,21 +1,20 @@
-//! The per-request context: hands the request to the runtime.
+//! The per-request context: hands the request to the worker.
 
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use crate::runtime::Runtime;
-use crate::unix_millis;
+use crate::root::Shared;
 
 pub struct FilterHttp {
     id: u32,
-    runtime: Rc<Runtime>,
+    shared: Rc<Shared>,
 }
 
 impl FilterHttp {
-    pub fn new(id: u32, runtime: Rc<Runtime>) -> Self {
-        FilterHttp { id, runtime }
+    pub fn new(id: u32, shared: Rc<Shared>) -> Self {
+        FilterHttp { id, shared }
     }
 }
 
@@ -23,17 +22,13 @@ impl Context for FilterHttp {}
 
 impl HttpContext for FilterHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let now_ms = unix_millis(self.get_current_time());
-        self.runtime.handle(self.id, now_ms, None)
+        crate::request::handle(&self.shared.worker, &self.shared.host, self.id, None)
     }
 }
 
 impl Drop for FilterHttp {
     fn drop(&mut self) {
         // A request that ends while waiting for keys leaves the queue.
-        self.runtime
-            .waiting
-            .borrow_mut()
-            .retain(|(id, _)| *id != self.id);
+        self.shared.worker.forget(self.id);
     }
 }

@@ -1,35 +1,35 @@
-//! The root context: loads the configuration, runs the revocation and JWKS
-//! loops on its timer, and creates one HTTP context per request.
+//! The root context: loads the configuration, builds the VM's worker, runs
+//! its loops on the timer and hands callout answers to it.
 
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
-
-use crate::http::FilterHttp;
-use crate::key_fetch::JwksLoop;
-use crate::revocation_loop::RevocationLoop;
-use crate::runtime::Runtime;
-use crate::unix_millis;
 use jwt_auth_core::config::{KeySource, Policy};
+use jwt_auth_core::jwt::SignatureAccelerator;
+use jwt_auth_core::native::Accelerator;
+use jwt_auth_core::worker::Worker;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType};
 
-/// Tick period when only remote keys need a timer.
-const KEYS_TICK_MS: u64 = 100;
+use crate::host_crypto::HostCrypto;
+use crate::http::FilterHttp;
+use crate::proxy_host::{read_reply, ProxyHost};
+
+/// What the root context shares with the HTTP contexts of its VM.
+pub struct Shared {
+    pub worker: Worker,
+    pub host: ProxyHost,
+}
 
 pub struct FilterRoot {
     id: u32,
-    runtime: Option<Rc<Runtime>>,
-    revocation: Option<RevocationLoop>,
+    shared: Option<Rc<Shared>>,
 }
 
 impl FilterRoot {
     pub fn new(id: u32) -> Self {
-        FilterRoot {
-            id,
-            runtime: None,
-            revocation: None,
-        }
+        FilterRoot { id, shared: None }
     }
 }
 
@@ -41,16 +41,12 @@ impl Context for FilterRoot {
         body_size: usize,
         _trailers: usize,
     ) {
-        let now_ms = unix_millis(self.get_current_time());
-        let Some(runtime) = &self.runtime else { return };
-        if let Some(rev) = self.revocation.as_mut().filter(|r| r.owns_call(token)) {
-            rev.on_response(now_ms, num_headers, body_size, &runtime.metrics);
+        let Some(shared) = &self.shared else { return };
+        let Some(limit) = shared.worker.body_limit(token) else {
             return;
-        }
-        let mut loops = runtime.jwks.borrow_mut();
-        if let Some(l) = loops.iter_mut().find(|l| l.owns_call(token)) {
-            l.on_response(now_ms, num_headers, body_size, &runtime.metrics);
-        }
+        };
+        let reply = read_reply(num_headers, body_size, limit);
+        shared.worker.on_response(&shared.host, token, reply);
     }
 }
 
@@ -76,73 +72,77 @@ impl RootContext for FilterRoot {
             policy.rules.len(),
             if policy.revocation.is_some() { "on" } else { "off" }
         );
-        let now_ms = unix_millis(self.get_current_time());
-        let owner = random_owner();
-        let jwks: Vec<JwksLoop> = policy
-            .providers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| match &p.keys {
-                KeySource::Remote(cfg) => Some(JwksLoop::new(
-                    i,
-                    &p.name,
-                    p.issuer.clone(),
-                    cfg.clone(),
-                    &policy.namespace,
-                    owner,
-                )),
-                KeySource::Inline(_) => None,
-            })
-            .collect();
-        self.revocation = policy
-            .revocation
-            .clone()
-            .map(|feed| RevocationLoop::new(feed, owner, now_ms));
-        if let Some(rev) = self.revocation.as_mut() {
-            rev.prime(now_ms);
-        }
+        let host = ProxyHost::new(&policy.namespace);
+        let accelerator = accelerator(policy.native_verification);
+        let worker = Worker::new(
+            policy,
+            random_owner(),
+            jwt_auth_core::host::Host::now_ms(&host),
+            accelerator,
+        );
+        worker.prime(&host);
         // Only timers are set here: Envoy runs on_configure once in a
         // throw-away VM too, so callouts start on the first tick.
-        let mut tick: Option<Duration> = self.revocation.as_ref().map(RevocationLoop::tick_period);
-        if !jwks.is_empty() {
-            let keys_tick = Duration::from_millis(KEYS_TICK_MS);
-            tick = Some(tick.map_or(keys_tick, |t| t.min(keys_tick)));
+        if let Some(period) = worker.tick_period_ms() {
+            self.set_tick_period(Duration::from_millis(period));
         }
-        if let Some(period) = tick {
-            self.set_tick_period(period);
-        }
-        let view = self.revocation.as_ref().map(|r| r.view.clone());
-        self.runtime = Some(Rc::new(Runtime::new(policy, view, jwks)));
+        self.shared = Some(Rc::new(Shared { worker, host }));
         true
     }
 
     fn on_tick(&mut self) {
-        let now_ms = unix_millis(self.get_current_time());
-        let Some(runtime) = self.runtime.clone() else {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
-        if let Some(rev) = self.revocation.as_mut() {
-            rev.on_tick(now_ms, &runtime.metrics);
+        let waiting = shared.worker.on_tick(&shared.host);
+        if waiting.is_empty() {
+            return;
         }
-        for l in runtime.jwks.borrow_mut().iter_mut() {
-            if let Some(keys) = l.sync(now_ms, &runtime.metrics) {
-                runtime.keys.borrow_mut().set(l.index, keys);
-                // Tokens verified with keys that may be gone are re-checked.
-                runtime.cache.clear(l.index);
+        for (context_id, since) in waiting {
+            // A request whose client went away has no context any more.
+            if hostcalls::set_effective_context(context_id).is_err() {
+                continue;
             }
-            l.maybe_fetch(now_ms, &runtime.metrics);
+            let action =
+                crate::request::handle(&shared.worker, &shared.host, context_id, Some(since));
+            if action == Action::Continue {
+                let _ = hostcalls::resume_http_request();
+            }
         }
-        runtime.wake_waiting(self.id, now_ms);
+        // Callouts started later in this VM must answer to the root.
+        let _ = hostcalls::set_effective_context(self.id);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let runtime = self.runtime.clone()?;
-        Some(Box::new(FilterHttp::new(context_id, runtime)))
+        let shared = self.shared.clone()?;
+        Some(Box::new(FilterHttp::new(context_id, shared)))
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
+}
+
+/// Envoy's native signature checks, when allowed and their self-test
+/// passes; the log says which algorithms use them.
+fn accelerator(allowed: bool) -> Option<Box<dyn SignatureAccelerator>> {
+    if !allowed {
+        log::info!("jwt-auth: native signature verification turned off (native_verification: false); all algorithms run in wasm");
+        return None;
+    }
+    let accelerator = Accelerator::new(HostCrypto);
+    let native: Vec<&str> = accelerator.enabled().iter().map(|a| a.name()).collect();
+    if native.is_empty() {
+        log::info!(
+            "jwt-auth: no native signature verification from the host; all algorithms run in wasm"
+        );
+        return None;
+    }
+    log::info!(
+        "jwt-auth: native signature verification for {}",
+        native.join(", ")
+    );
+    Some(Box::new(accelerator))
 }
 
 /// A lease owner id unique per VM.

@@ -1,5 +1,5 @@
 //! Revocation feed responses: `revocation_protocol::FeedResponse::parse`,
-//! `revocation::poller::check_response` (status, size, HMAC signature,
+//! `revocation::feed::check_response` (status, size, HMAC signature,
 //! schema, cursor order) and `cursor_regressed`.
 //!
 //! The input is the response body. Oracles: a parsed body round-trips
@@ -10,7 +10,7 @@
 //! never true both ways.
 #![no_main]
 
-use jwt_auth_core::revocation::poller::{
+use jwt_auth_core::revocation::feed::{
     check_response, cursor_regressed, entries, FeedConfig, FeedError, OnStale,
 };
 use libfuzzer_sys::fuzz_target;

@@ -12,10 +12,10 @@
 use std::sync::OnceLock;
 
 use fuzz_support::{hmac_token, hs_secret, key_set, SIGNED_TOKENS};
-use jwt_auth_core::jwks::{
+use jwt_auth_core::jwt::{parse, Algorithm, KeyMaterial, KeySet};
+use jwt_auth_core::remote_keys::{
     decode_record, encode_record, jwks_path_from_discovery, max_age, parse_jwks, url_path,
 };
-use jwt_auth_core::jwt::{parse, Algorithm, KeyMaterial, KeySet};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -13,7 +13,7 @@ use super::codec::{
     decode_batch, decode_batch_into, decode_meta, encode_batch, encode_meta, Batch, Meta,
 };
 use super::set::{Entry, RevocationSet};
-use super::store::{SharedStore, StoreError};
+use crate::host::{SharedStore, StoreError};
 
 /// Deltas kept for workers that are behind.
 pub const RETAINED_DELTAS: u64 = 64;

@@ -4,10 +4,10 @@
 
 pub mod channel;
 pub mod codec;
-pub mod lease;
-pub mod poller;
+pub mod feed_loop;
+
+pub mod feed;
 pub mod set;
-pub mod store;
 
 pub use set::RevocationSet;
 

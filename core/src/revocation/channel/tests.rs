@@ -1,6 +1,6 @@
 use super::*;
+use crate::host::memory::MemoryStore;
 use crate::revocation::set::digest;
-use crate::revocation::store::fake::MemoryStore;
 
 fn tok(id: &str) -> Entry {
     Entry::Token {

@@ -5,7 +5,7 @@
 use revocation_protocol::{cursor_base, FeedResponse, SIGNATURE_HEADER};
 
 use super::set::{digest, Entry};
-pub use crate::poll::{Poller, Timing};
+use crate::schedule::Timing;
 
 /// What to do when revocations cannot be refreshed for too long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct FeedConfig {
 }
 
 impl FeedConfig {
-    /// Poll timing for the shared [`Poller`].
+    /// Poll timing for the shared [`Schedule`].
     pub fn timing(&self) -> Timing {
         Timing {
             interval_ms: self.poll_interval_ms,

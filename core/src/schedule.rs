@@ -13,7 +13,7 @@ pub struct Timing {
 }
 
 #[derive(Debug, Default)]
-pub struct Poller {
+pub struct Schedule {
     next_poll_ms: u64,
     in_flight_since: Option<u64>,
     consecutive_failures: u32,
@@ -24,7 +24,7 @@ pub struct Poller {
 /// At most one failure log line per this many milliseconds.
 const LOG_EVERY_MS: u64 = 10_000;
 
-impl Poller {
+impl Schedule {
     pub fn due(&self, timing: &Timing, now_ms: u64) -> bool {
         match self.in_flight_since {
             // A call the host never answered (its VM lost the callback)
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let t = timing();
-        let mut p = Poller::default();
+        let mut p = Schedule::default();
         assert!(p.due(&t, 0));
         p.started(0);
         assert!(!p.due(&t, 100), "one call in flight at a time");
@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn lost_callback_does_not_stop_polling() {
         let t = timing();
-        let mut p = Poller::default();
+        let mut p = Schedule::default();
         p.started(0);
         assert!(p.in_flight());
         assert!(!p.due(&t, 1999));
@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn failure_logs_are_rate_limited() {
         let t = timing();
-        let mut p = Poller::default();
+        let mut p = Schedule::default();
         assert!(p.failed(&t, 0, "feed down").is_some());
         for n in 1..50 {
             assert!(p.failed(&t, n * 100, "feed down").is_none());

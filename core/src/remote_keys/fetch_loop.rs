@@ -5,39 +5,38 @@
 
 use std::cell::Cell;
 
-use proxy_wasm::hostcalls;
-
-use crate::callout::{self, Answer};
-use crate::metrics::Metrics;
-use crate::shared::HostStore;
-use jwt_auth_core::jwks::{
+use super::{
     decode_record, discovery_path, early_refetch_allowed, encode_record, jwks_path_from_discovery,
     parse_jwks, JwksKeys, RemoteJwksConfig,
 };
-use jwt_auth_core::jwt::KeySet;
-use jwt_auth_core::poll::Poller;
-use jwt_auth_core::revocation::lease::Lease;
-use jwt_auth_core::revocation::store::SharedStore;
+use crate::fetcher::Fetcher;
+use crate::host::{Answer, CallToken, Host, Reply};
+use crate::jwt::KeySet;
 
 /// A VM tells the fetcher about an unknown `kid` at most this often.
 const SIGNAL_EVERY_MS: u64 = 1000;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A silent fetcher is replaced quickly: keys matter more than the
+/// occasional duplicate fetch.
+const LEASE_TTL_MS: u64 = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Discovery,
     Jwks,
 }
 
-pub struct JwksLoop {
+pub struct KeyFetchLoop {
+    /// The provider's index in the policy.
     pub index: usize,
     name: String,
     issuer: Option<String>,
     config: RemoteJwksConfig,
     keys: JwksKeys,
-    lease: Lease,
-    poller: Poller,
+    fetcher: Fetcher,
     jwks_path: Option<String>,
-    in_flight: Option<(u32, Step)>,
+    /// What the call in flight asks for.
+    step: Step,
     last_fetch_ms: u64,
     last_early_ms: Option<u64>,
     seen_cas: Option<u32>,
@@ -45,7 +44,9 @@ pub struct JwksLoop {
     last_signal_ms: Cell<u64>,
 }
 
-impl JwksLoop {
+impl KeyFetchLoop {
+    /// The loop of provider `index`; `owner` is this VM's lease owner id
+    /// (unique per VM).
     pub fn new(
         index: usize,
         name: &str,
@@ -55,19 +56,16 @@ impl JwksLoop {
         owner: u64,
     ) -> Self {
         let keys = JwksKeys::new(namespace, name);
-        // A silent fetcher is replaced quickly: keys matter more than the
-        // occasional duplicate fetch.
-        let lease = Lease::new(keys.lease.clone(), owner, 2000);
-        JwksLoop {
+        let fetcher = Fetcher::new(keys.lease.clone(), owner, LEASE_TTL_MS, config.timing());
+        KeyFetchLoop {
             index,
             name: name.to_string(),
             issuer,
             jwks_path: (!config.discovery).then(|| config.path.clone()),
             config,
             keys,
-            lease,
-            poller: Poller::default(),
-            in_flight: None,
+            fetcher,
+            step: Step::Jwks,
             last_fetch_ms: 0,
             last_early_ms: None,
             seen_cas: None,
@@ -81,9 +79,15 @@ impl JwksLoop {
         self.config.timeout_ms
     }
 
+    /// The largest answer the glue may copy in for this loop's calls.
+    pub fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+
     /// Picks up a changed shared key set. Returns the new set, if any.
-    pub fn sync(&mut self, now_ms: u64, metrics: &Metrics) -> Option<KeySet> {
-        let (bytes, cas) = HostStore.get(&self.keys.record);
+    pub fn sync(&mut self, host: &dyn Host) -> Option<KeySet> {
+        let now_ms = host.now_ms();
+        let (bytes, cas) = host.get(&self.keys.record);
         let mut fresh = None;
         if cas != self.seen_cas {
             self.seen_cas = cas;
@@ -93,7 +97,7 @@ impl JwksLoop {
                 match parse_jwks(body) {
                     Ok((keys, _)) => {
                         self.fetched_ms = fetched_ms;
-                        metrics.gauge(&format!("jwks.{}.keys", self.name), keys.len() as u64);
+                        host.gauge_set(&format!("jwks.{}.keys", self.name), keys.len() as u64);
                         fresh = Some(keys);
                     }
                     Err(e) => log::warn!(
@@ -104,7 +108,7 @@ impl JwksLoop {
             }
         }
         if self.fetched_ms > 0 {
-            metrics.gauge(
+            host.gauge_set(
                 &format!("jwks.{}.seconds_since_refresh", self.name),
                 now_ms.saturating_sub(self.fetched_ms) / 1000,
             );
@@ -113,11 +117,12 @@ impl JwksLoop {
     }
 
     /// The fetcher's part of a tick.
-    pub fn maybe_fetch(&mut self, now_ms: u64, metrics: &Metrics) {
-        if !self.lease.try_hold(&HostStore, now_ms) {
+    pub fn maybe_fetch(&mut self, host: &dyn Host) {
+        let now_ms = host.now_ms();
+        if !self.fetcher.elected(host, now_ms) {
             return;
         }
-        let want_ms = HostStore
+        let want_ms = host
             .get(&self.keys.want)
             .0
             .and_then(|b| Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?)))
@@ -130,9 +135,9 @@ impl JwksLoop {
             now_ms,
         ) {
             self.last_early_ms = Some(now_ms);
-            self.poller.hurry(now_ms);
+            self.fetcher.hurry(now_ms);
         }
-        if !self.poller.due(&self.config.timing(), now_ms) {
+        if !self.fetcher.due(now_ms) {
             return;
         }
         let (step, path) = match (&self.jwks_path, &self.issuer) {
@@ -141,60 +146,45 @@ impl JwksLoop {
             (None, None) => (Step::Jwks, self.config.path.clone()),
         };
         let headers = self.config.request_headers(&path);
-        match callout::dispatch(&self.config.cluster, &headers, self.config.timeout_ms) {
-            Ok(token) => {
-                self.poller.started(now_ms);
-                self.in_flight = Some((token, step));
-            }
-            Err(status) => {
-                self.lease.release(&HostStore);
+        match self
+            .fetcher
+            .call(host, &self.config.cluster, &headers, self.config.timeout_ms)
+        {
+            Ok(_) => self.step = step,
+            Err(reason) => {
                 self.fail(
-                    now_ms,
+                    host,
                     &format!(
-                        "call to cluster \"{}\" refused by the host: {status:?}",
+                        "call to cluster \"{}\" refused by the host: {reason}",
                         self.config.cluster
                     ),
-                    metrics,
                 );
             }
         }
     }
 
-    pub fn owns_call(&self, token: u32) -> bool {
-        self.in_flight.is_some_and(|(t, _)| t == token)
+    /// Whether this loop is waiting for the call with this token.
+    pub fn owns_call(&self, token: CallToken) -> bool {
+        self.fetcher.owns(token)
     }
 
-    pub fn on_response(
-        &mut self,
-        now_ms: u64,
-        num_headers: usize,
-        body_size: usize,
-        metrics: &Metrics,
-    ) {
-        let Some((_, step)) = self.in_flight.take() else {
+    pub fn on_response(&mut self, host: &dyn Host, reply: Reply) {
+        if !self.fetcher.answered() {
             return;
-        };
-        let answer = match Answer::read(num_headers, body_size, self.config.max_body_bytes) {
-            Ok(a) => a,
-            Err(size) => {
-                return self.fail(
-                    now_ms,
-                    &format!("body of {size} bytes exceeds the limit"),
-                    metrics,
-                )
+        }
+        let step = self.step;
+        let answer: Answer = match reply {
+            Reply::Answer(answer) => answer,
+            Reply::TooLarge(size) => {
+                return self.fail(host, &format!("body of {size} bytes exceeds the limit"))
             }
         };
         match answer.status {
             Some(200) => {}
-            Some(s) => return self.fail(now_ms, &format!("HTTP status {s}"), metrics),
-            None => {
-                return self.fail(
-                    now_ms,
-                    "no response (timeout or connection failure)",
-                    metrics,
-                )
-            }
+            Some(s) => return self.fail(host, &format!("HTTP status {s}")),
+            None => return self.fail(host, "no response (timeout or connection failure)"),
         }
+        let now_ms = host.now_ms();
         if step == Step::Discovery {
             match jwks_path_from_discovery(&answer.body) {
                 Ok(path) => {
@@ -204,15 +194,15 @@ impl JwksLoop {
                     );
                     self.jwks_path = Some(path);
                     // Fetch the keys on the next tick.
-                    self.poller.succeeded(now_ms, 0);
+                    self.fetcher.succeeded(now_ms, 0);
                 }
-                Err(e) => self.fail(now_ms, &e, metrics),
+                Err(e) => self.fail(host, &e),
             }
             return;
         }
         let (keys, problems) = match parse_jwks(&answer.body) {
             Ok(parsed) => parsed,
-            Err(e) => return self.fail(now_ms, &e, metrics),
+            Err(e) => return self.fail(host, &e),
         };
         for problem in &problems {
             log::warn!(
@@ -220,7 +210,7 @@ impl JwksLoop {
                 self.name
             );
         }
-        if HostStore
+        if host
             .set(
                 &self.keys.record,
                 &encode_record(now_ms, &answer.body),
@@ -228,12 +218,12 @@ impl JwksLoop {
             )
             .is_err()
         {
-            return self.fail(now_ms, "cannot write the key set to shared data", metrics);
+            return self.fail(host, "cannot write the key set to shared data");
         }
         self.last_fetch_ms = now_ms;
         let next = self.config.next_refresh_ms(answer.header("cache-control"));
-        self.poller.succeeded(now_ms, next);
-        metrics.count(&format!("jwks.{}.fetch_ok", self.name));
+        self.fetcher.succeeded(now_ms, next);
+        host.counter_add(&format!("jwks.{}.fetch_ok", self.name), 1);
         log::info!(
             "jwt-auth: provider \"{}\": fetched {} key(s), next refresh in {} s",
             self.name,
@@ -242,24 +232,28 @@ impl JwksLoop {
         );
     }
 
-    fn fail(&mut self, now_ms: u64, what: &str, metrics: &Metrics) {
-        metrics.count(&format!("jwks.{}.fetch_failed", self.name));
+    fn fail(&mut self, host: &dyn Host, what: &str) {
+        host.counter_add(&format!("jwks.{}.fetch_failed", self.name), 1);
         let what = format!(
             "provider \"{}\": JWKS fetch failed: {what}; keeping the last good keys",
             self.name
         );
-        if let Some(line) = self.poller.failed(&self.config.timing(), now_ms, &what) {
+        if let Some(line) = self.fetcher.failed(host.now_ms(), &what) {
             log::warn!("jwt-auth: {line}");
         }
     }
 
     /// Asks the fetcher (whichever VM holds the lease) to refetch early:
     /// a token named a `kid` this provider's keys lack.
-    pub fn signal_unknown_kid(&self, now_ms: u64) {
+    pub fn signal_unknown_kid(&self, host: &dyn Host) {
+        let now_ms = host.now_ms();
         if now_ms < self.last_signal_ms.get() + SIGNAL_EVERY_MS {
             return;
         }
         self.last_signal_ms.set(now_ms);
-        let _ = hostcalls::set_shared_data(&self.keys.want, Some(&now_ms.to_le_bytes()), None);
+        let _ = host.set(&self.keys.want, &now_ms.to_le_bytes(), None);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@
 //! without any service outside the filter, so it works inside an Istio
 //! `WasmPlugin` as well as with a bootstrap Envoy config.
 
-use super::store::SharedStore;
+use crate::host::SharedStore;
 
 pub struct Lease {
     key: String,
@@ -79,7 +79,7 @@ fn decode(bytes: &[u8]) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revocation::store::fake::MemoryStore;
+    use crate::host::memory::MemoryStore;
 
     #[test]
     fn one_holder_at_a_time() {

@@ -3,10 +3,14 @@
 //! OIDC discovery, parsing that keeps the good keys, and the record shared
 //! between VMs.
 
+mod fetch_loop;
+
+pub use fetch_loop::KeyFetchLoop;
+
 use serde_json::Value;
 
 use crate::jwt::{JwkError, KeySet};
-use crate::poll::Timing;
+use crate::schedule::Timing;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteJwksConfig {

@@ -1,0 +1,276 @@
+//! The revocation loop over an in-memory host: polls, pages, faults, and
+//! what the other VMs of the proxy see.
+
+use super::*;
+use crate::host::memory::{Call, MemoryHost, MemoryStore};
+use crate::host::Answer;
+use crate::revocation::feed::OnStale;
+
+const SECRET: &[u8] = b"feed-secret";
+
+fn config() -> FeedConfig {
+    FeedConfig {
+        cluster: "feed".into(),
+        authority: "revocation-feed".into(),
+        path: "/v1/revocations".into(),
+        poll_interval_ms: 1000,
+        timeout_ms: 500,
+        bearer_token: Some("read".into()),
+        hmac_secret: Some(SECRET.to_vec()),
+        max_staleness_seconds: 30,
+        on_stale: OnStale::Serve,
+        namespace: "ns".into(),
+        max_body_bytes: 1 << 20,
+        sync_interval_ms: 100,
+        max_backoff_ms: 8000,
+        clock_skew_seconds: 60,
+        max_pending_entries: 100,
+    }
+}
+
+/// A signed feed answer.
+fn answer(body: &str) -> Reply {
+    let signature = revocation_protocol::sign(SECRET, body.as_bytes());
+    Reply::Answer(Answer {
+        status: Some(200),
+        headers: vec![(SIGNATURE_HEADER.to_string(), signature.into_bytes())],
+        body: body.as_bytes().to_vec(),
+    })
+}
+
+fn tokens(cursor: &str, reset: bool, more: bool, jtis: &[&str]) -> String {
+    let revoked: Vec<String> = jtis
+        .iter()
+        .map(|j| format!("{{\"jti\":\"{j}\",\"exp\":99999999999}}"))
+        .collect();
+    format!(
+        "{{\"cursor\":\"{cursor}\",\"reset\":{reset},\"more\":{more},\"revoked\":[{}]}}",
+        revoked.join(",")
+    )
+}
+
+/// Ticks (100 ms apart) until a poll starts.
+fn tick_until_call(l: &mut RevocationLoop, host: &MemoryHost<'_>) -> Call {
+    for _ in 0..40 {
+        l.on_tick(host);
+        if let Some(call) = host.take_calls().pop() {
+            return call;
+        }
+        host.advance_ms(100);
+    }
+    panic!("no poll started");
+}
+
+fn revoked(l: &RevocationLoop, jti: &str) -> bool {
+    l.view
+        .replica
+        .borrow()
+        .set
+        .is_revoked(Some(jti), None, None)
+}
+
+#[test]
+fn a_poll_is_published_to_every_vm() {
+    let store = MemoryStore::default();
+    let host = MemoryHost::vm(&store, 1_000_000);
+    let mut fetcher = RevocationLoop::new(config(), 1, host.now_ms());
+    let call = tick_until_call(&mut fetcher, &host);
+    assert_eq!(call.cluster, "feed");
+    assert_eq!(call.path(), "/v1/revocations?paged=1");
+    assert_eq!(call.header("authorization"), Some("Bearer read"));
+    assert_eq!(call.timeout_ms, 500);
+    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &["a", "b"])));
+    assert_eq!(host.counter("revocation.fetch_ok"), 1);
+    assert!(revoked(&fetcher, "a"));
+
+    let worker_host = MemoryHost::vm(&store, host.now_ms() + 50);
+    let mut worker = RevocationLoop::new(config(), 2, worker_host.now_ms());
+    worker.on_tick(&worker_host);
+    assert!(revoked(&worker, "a") && revoked(&worker, "b"));
+    assert_eq!(worker_host.gauge("revocation.entries"), Some(2));
+    assert!(worker_host.take_calls().is_empty(), "one poller per proxy");
+
+    // The next poll carries the cursor, one interval later.
+    host.advance_ms(500);
+    fetcher.on_tick(&host);
+    assert!(host.take_calls().is_empty(), "not before the interval");
+    host.advance_ms(600);
+    fetcher.on_tick(&host);
+    let call = host.take_calls().pop().expect("next poll");
+    assert_eq!(call.path(), "/v1/revocations?since=e-1&paged=1");
+    fetcher.on_response(&host, answer(&tokens("e-2", false, false, &["c"])));
+    worker.on_tick(&worker_host);
+    assert!(revoked(&worker, "c"), "the delta reached the worker");
+}
+
+#[test]
+fn a_paged_answer_is_applied_whole_or_not_at_all() {
+    let store = MemoryStore::default();
+    let host = MemoryHost::vm(&store, 1_000_000);
+    let mut fetcher = RevocationLoop::new(config(), 1, host.now_ms());
+    tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &["old"])));
+
+    host.advance_ms(1_100);
+    tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(&host, answer(&tokens("e-9~1", true, true, &["p1"])));
+    assert_eq!(host.counter("revocation.fetch_page"), 1);
+    assert!(
+        revoked(&fetcher, "old"),
+        "nothing applied before the last page"
+    );
+    // The continuation is asked for at once, with the page cursor.
+    host.advance_ms(100);
+    let call = tick_until_call(&mut fetcher, &host);
+    assert_eq!(call.path(), "/v1/revocations?since=e-9~1&paged=1");
+    // The second page fails: every page gathered so far is dropped.
+    fetcher.on_response(
+        &host,
+        Reply::Answer(Answer {
+            status: Some(502),
+            ..Answer::default()
+        }),
+    );
+    assert_eq!(host.counter("revocation.fetch_failed.status"), 1);
+    assert!(revoked(&fetcher, "old") && !revoked(&fetcher, "p1"));
+    // After the backoff the poll starts over from the published cursor.
+    host.advance_ms(1_100);
+    let call = tick_until_call(&mut fetcher, &host);
+    assert_eq!(call.path(), "/v1/revocations?since=e-1&paged=1");
+    fetcher.on_response(&host, answer(&tokens("e-9~1", true, true, &["p1"])));
+    host.advance_ms(100);
+    tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(&host, answer(&tokens("e-9", false, false, &["p2"])));
+    assert!(revoked(&fetcher, "p1") && revoked(&fetcher, "p2"));
+    assert!(!revoked(&fetcher, "old"), "the snapshot replaced the set");
+}
+
+#[test]
+fn losing_the_lease_abandons_gathered_pages() {
+    let store = MemoryStore::default();
+    let a = MemoryHost::vm(&store, 1_000_000);
+    let mut first = RevocationLoop::new(config(), 1, a.now_ms());
+    tick_until_call(&mut first, &a);
+    first.on_response(&a, answer(&tokens("e-5~1", true, true, &["p1"])));
+    // Another VM takes the lease while the first stalls past its TTL.
+    let b = MemoryHost::vm(&store, a.now_ms() + 2_500);
+    let mut second = RevocationLoop::new(config(), 2, b.now_ms());
+    let call = tick_until_call(&mut second, &b);
+    assert_eq!(call.path(), "/v1/revocations?paged=1", "a fresh poll");
+    a.set_now_ms(b.now_ms() + 100);
+    first.on_tick(&a);
+    assert!(a.take_calls().is_empty(), "the first VM no longer polls");
+    second.on_response(&b, answer(&tokens("e-6", true, false, &["x"])));
+    first.on_tick(&a);
+    assert!(revoked(&first, "x") && !revoked(&first, "p1"));
+}
+
+#[test]
+fn faults_are_counted_and_back_off_with_the_set_kept() {
+    let store = MemoryStore::default();
+    let host = MemoryHost::vm(&store, 1_000_000);
+    let mut fetcher = RevocationLoop::new(config(), 1, host.now_ms());
+    tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &["a"])));
+    let faults: Vec<(Reply, &str)> = vec![
+        (Reply::TooLarge(2 << 20), "too_large"),
+        (
+            Reply::Answer(Answer {
+                status: None,
+                ..Answer::default()
+            }),
+            "timeout",
+        ),
+        (
+            Reply::Answer(Answer {
+                status: Some(200),
+                headers: Vec::new(),
+                body: tokens("e-2", true, false, &[]).into_bytes(),
+            }),
+            "missing_signature",
+        ),
+        (answer("{\"cursor\": 5}"), "invalid"),
+        (
+            answer(&tokens("e-0", true, false, &[])),
+            "cursor_regression",
+        ),
+    ];
+    let mut delay = 1_000;
+    for (reply, label) in faults {
+        host.advance_ms(delay + 100);
+        tick_until_call(&mut fetcher, &host);
+        fetcher.on_response(&host, reply);
+        assert_eq!(
+            host.counter(&format!("revocation.fetch_failed.{label}")),
+            1,
+            "{label}"
+        );
+        assert!(revoked(&fetcher, "a"), "{label}: the last good set stays");
+        // The delay doubles per consecutive failure, up to the cap.
+        host.advance_ms(delay / 2);
+        fetcher.on_tick(&host);
+        assert!(host.take_calls().is_empty(), "{label}: backing off");
+        delay = (delay * 2).min(8_000);
+    }
+    assert_eq!(host.counter("revocation.fetch_failed"), 5);
+}
+
+#[test]
+fn a_vm_that_cannot_call_out_leaves_polling_to_another() {
+    let store = MemoryStore::default();
+    let a = MemoryHost::vm(&store, 1_000_000);
+    *a.refuse_calls.borrow_mut() = Some("BadArgument".into());
+    let mut first = RevocationLoop::new(config(), 1, a.now_ms());
+    for _ in 0..3 {
+        first.on_tick(&a);
+        a.advance_ms(100);
+    }
+    assert_eq!(a.counter("revocation.fetch_failed.dispatch"), 1);
+    let b = MemoryHost::vm(&store, a.now_ms());
+    let mut second = RevocationLoop::new(config(), 2, b.now_ms());
+    tick_until_call(&mut second, &b);
+    // The first VM stays out of the election for 30 s.
+    *a.refuse_calls.borrow_mut() = None;
+    for _ in 0..20 {
+        a.advance_ms(1_000);
+        first.on_tick(&a);
+    }
+    assert!(a.take_calls().is_empty());
+}
+
+#[test]
+fn deny_on_stale_refuses_until_the_first_sync_and_after_staleness() {
+    let store = MemoryStore::default();
+    let host = MemoryHost::vm(&store, 1_000_000);
+    let mut fetcher = RevocationLoop::new(
+        FeedConfig {
+            on_stale: OnStale::Deny,
+            ..config()
+        },
+        1,
+        host.now_ms(),
+    );
+    fetcher.prime(&host);
+    assert_eq!(fetcher.view.refuse_stale.get(), Some(1), "never synced");
+    tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &[])));
+    fetcher.on_tick(&host);
+    assert_eq!(fetcher.view.refuse_stale.get(), None);
+    // The feed goes away for longer than max_staleness_seconds.
+    for _ in 0..35 {
+        host.advance_ms(1_000);
+        fetcher.on_tick(&host);
+        for call in host.take_calls() {
+            let _ = call;
+            fetcher.on_response(
+                &host,
+                Reply::Answer(Answer {
+                    status: None,
+                    ..Answer::default()
+                }),
+            );
+        }
+    }
+    assert_eq!(fetcher.view.refuse_stale.get(), Some(1));
+    assert_eq!(host.gauge("revocation.seconds_since_sync"), Some(35));
+}

@@ -1,0 +1,266 @@
+//! Everything one VM of the filter holds, and the request path through it.
+//!
+//! Envoy runs one VM per worker thread (and one on the main thread); each
+//! has its own [`Worker`]: the compiled policy, the verified-token caches,
+//! the remote key sets, the revocation replica, the loops that keep those
+//! fresh, and the requests waiting for a provider's first key set. The glue
+//! calls [`Worker::decide`] per request, [`Worker::on_tick`] on its timer and
+//! [`Worker::on_response`] for callout answers, and only moves bytes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::cache::TokenCaches;
+use crate::config::{KeySource, Policy};
+use crate::decision::{decide, Decision, Env, RemoteKeys, Request};
+use crate::host::{CallToken, Host, Reply};
+use crate::jwt::{KeySet, SignatureAccelerator};
+use crate::remote_keys::KeyFetchLoop;
+use crate::revocation::feed_loop::{RevocationLoop, RevocationView};
+
+/// Tick period when only remote keys need a timer.
+const KEYS_TICK_MS: u64 = 100;
+
+/// Current key sets of remote providers, by provider index.
+#[derive(Default)]
+pub struct KeyRing(Vec<Option<KeySet>>);
+
+impl KeyRing {
+    pub fn set(&mut self, index: usize, keys: KeySet) {
+        if self.0.len() <= index {
+            self.0.resize(index + 1, None);
+        }
+        if let Some(slot) = self.0.get_mut(index) {
+            *slot = Some(keys);
+        }
+    }
+}
+
+impl RemoteKeys for KeyRing {
+    fn keys(&self, provider: usize) -> Option<&KeySet> {
+        self.0.get(provider).and_then(Option::as_ref)
+    }
+}
+
+/// What the glue does with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Apply this decision (write headers and continue, or answer).
+    Apply(Decision),
+    /// Hold the request: its provider has no keys yet. The worker hands it
+    /// back from [`Worker::on_tick`] to be decided again.
+    Wait,
+}
+
+/// A request on hold: its context id and since when (unix ms).
+pub type Waiting = (u32, u64);
+
+pub struct Worker {
+    pub policy: Policy,
+    cache: TokenCaches,
+    keys: RefCell<KeyRing>,
+    key_loops: RefCell<Vec<KeyFetchLoop>>,
+    revocation: Option<RefCell<RevocationLoop>>,
+    view: Option<RevocationView>,
+    waiting: RefCell<Vec<Waiting>>,
+    accelerator: Option<Box<dyn SignatureAccelerator>>,
+    /// Full metric names of decision labels, made once.
+    decision_names: RefCell<HashMap<(bool, &'static str), String>>,
+}
+
+impl Worker {
+    /// A worker for `policy`; `owner` is this VM's lease owner id (unique per
+    /// VM), `accelerator` the host's native signature checks when they
+    /// passed their self-test.
+    pub fn new(
+        policy: Policy,
+        owner: u64,
+        now_ms: u64,
+        accelerator: Option<Box<dyn SignatureAccelerator>>,
+    ) -> Self {
+        let key_loops: Vec<KeyFetchLoop> = policy
+            .providers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match &p.keys {
+                KeySource::Remote(cfg) => Some(KeyFetchLoop::new(
+                    i,
+                    &p.name,
+                    p.issuer.clone(),
+                    cfg.clone(),
+                    &policy.namespace,
+                    owner,
+                )),
+                KeySource::Inline(_) => None,
+            })
+            .collect();
+        let revocation = policy
+            .revocation
+            .clone()
+            .map(|feed| RevocationLoop::new(feed, owner, now_ms));
+        let view = revocation.as_ref().map(|r| r.view.clone());
+        Worker {
+            cache: TokenCaches::new(policy.providers.iter().map(|p| p.token_cache_entries)),
+            keys: RefCell::default(),
+            key_loops: RefCell::new(key_loops),
+            revocation: revocation.map(RefCell::new),
+            view,
+            waiting: RefCell::default(),
+            accelerator,
+            decision_names: RefCell::default(),
+            policy,
+        }
+    }
+
+    /// Catches up with what other VMs already published, before the first
+    /// request: a new plugin instance must not decide with an empty set.
+    pub fn prime(&self, host: &dyn Host) {
+        if let Some(rev) = &self.revocation {
+            rev.borrow_mut().prime(host);
+        }
+    }
+
+    /// How often [`Worker::on_tick`] must run, if at all.
+    pub fn tick_period_ms(&self) -> Option<u64> {
+        let revocation = self
+            .revocation
+            .as_ref()
+            .map(|r| r.borrow().tick_period_ms());
+        if self.key_loops.borrow().is_empty() {
+            return revocation;
+        }
+        Some(revocation.map_or(KEYS_TICK_MS, |t| t.min(KEYS_TICK_MS)))
+    }
+
+    /// One tick: revocation and key loops, then the requests on hold,
+    /// handed back to be decided again (their keys arrived, or they waited
+    /// long enough to get their 401).
+    pub fn on_tick(&self, host: &dyn Host) -> Vec<Waiting> {
+        if let Some(rev) = &self.revocation {
+            rev.borrow_mut().on_tick(host);
+        }
+        for l in self.key_loops.borrow_mut().iter_mut() {
+            if let Some(keys) = l.sync(host) {
+                self.keys.borrow_mut().set(l.index, keys);
+                // Tokens verified with keys that may be gone are re-checked.
+                self.cache.clear(l.index);
+            }
+            l.maybe_fetch(host);
+        }
+        std::mem::take(&mut *self.waiting.borrow_mut())
+    }
+
+    /// The largest body the glue may copy in for the answer to `token`;
+    /// `None` when no loop of this worker started that call.
+    pub fn body_limit(&self, token: CallToken) -> Option<usize> {
+        if let Some(rev) = &self.revocation {
+            let rev = rev.borrow();
+            if rev.owns_call(token) {
+                return Some(rev.max_body_bytes());
+            }
+        }
+        self.key_loops
+            .borrow()
+            .iter()
+            .find(|l| l.owns_call(token))
+            .map(KeyFetchLoop::max_body_bytes)
+    }
+
+    /// Hands a callout's answer to the loop that started the call.
+    pub fn on_response(&self, host: &dyn Host, token: CallToken, reply: Reply) {
+        if let Some(rev) = &self.revocation {
+            let mut rev = rev.borrow_mut();
+            if rev.owns_call(token) {
+                return rev.on_response(host, reply);
+            }
+        }
+        let mut loops = self.key_loops.borrow_mut();
+        if let Some(l) = loops.iter_mut().find(|l| l.owns_call(token)) {
+            l.on_response(host, reply);
+        }
+    }
+
+    /// Decides one request of context `context_id`. `waiting_since` is set
+    /// when the request already waited for keys.
+    pub fn decide(
+        &self,
+        host: &dyn Host,
+        context_id: u32,
+        request: &Request<'_>,
+        waiting_since: Option<u64>,
+    ) -> Step {
+        let now_ms = host.now_ms();
+        let decision = self.decide_now(request, now_ms / 1000);
+        if let Decision::Deny(deny) = &decision {
+            if let Some(index) = deny.remote_provider {
+                if deny.label == "keys_unavailable" && self.may_wait(index, now_ms, waiting_since) {
+                    self.waiting
+                        .borrow_mut()
+                        .push((context_id, waiting_since.unwrap_or(now_ms)));
+                    return Step::Wait;
+                }
+                if deny.label == "unknown_kid" {
+                    if let Some(l) = self.key_loops.borrow().iter().find(|l| l.index == index) {
+                        l.signal_unknown_kid(host);
+                    }
+                }
+            }
+        }
+        self.count(host, &decision);
+        Step::Apply(decision)
+    }
+
+    /// A request that ended (its client went away) leaves the queue.
+    pub fn forget(&self, context_id: u32) {
+        self.waiting
+            .borrow_mut()
+            .retain(|(id, _)| *id != context_id);
+    }
+
+    fn decide_now(&self, request: &Request<'_>, now: u64) -> Decision {
+        let keys = self.keys.borrow();
+        let env = Env {
+            remote_keys: &*keys,
+            accelerator: self.accelerator.as_deref(),
+            cache: Some(&self.cache),
+            ..Env::basic(now)
+        };
+        match &self.view {
+            None => decide(&self.policy, request, &env),
+            Some(view) => {
+                let replica = view.replica.borrow();
+                let env = Env {
+                    revocation: &replica.set,
+                    stale_revocations: view.refuse_stale.get(),
+                    ..env
+                };
+                decide(&self.policy, request, &env)
+            }
+        }
+    }
+
+    fn may_wait(&self, index: usize, now_ms: u64, since: Option<u64>) -> bool {
+        let limit = self
+            .key_loops
+            .borrow()
+            .iter()
+            .find(|l| l.index == index)
+            .map_or(0, KeyFetchLoop::wait_limit_ms);
+        since.is_none_or(|s| now_ms < s + limit)
+    }
+
+    /// Counts one decision: `<label>` for an allow, `denied.<label>` for a
+    /// refusal.
+    fn count(&self, host: &dyn Host, decision: &Decision) {
+        let key = (matches!(decision, Decision::Deny(_)), decision.label());
+        let mut names = self.decision_names.borrow_mut();
+        let name = names.entry(key).or_insert_with(|| match key {
+            (true, label) => format!("denied.{label}"),
+            (false, label) => label.to_string(),
+        });
+        host.counter_add(name, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! One request through the filter: the header map read from Envoy, the
+//! core's decision, and the answer written back.
+
+use jwt_auth_core::decision::{Decision, Header, Request};
+use jwt_auth_core::worker::{Step, Worker};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{Action, MapType, Status};
+
+use crate::header_map;
+use crate::proxy_host::ProxyHost;
+
+/// Decides the request of the current (effective) HTTP context and applies
+/// the answer. `waiting_since` is set when the request already waited for
+/// keys. Returns `Action::Pause` when the request was answered or put on
+/// hold.
+pub fn handle(
+    worker: &Worker,
+    host: &ProxyHost,
+    context_id: u32,
+    waiting_since: Option<u64>,
+) -> Action {
+    // Raw bytes: header values may hold any byte, and the text variant
+    // of the SDK would abort the VM on non-UTF-8.
+    let map = header_map_bytes(MapType::HttpRequestHeaders);
+    let headers = header_map::parse(&map).unwrap_or_default();
+    let request = Request {
+        method: pseudo(&headers, ":method"),
+        path: pseudo(&headers, ":path"),
+        headers: &headers,
+    };
+    match worker.decide(host, context_id, &request, waiting_since) {
+        Step::Wait => Action::Pause,
+        Step::Apply(decision) => apply(&decision),
+    }
+}
+
+/// Applies a decision to the current HTTP context.
+fn apply(decision: &Decision) -> Action {
+    match decision {
+        Decision::Allow(allow) => {
+            for name in &allow.remove_headers {
+                let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
+            }
+            for (name, value) in &allow.set_headers {
+                let _ = hostcalls::set_map_value_bytes(
+                    MapType::HttpRequestHeaders,
+                    name,
+                    Some(value.as_bytes()),
+                );
+            }
+            Action::Continue
+        }
+        Decision::Deny(deny) => {
+            let headers = deny.headers();
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let body = deny.body();
+            let _ = hostcalls::send_http_response(
+                u32::from(deny.status),
+                headers,
+                Some(body.as_bytes()),
+            );
+            Action::Pause
+        }
+    }
+}
+
+fn pseudo<'h>(headers: &[Header<'h>], name: &str) -> &'h str {
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .unwrap_or("")
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The proxy-wasm ABI call behind the SDK's `get_map_bytes`, which would
+    // copy every header into its own allocations.
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// The serialized header map as the host wrote it (empty on any failure).
+fn header_map_bytes(map_type: MapType) -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host allocates the buffer through the module's
+    // `proxy_on_memory_allocate` (the SDK's, a `Vec<u8>` of that capacity)
+    // and hands over ownership, as the SDK's own `get_map_bytes` assumes.
+    unsafe {
+        match proxy_get_header_map_pairs(map_type, &mut data, &mut size) {
+            Status::Ok if !data.is_null() && size > 0 => Vec::from_raw_parts(data, size, size),
+            _ => Vec::new(),
+        }
+    }
+}
