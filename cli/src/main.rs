@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jwt_auth_core::config::Policy;
 use jwt_auth_core::decision::{decide, header_refs, Decision, Env, RemoteKeys, Request};
 use jwt_auth_core::jwt::KeySet;
+use jwt_auth_core::path::canonical;
 use jwt_auth_core::remote_keys::parse_jwks;
+use jwt_auth_core::rules;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -32,7 +34,9 @@ Runs the same decision code as the jwt-auth-wasm filter.
                     keys of provider NAME when its config uses remote_jwks
                     (the JWKS document as the identity provider serves it)
 
-Prints one JSON object: decision, status, reason, set_headers, removed_headers.
+Prints one JSON object: decision, status, reason, set_headers, removed_headers,
+canonical_path (the path the rules saw) and rule (the index of the rule it
+matched, or \"default\").
 Exit status: 0 allow, 1 deny, 2 bad configuration or bad arguments.";
 
 struct Args {
@@ -160,7 +164,21 @@ fn main() -> ExitCode {
         ..Env::basic(now)
     };
     let decision = decide(&policy, &request, &env);
-    println!("{}", report(&decision));
+    let mut out = report(&decision);
+    // What the rules saw: the canonical path, and the rule it matched.
+    match canonical(&args.path, policy.escaped_slashes) {
+        Ok(path) => {
+            let rule = rules::find(&policy.rules, &args.method, &path)
+                .and_then(|r| policy.rules.iter().position(|q| std::ptr::eq(q, r)));
+            out["canonical_path"] = json!(path);
+            out["rule"] = rule.map_or(json!("default"), |i| json!(i));
+        }
+        Err(e) => {
+            out["canonical_path"] = Value::Null;
+            out["path_problem"] = json!(e.detail());
+        }
+    }
+    println!("{out}");
     match decision {
         Decision::Allow(_) => ExitCode::SUCCESS,
         Decision::Deny(_) => ExitCode::from(1),

@@ -102,6 +102,24 @@ fn validate_allow_deny_and_exit_codes() {
     assert_eq!((code, out["status"].clone()), (1, json!(403)));
     let (code, out, _) = check(&["--config", cfg, "--path", "/healthz"]);
     assert_eq!((code, out["reason"].clone()), (0, json!("bypassed")));
+    assert_eq!(
+        (out["canonical_path"].clone(), out["rule"].clone()),
+        (json!("/healthz"), json!(0))
+    );
+
+    // The path the rules saw, for the spellings that reach other rules.
+    let (code, out, _) = check(&["--config", cfg, "--path", "/healthz/..;/ADMIN?x=1"]);
+    assert_eq!(code, 1);
+    assert_eq!(out["canonical_path"], "/ADMIN");
+    assert_eq!(out["rule"], 1);
+    assert_eq!(out["reason"], "token required");
+    let (code, out, _) = check(&["--config", cfg, "--path", "/healthz/..%2Fadmin"]);
+    assert_eq!((code, out["status"].clone()), (1, json!(400)));
+    assert_eq!(out["reason"], "ambiguous path");
+    assert_eq!(out["canonical_path"], Value::Null);
+    assert_eq!(out["path_problem"], "escaped slash");
+    let (_, out, _) = check(&["--config", cfg, "--path", "/x"]);
+    assert_eq!(out["rule"], "default");
     let (code, out, _) = check(&["--config", cfg, "--method", "post", "--path", "/x"]);
     assert_eq!((code, out["reason"].clone()), (1, json!("token required")));
 

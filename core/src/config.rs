@@ -14,12 +14,15 @@ use serde_json::{Map, Value};
 use crate::extract::TokenSource;
 use crate::identity::ClaimHeader;
 use crate::jwt::{ClaimPolicy, KeySet};
+use crate::path::EscapedSlashes;
 use crate::remote_keys::RemoteJwksConfig;
 use crate::revocation::feed::{FeedConfig, OnStale};
 use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Requirement, Rule};
 
-/// Default upper bound for a token, checked before any parsing.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+/// Default upper bound for a token, checked before any parsing. Identity
+/// providers that put group lists in the token issue tokens of 10 KB and
+/// more; Envoy's own limit for all request headers is 60 KiB by default.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// Verified tokens a worker keeps per provider unless configured.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 1000;
 /// Default tolerance for `exp`, `nbf` and `iat` against the proxy's clock.
@@ -67,6 +70,8 @@ struct RawConfig {
     namespace: Option<String>,
     #[serde(default = "default_true")]
     native_verification: bool,
+    #[serde(default)]
+    escaped_slashes: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +208,8 @@ struct RawMatch {
     path: Option<String>,
     #[serde(default)]
     methods: Option<Vec<String>>,
+    #[serde(default)]
+    case_sensitive: bool,
 }
 
 #[derive(Deserialize)]
@@ -332,6 +339,8 @@ pub struct Policy {
     /// Whether RS*/ES* signatures may go to the proxy's native crypto (when
     /// its self-test passes); false keeps every check in wasm.
     pub native_verification: bool,
+    /// What an escaped `/` or `\` in a request path means.
+    pub escaped_slashes: EscapedSlashes,
 }
 
 impl Policy {
@@ -365,6 +374,16 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
     let namespace = match raw.namespace {
         Some(ns) => checked_namespace(ns, "namespace")?,
         None => "jwt_auth".to_string(),
+    };
+    let escaped_slashes = match raw.escaped_slashes.as_deref() {
+        None | Some("reject") => EscapedSlashes::Reject,
+        Some("match_decoded") => EscapedSlashes::MatchDecoded,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "escaped_slashes",
+                format!("unknown value \"{other}\"; expected \"reject\" or \"match_decoded\""),
+            ))
+        }
     };
     let realm = raw.realm.unwrap_or_else(|| "api".to_string());
     if !is_quotable(&realm) {
@@ -437,6 +456,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         revocation,
         namespace,
         native_verification: raw.native_verification,
+        escaped_slashes,
     })
 }
 
@@ -792,6 +812,17 @@ fn compile_rule(r: RawRule, providers: &[&str], field: &str) -> Result<Rule, Con
             "paths must start with '/'",
         ));
     }
+    // Requests are matched on their canonical path, so a rule's own path
+    // must be one: a rule on `/a/../b` or `/a;x` could never match.
+    let canonical = crate::path::canonical(path_str, EscapedSlashes::Reject);
+    if canonical.as_deref() != Ok(path_str.as_str()) || path_str.contains('?') {
+        return Err(ConfigError::new(
+            format!("{field}.match"),
+            format!(
+                "\"{path_str}\" is not a canonical path (no percent-escapes, '\\', ';', '?', '//', '.' or '..' segments)"
+            ),
+        ));
+    }
     let methods = match m.methods {
         None => Vec::new(),
         Some(methods) => {
@@ -807,6 +838,7 @@ fn compile_rule(r: RawRule, providers: &[&str], field: &str) -> Result<Rule, Con
     let requires = compile_requirement(r.requires, providers, &format!("{field}.requires"))?;
     Ok(Rule {
         path,
+        case_sensitive: m.case_sensitive,
         methods,
         requires,
     })

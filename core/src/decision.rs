@@ -255,7 +255,17 @@ fn authenticate(
     env: &Env<'_>,
     stripped: Vec<String>,
 ) -> Result<Allow, Deny> {
-    let requirement = rules::find(&policy.rules, request.method, request.path)
+    // Rules decide on the path the backend will serve; a path whose meaning
+    // depends on who reads it is refused before any rule.
+    let path = crate::path::canonical(request.path, policy.escaped_slashes).map_err(|_| {
+        Deny::new(
+            400,
+            Some("invalid_request"),
+            "ambiguous path",
+            "ambiguous_path",
+        )
+    })?;
+    let requirement = rules::find(&policy.rules, request.method, &path)
         .map_or(&policy.default_requirement, |r| &r.requires);
     let Requirement::Token {
         providers,

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jwt;
 pub mod lease;
 pub mod native;
+pub mod path;
 pub mod remote_keys;
 pub mod revocation;
 pub mod rules;

@@ -14,7 +14,12 @@ pub enum PathMatch {
 /// One rule of the ordered list; the first match wins.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// A canonical path (see [`crate::path`]).
     pub path: PathMatch,
+    /// Whether letter case must match too. By default it need not: routers
+    /// and file systems that ignore case serve `/ADMIN` as `/admin`, and a
+    /// rule must cover every spelling its backend serves.
+    pub case_sensitive: bool,
     /// Uppercase methods; empty means any method.
     pub methods: Vec<String>,
     pub requires: Requirement,
@@ -80,23 +85,48 @@ impl ClaimPath {
 }
 
 impl Rule {
+    /// Whether the rule covers a request; `path` is the request's canonical
+    /// path ([`crate::path::canonical`]).
     pub fn matches(&self, method: &str, path: &str) -> bool {
-        // The query string and fragment never take part in matching.
-        let path = path.split(['?', '#']).next().unwrap_or("");
         let path_ok = match &self.path {
             // Whole segments only: `/healthz` covers `/healthz` and
             // `/healthz/live` but not `/healthzadmin`, so a bypass rule
-            // never reaches further than its author meant. `;` and `.` also
-            // end a segment, because frameworks serve `/admin;x=y` (matrix
-            // parameters) and `/admin.json` (suffix patterns) as `/admin`:
-            // a rule on `/admin` must cover them. A prefix ending in `/` is
-            // a plain string prefix.
-            PathMatch::Prefix(p) => path.strip_prefix(p.as_str()).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with(['/', ';', '.']) || p.ends_with('/')
+            // never reaches further than its author meant. `.` also ends a
+            // segment, because frameworks serve `/admin.json` (suffix
+            // patterns) as `/admin`: a rule on `/admin` must cover it. A
+            // prefix ending in `/` is a plain string prefix.
+            PathMatch::Prefix(p) => self.strip(path, p).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(['/', '.']) || p.ends_with('/')
             }),
-            PathMatch::Exact(p) => path == p,
+            // With or without one trailing slash: backends serve `/ops/` as
+            // `/ops`.
+            PathMatch::Exact(p) => self
+                .strip(without_trailing_slash(path), without_trailing_slash(p))
+                .is_some_and(str::is_empty),
         };
         path_ok && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+    }
+
+    /// `path` after `prefix`, compared with or without letter case.
+    fn strip<'p>(&self, path: &'p str, prefix: &str) -> Option<&'p str> {
+        let head = path.get(..prefix.len())?;
+        let same = if self.case_sensitive {
+            head == prefix
+        } else {
+            head.eq_ignore_ascii_case(prefix)
+        };
+        if same {
+            path.get(prefix.len()..)
+        } else {
+            None
+        }
+    }
+}
+
+fn without_trailing_slash(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => path,
     }
 }
 
@@ -139,33 +169,82 @@ mod tests {
     fn rule(path: PathMatch, methods: &[&str]) -> Rule {
         Rule {
             path,
+            case_sensitive: false,
             methods: methods.iter().map(|m| m.to_string()).collect(),
             requires: Requirement::None,
         }
     }
 
+    /// Whether `rule` covers a request for the raw target `path`.
+    fn covers(rule: &Rule, method: &str, path: &str) -> bool {
+        let path = crate::path::canonical(path, crate::path::EscapedSlashes::Reject).unwrap();
+        rule.matches(method, &path)
+    }
+
     #[test]
     fn prefix_exact_and_methods() {
         let p = rule(PathMatch::Prefix("/healthz".into()), &[]);
-        assert!(p.matches("GET", "/healthz"));
-        assert!(p.matches("POST", "/healthz/live?x=1"));
-        assert!(!p.matches("GET", "/health"));
-        assert!(!p.matches("GET", "/healthzadmin"), "whole segments only");
-        assert!(!p.matches("GET", "/healthz-internal/x"));
-        assert!(p.matches("GET", "/healthz?x"));
-        assert!(p.matches("GET", "/healthz;v=1"), "matrix parameters");
-        assert!(p.matches("GET", "/healthz.json"), "suffix patterns");
+        assert!(covers(&p, "GET", "/healthz"));
+        assert!(covers(&p, "POST", "/healthz/live?x=1"));
+        assert!(!covers(&p, "GET", "/health"));
+        assert!(!covers(&p, "GET", "/healthzadmin"), "whole segments only");
+        assert!(!covers(&p, "GET", "/healthz-internal/x"));
+        assert!(covers(&p, "GET", "/healthz?x"));
+        assert!(covers(&p, "GET", "/healthz;v=1"), "matrix parameters");
+        assert!(covers(&p, "GET", "/healthz.json"), "suffix patterns");
+        assert!(!covers(&p, "GET", "/healthz/../admin"), "dot segments");
         let slash = rule(PathMatch::Prefix("/api/".into()), &[]);
-        assert!(slash.matches("GET", "/api/v1"));
-        assert!(!slash.matches("GET", "/api"));
+        assert!(covers(&slash, "GET", "/api/v1"));
+        assert!(!covers(&slash, "GET", "/api"));
         let root = rule(PathMatch::Prefix("/".into()), &[]);
-        assert!(root.matches("GET", "/anything"));
+        assert!(covers(&root, "GET", "/anything"));
         let e = rule(PathMatch::Exact("/login".into()), &["POST"]);
-        assert!(e.matches("POST", "/login?next=/"));
-        assert!(e.matches("POST", "/login#top"));
-        assert!(!e.matches("GET", "/login"));
-        assert!(!e.matches("POST", "/login/x"));
-        assert!(!e.matches("POST", "/LOGIN"), "paths are case-sensitive");
+        assert!(covers(&e, "POST", "/login?next=/"));
+        assert!(covers(&e, "POST", "/login#top"));
+        assert!(!covers(&e, "GET", "/login"));
+        assert!(!covers(&e, "POST", "/login/x"));
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_is_covered() {
+        let ops = rule(PathMatch::Exact("/ops".into()), &["POST"]);
+        for path in [
+            "/ops",
+            "/ops/",
+            "/ops;x=1",
+            "/OPS",
+            "/Ops/",
+            "//ops",
+            "/x/../ops",
+        ] {
+            assert!(covers(&ops, "POST", path), "{path}");
+        }
+        assert!(!covers(&ops, "POST", "/ops/x"));
+        assert!(!covers(&ops, "POST", "/opsx"));
+        let admin = rule(PathMatch::Prefix("/admin".into()), &[]);
+        for path in [
+            "/ADMIN",
+            "/Admin/users",
+            "/admin;jsessionid=1/x",
+            "/%61dmin",
+        ] {
+            assert!(covers(&admin, "GET", path), "{path}");
+        }
+        let root = rule(PathMatch::Exact("/".into()), &[]);
+        assert!(covers(&root, "GET", "/") && covers(&root, "GET", "//"));
+        assert!(!covers(&root, "GET", "/a"));
+    }
+
+    #[test]
+    fn case_sensitive_rules_match_case_exactly() {
+        let mut r = rule(PathMatch::Prefix("/Admin".into()), &[]);
+        r.case_sensitive = true;
+        assert!(covers(&r, "GET", "/Admin/x"));
+        assert!(!covers(&r, "GET", "/admin/x"));
+        let mut e = rule(PathMatch::Exact("/Ops".into()), &[]);
+        e.case_sensitive = true;
+        assert!(covers(&e, "GET", "/Ops/"));
+        assert!(!covers(&e, "GET", "/OPS"));
     }
 
     #[test]

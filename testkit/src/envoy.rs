@@ -69,7 +69,8 @@ struct DirectResponse {
 /// Configures and starts an [`Envoy`]. Defaults: the built filter, plugin
 /// configuration `{}`, `--concurrency 2`, vm_id `jwt_auth`, root_id
 /// `jwt_auth`, an [`EchoUpstream`] started and owned by the Envoy, log level
-/// info, `path_with_escaped_slashes_action: REJECT_REQUEST`,
+/// info, `normalize_path` and `merge_slashes` on,
+/// `path_with_escaped_slashes_action: REJECT_REQUEST`,
 /// `headers_with_underscores_action: DROP_HEADER`.
 #[derive(Debug, Clone)]
 pub struct EnvoyBuilder {
@@ -84,6 +85,8 @@ pub struct EnvoyBuilder {
     log_level: String,
     component_log_level: Option<String>,
     escaped_slashes_action: String,
+    normalize_path: bool,
+    merge_slashes: bool,
     underscores_action: String,
     route_timeout: String,
 }
@@ -102,6 +105,8 @@ impl Default for EnvoyBuilder {
             log_level: "info".into(),
             component_log_level: None,
             escaped_slashes_action: "REJECT_REQUEST".into(),
+            normalize_path: true,
+            merge_slashes: true,
             underscores_action: "DROP_HEADER".into(),
             route_timeout: "15s".into(),
         }
@@ -184,6 +189,13 @@ impl EnvoyBuilder {
     /// `--component-log-level`, e.g. `wasm:debug`.
     pub fn component_log_level(mut self, levels: &str) -> Self {
         self.component_log_level = Some(levels.into());
+        self
+    }
+
+    /// The HCM's `normalize_path` and `merge_slashes` (default both true).
+    pub fn path_normalization(mut self, normalize_path: bool, merge_slashes: bool) -> Self {
+        self.normalize_path = normalize_path;
+        self.merge_slashes = merge_slashes;
         self
     }
 
@@ -366,8 +378,8 @@ fn bootstrap(
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "ingress_http",
                         "codec_type": "AUTO",
-                        "normalize_path": true,
-                        "merge_slashes": true,
+                        "normalize_path": b.normalize_path,
+                        "merge_slashes": b.merge_slashes,
                         "path_with_escaped_slashes_action": b.escaped_slashes_action,
                         // `x_user_id` is `x-user-id` to CGI/WSGI-style upstreams.
                         "common_http_protocol_options": {

@@ -150,6 +150,14 @@ pub fn raw_request(port: u16, bytes: &[u8]) -> Response {
     conn.send_raw(bytes, false)
 }
 
+/// Sends raw bytes on a fresh connection and reads one response; an error
+/// when the server closed or reset the connection without one.
+pub fn try_raw_request(port: u16, bytes: &[u8]) -> io::Result<Response> {
+    let mut reader = BufReader::new(connect(port));
+    reader.get_mut().write_all(bytes)?;
+    read_response(&mut reader, false)
+}
+
 /// Sends raw bytes on a fresh connection and returns every byte the server
 /// sent until it closed the connection, or until nothing more arrived for
 /// 3 s (send `Connection: close` to make that quick).

@@ -26,7 +26,10 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 pub use envoy::{default_wasm_path, envoy_bin, Envoy, EnvoyBuilder};
-pub use http::{raw_exchange, raw_request, request, request_with_body, Connection, Echo, Response};
+pub use http::{
+    raw_exchange, raw_request, request, request_with_body, try_raw_request, Connection, Echo,
+    Response,
+};
 pub use jwt::{
     b64url, b64url_decode, decode_parts, demo_claims, demo_jwks, demo_token, jwks, jwks_json, mint,
     mint_unsigned, now, random_id, sign_parts, tamper_claims, tamper_signature, DemoClaims, Key,

@@ -39,7 +39,9 @@ fn contract_example_loads_with_defaults() {
     let p = load(&base()).unwrap();
     assert_eq!(p.realm, "api");
     let main = &p.providers[0];
-    assert_eq!(main.max_token_bytes, 8192);
+    assert_eq!(main.max_token_bytes, 64 * 1024);
+    assert_eq!(p.escaped_slashes, EscapedSlashes::Reject);
+    assert!(!p.rules[0].case_sensitive);
     assert_eq!(main.claims.clock_skew_seconds, 60);
     assert!(main.claims.require_expiration);
     assert!(!main.forward);
@@ -78,7 +80,7 @@ fn full_provider_contract() {
 
 #[test]
 fn errors_name_the_field() {
-    let cases: Vec<(Value, &str)> = vec![
+    let mut cases: Vec<(Value, &str)> = vec![
         (
             {
                 let mut v = base();
@@ -249,7 +251,22 @@ fn errors_name_the_field() {
             },
             "rules[1].requires.claims.role",
         ),
+        (
+            {
+                let mut v = base();
+                v["escaped_slashes"] = json!("decode");
+                v
+            },
+            "escaped_slashes",
+        ),
     ];
+    for path in [
+        "/a/../b", "/a;x", "/a%2F", "/a//b", "/a/./b", "/a?x", "/a\\b",
+    ] {
+        let mut v = base();
+        v["rules"][0]["match"] = json!({ "prefix": path });
+        cases.push((v, "rules[0].match"));
+    }
     let mut wrong = Vec::new();
     for (v, field) in cases {
         let e = error_of(v.clone());
@@ -444,4 +461,15 @@ fn native_verification_defaults_on_and_is_a_bool() {
     assert!(!load(&v).unwrap().native_verification);
     v["native_verification"] = json!("no");
     assert_eq!(error_of(v).field, "native_verification");
+}
+
+#[test]
+fn path_switches_load() {
+    let mut v = base();
+    v["escaped_slashes"] = json!("match_decoded");
+    v["rules"][0]["match"] = json!({"path": "/Ops", "case_sensitive": true});
+    let p = load(&v).unwrap();
+    assert_eq!(p.escaped_slashes, EscapedSlashes::MatchDecoded);
+    assert!(p.rules[0].case_sensitive);
+    assert_eq!(p.rules[0].path, PathMatch::Exact("/Ops".into()));
 }

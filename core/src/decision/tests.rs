@@ -321,6 +321,97 @@ fn oversized_token_is_refused_before_parsing() {
 }
 
 #[test]
+fn default_token_limit_takes_large_tokens() {
+    let p = policy(config());
+    // Identity providers that put group lists in the token: 12 KB.
+    let groups: Vec<String> = (0..640).map(|i| format!("group-{i:05}")).collect();
+    let mut big = claims("alice");
+    big["groups"] = json!(groups);
+    let token = mint(SECRET, json!({"alg": "HS256", "kid": "k1"}), big);
+    assert!(token.len() > 12_000, "{}", token.len());
+    let a = allowed(run(&p, "GET", "/x", &[("authorization", &bearer(&token))]));
+    assert_eq!(a.kind, AllowKind::Authenticated);
+    // One byte over the limit is refused before any parsing.
+    let over = "a".repeat(64 * 1024 + 1);
+    let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&over))]));
+    assert_eq!((d.status, d.label), (401, "too_large"));
+}
+
+#[test]
+fn ambiguous_paths_are_refused_before_any_rule() {
+    let p = policy(config());
+    for path in [
+        "/healthz/..%2Fadmin",
+        "/healthz/..%5cadmin",
+        "/healthz/%252e%252e/admin",
+        "/public/..%2F..%2Fadmin",
+        "/healthz%00",
+        "/healthz/../..",
+        "healthz",
+    ] {
+        let d = denied(run(&p, "GET", path, &[]));
+        assert_eq!(
+            (d.status, d.error, d.label, d.description.as_str()),
+            (
+                400,
+                Some("invalid_request"),
+                "ambiguous_path",
+                "ambiguous path"
+            ),
+            "{path}"
+        );
+        assert!(d.www_authenticate().contains("error=\"invalid_request\""));
+    }
+}
+
+#[test]
+fn rules_decide_on_the_path_the_backend_serves() {
+    let p = policy(config());
+    // Dot segments, `..;`, encoded dots and backslashes that climb out of a
+    // bypassed or optional prefix land on the protected path.
+    for path in [
+        "/healthz/../admin",
+        "/healthz/..;/admin",
+        "/healthz/%2e%2e/admin",
+        "/healthz\\..\\admin",
+        "/public/../x",
+        "/public;x/../x",
+    ] {
+        let d = denied(run(&p, "GET", path, &[]));
+        assert_eq!((d.status, d.label), (401, "missing"), "{path}");
+    }
+    // Spellings of a permission-protected path a backend serves as that
+    // path meet its rule, not the weaker default.
+    let user = bearer(&token("alice"));
+    for path in ["/ADMIN", "/Admin/x", "/admin;v=1", "//admin", "/%61dmin"] {
+        let d = denied(run(&p, "GET", path, &[("authorization", &user)]));
+        assert_eq!(d.label, "insufficient_permissions", "{path}");
+    }
+    for path in ["/ops", "/ops/", "/ops;x=1", "/OPS", "/x/../ops"] {
+        let d = denied(run(&p, "POST", path, &[("authorization", &user)]));
+        assert_eq!(d.label, "insufficient_claims", "{path}");
+    }
+    // The bypass still covers its own canonical spellings.
+    for path in ["/healthz", "/HEALTHZ/live", "/healthz;x", "/x/../healthz"] {
+        let a = allowed(run(&p, "GET", path, &[]));
+        assert_eq!(a.kind, AllowKind::Bypassed, "{path}");
+    }
+}
+
+#[test]
+fn escaped_slashes_can_be_matched_decoded() {
+    let mut v = config();
+    v["escaped_slashes"] = json!("match_decoded");
+    let p = policy(v);
+    let d = denied(run(&p, "GET", "/healthz/..%2Fadmin", &[]));
+    assert_eq!((d.status, d.label), (401, "missing"));
+    let a = allowed(run(&p, "GET", "/healthz%2Flive", &[]));
+    assert_eq!(a.kind, AllowKind::Bypassed);
+    let d = denied(run(&p, "GET", "/healthz/%252e%252e/admin", &[]));
+    assert_eq!(d.label, "ambiguous_path", "double encoding stays refused");
+}
+
+#[test]
 fn multiple_tokens_are_a_bad_request() {
     let p = policy(config());
     let d = denied(run(
