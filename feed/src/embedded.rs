@@ -14,7 +14,9 @@
 //! and fsyncs the directory. Polls never wait for it and appends wait only for
 //! that final copy.
 
-use crate::store::{page_cursor, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError};
+use crate::backend::{
+    live, page_cursor, random_u64, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError,
+};
 use crate::wal::{self, Header};
 use revocation_protocol::{encode_feed, encode_feed_page, Revocation};
 use std::fs::{self, File, OpenOptions};
@@ -424,11 +426,6 @@ impl EmbeddedStore {
     }
 }
 
-/// Whether an entry is still to be served: `exp + grace >= now`.
-pub(crate) fn live(r: &Revocation, now: u64, grace: u64) -> bool {
-    r.exp().saturating_add(grace) >= now
-}
-
 /// Appends waiting for the next group commit, with their reply channels.
 type Batch = Vec<(Vec<Revocation>, oneshot::Sender<Result<u64, String>>)>;
 
@@ -816,22 +813,4 @@ fn rename_durably(dir: &Path, from: &str, to: &str) -> Result<(), StoreError> {
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError(format!("{what} {}: {e}", path.display()))
-}
-
-/// A random store identity; /dev/urandom is always there on the Linux hosts
-/// this runs on, the clock and pid are a fallback that still differs between
-/// two directories created at different times.
-pub(crate) fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok()
-    {
-        return u64::from_le_bytes(b);
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    nanos ^ (u64::from(std::process::id()) << 32)
 }

@@ -3,6 +3,7 @@
 //! embedded append-only log or in Redis. See `README.md` beside this crate.
 
 pub mod api;
+pub mod backend;
 pub mod client;
 pub mod embedded;
 pub mod logger;
@@ -12,4 +13,5 @@ pub mod store;
 pub mod wal;
 
 pub use api::{ApiConfig, AppState, Server};
-pub use store::{FeedLimits, Poll, Store, StoreError};
+pub use backend::{FeedLimits, Poll, StoreError};
+pub use store::Store;

@@ -37,7 +37,9 @@
 //! Every read and write is one Lua script, so each is atomic and costs one
 //! round trip.
 
-use crate::store::{page_cursor, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError};
+use crate::backend::{
+    live, page_cursor, random_u64, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use revocation_protocol::{encode_feed_page, Revocation, RevokedSubject, RevokedToken};
@@ -223,7 +225,7 @@ impl RedisStore {
         for item in items {
             let (id, rev) = parse_stream_entry(item).ok_or_else(bad)?;
             last_id = Some(id);
-            if crate::embedded::live(&rev, now, grace) {
+            if live(&rev, now, grace) {
                 entries.push(rev);
             }
         }
@@ -353,7 +355,7 @@ impl RedisStore {
                 last_exp = Some(exp);
                 ties = 1;
             }
-            if sid <= limit && crate::embedded::live(&rev, now, grace) {
+            if sid <= limit && live(&rev, now, grace) {
                 entries.push(rev);
             }
         }
@@ -556,7 +558,7 @@ impl RedisStore {
 
 /// A candidate epoch, used by a script only when the data set has none.
 fn new_epoch() -> String {
-    format!("{:016x}", crate::embedded::random_u64())
+    format!("{:016x}", random_u64())
 }
 
 fn text(v: &Value) -> Option<String> {
