@@ -1,6 +1,7 @@
 //! HTTP API: the feed (`GET /v1/revocations`), the admin write
 //! (`POST /v1/revocations`), `/healthz` and `/metrics`.
 
+use crate::backend::Poll;
 use crate::metrics::{Endpoint, Metrics, Outcome};
 use crate::store::Store;
 use axum::body::Body;
@@ -12,8 +13,9 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use revocation_protocol::{
-    sign, AdminRequest, AdminResponse, ErrorBody, FieldError, PAGED_PARAM, REVOCATIONS_PATH,
-    SIGNATURE_HEADER, SINCE_PARAM,
+    bound_signature, check_nonce, sign, AdminRequest, AdminResponse, ErrorBody, FieldError,
+    BINDING_HEADER, NONCE_PARAM, PAGED_PARAM, REVOCATIONS_PATH, SIGNATURE_HEADER, SINCE_PARAM,
+    WAIT_MS_PARAM,
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -93,6 +95,51 @@ impl AppState {
             }
         }
         Some(sig)
+    }
+
+    /// The 200 answer to a poll: the body, its signature and its binding to
+    /// the poll (both only with a secret).
+    fn poll_response(&self, query: &PollQuery, poll: Poll) -> Response {
+        let mut signed = Vec::new();
+        if let Some(key) = &self.cfg.hmac_secret {
+            let binding = bound_signature(
+                key,
+                query.since.as_deref().unwrap_or(""),
+                query.nonce.as_deref().unwrap_or(""),
+                &poll.epoch,
+                unix_now(),
+                &poll.digest,
+            )
+            .and_then(|v| HeaderValue::from_str(&v).ok());
+            let Some(binding) = binding else {
+                // Only a data set altered by hand can have such an epoch;
+                // an unbound answer would be refused by every filter that
+                // checks bindings, so the failure is reported as such.
+                log::error!(
+                    "the data set's epoch {:?} cannot be carried in {BINDING_HEADER}",
+                    poll.epoch
+                );
+                self.metrics.count(Endpoint::Feed, Outcome::Error);
+                return store_unavailable();
+            };
+            signed.push((BINDING_HEADER, binding));
+            if let Some(sig) = self.signature(key, &poll.body) {
+                signed.push((SIGNATURE_HEADER, sig));
+            }
+        }
+        self.metrics.count(
+            Endpoint::Feed,
+            if poll.reset {
+                Outcome::Reset
+            } else {
+                Outcome::Delta
+            },
+        );
+        let mut resp = json_response(StatusCode::OK, poll.body);
+        for (name, value) in signed {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
     }
 }
 
@@ -228,28 +275,62 @@ fn bearer_ok(headers: &HeaderMap, expected: &str) -> bool {
     bool::from(given[..].ct_eq(&want[..]))
 }
 
-/// The `since` query parameter, percent-decoded; an empty value counts as
-/// absent.
-pub fn since_param(query: Option<&str>) -> Option<String> {
-    let q = query?;
-    for pair in q.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == SINCE_PARAM {
-            let v = percent_decode(v);
-            return (!v.is_empty()).then_some(v);
-        }
-    }
-    None
+/// The parameters of a poll (`GET /v1/revocations?...`). Unknown parameters
+/// are ignored, so that newer filters can send more; a known one given twice
+/// is refused, since the two could be read differently along the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollQuery {
+    /// `since`, percent-decoded; an empty value counts as absent.
+    pub since: Option<String>,
+    /// `paged=1` (or `true`): the client accepts paged answers.
+    pub paged: bool,
+    /// `nonce`: what the answer's binding covers besides `since`.
+    pub nonce: Option<String>,
+    /// `wait_ms`: how long the client can wait for news (uncapped here).
+    pub wait_ms: Option<u64>,
 }
 
-/// Whether the client accepts paged answers: `paged=1` (or `true`).
-pub fn paged_param(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            k == PAGED_PARAM && matches!(v, "1" | "true")
-        })
-    })
+impl PollQuery {
+    /// Reads a poll's query string; the error names the parameter at fault.
+    pub fn parse(query: Option<&str>) -> Result<PollQuery, FieldError> {
+        const KNOWN: [&str; 4] = [SINCE_PARAM, PAGED_PARAM, NONCE_PARAM, WAIT_MS_PARAM];
+        let mut seen = [false; KNOWN.len()];
+        let mut q = PollQuery::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(i) = KNOWN.iter().position(|k| *k == key) else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(FieldError::new(key, "is given more than once"));
+            }
+            let value = percent_decode(raw);
+            match KNOWN[i] {
+                SINCE_PARAM => q.since = (!value.is_empty()).then_some(value),
+                PAGED_PARAM => q.paged = matches!(value.as_str(), "1" | "true"),
+                NONCE_PARAM => {
+                    check_nonce(&value).map_err(|why| FieldError::new(NONCE_PARAM, why))?;
+                    q.nonce = Some(value);
+                }
+                _ => q.wait_ms = Some(parse_wait_ms(&value)?),
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// `wait_ms`: a whole number of milliseconds, digits only.
+fn parse_wait_ms(value: &str) -> Result<u64, FieldError> {
+    let bad = || {
+        FieldError::new(
+            WAIT_MS_PARAM,
+            "must be a whole number of milliseconds (digits only)",
+        )
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    value.parse().map_err(|_| bad())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -295,35 +376,26 @@ async fn feed(State(st): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> 
             );
         }
     }
-    let since = since_param(uri.query());
-    let paged = paged_param(uri.query());
-    match st.store.poll(since.as_deref(), unix_now(), paged).await {
-        Ok(poll) => {
-            st.metrics.count(
-                Endpoint::Feed,
-                if poll.reset {
-                    Outcome::Reset
-                } else {
-                    Outcome::Delta
-                },
-            );
-            let signature = st
-                .cfg
-                .hmac_secret
-                .as_ref()
-                .and_then(|k| st.signature(k, &poll.body));
-            let mut resp = json_response(StatusCode::OK, poll.body);
-            if let Some(sig) = signature {
-                resp.headers_mut().insert(SIGNATURE_HEADER, sig);
-            }
-            resp
+    let query = match PollQuery::parse(uri.query()) {
+        Ok(q) => q,
+        Err(e) => {
+            st.metrics.count(Endpoint::Feed, Outcome::BadRequest);
+            return field_error(&e);
         }
+    };
+    let since = query.since.as_deref();
+    match st.store.poll(since, unix_now(), query.paged).await {
+        Ok(poll) => st.poll_response(&query, poll),
         Err(e) => {
             log::error!("poll failed: {e}");
             st.metrics.count(Endpoint::Feed, Outcome::Error);
-            error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", None)
+            store_unavailable()
         }
     }
+}
+
+fn store_unavailable() -> Response {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", None)
 }
 
 async fn admin(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -445,23 +517,69 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
+    fn since(query: &str) -> Option<String> {
+        PollQuery::parse(Some(query)).unwrap().since
+    }
+
+    fn paged(query: &str) -> bool {
+        PollQuery::parse(Some(query)).unwrap().paged
+    }
+
+    fn refused(query: &str) -> String {
+        PollQuery::parse(Some(query)).unwrap_err().field
+    }
+
     #[test]
     fn since_is_found_and_decoded() {
-        assert_eq!(since_param(None), None);
-        assert_eq!(since_param(Some("")), None);
-        assert_eq!(since_param(Some("since=")), None);
-        assert_eq!(since_param(Some("since=ab-12")), Some("ab-12".into()));
-        assert_eq!(since_param(Some("x=1&since=a%2Db&y")), Some("a-b".into()));
-        assert_eq!(since_param(Some("since=%zz%4")), Some("%zz%4".into()));
+        assert_eq!(PollQuery::parse(None).unwrap(), PollQuery::default());
+        assert_eq!(since(""), None);
+        assert_eq!(since("since="), None);
+        assert_eq!(since("since=ab-12"), Some("ab-12".into()));
+        assert_eq!(since("x=1&since=a%2Db&y"), Some("a-b".into()));
+        assert_eq!(since("since=%zz%4"), Some("%zz%4".into()));
     }
 
     #[test]
     fn paged_is_opt_in() {
-        assert!(!paged_param(None));
-        assert!(!paged_param(Some("since=a")));
-        assert!(!paged_param(Some("paged=0")));
-        assert!(paged_param(Some("since=a&paged=1")));
-        assert!(paged_param(Some("paged=true")));
+        assert!(!paged(""));
+        assert!(!paged("since=a"));
+        assert!(!paged("paged=0"));
+        assert!(paged("since=a&paged=1"));
+        assert!(paged("paged=true"));
+    }
+
+    #[test]
+    fn nonce_and_wait_are_checked() {
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let q = PollQuery::parse(Some(&format!("since=c&nonce={nonce}&wait_ms=25000"))).unwrap();
+        assert_eq!(q.nonce.as_deref(), Some(nonce));
+        assert_eq!(q.wait_ms, Some(25_000));
+        assert_eq!(
+            PollQuery::parse(Some("wait_ms=0")).unwrap().wait_ms,
+            Some(0)
+        );
+        for bad in [
+            "nonce=",
+            "nonce=abc",
+            "nonce=0123456789ABCDEF",
+            "nonce=0123456789abcdeg",
+        ] {
+            assert_eq!(refused(bad), "nonce", "{bad}");
+        }
+        for bad in [
+            "wait_ms=",
+            "wait_ms=-1",
+            "wait_ms=+5",
+            "wait_ms=1.5",
+            "wait_ms=1e3",
+            "wait_ms=99999999999999999999999",
+        ] {
+            assert_eq!(refused(bad), "wait_ms", "{bad}");
+        }
+        for twice in ["since=a&since=b", "paged=1&paged=1", "wait_ms=1&wait_ms=1"] {
+            let field = refused(twice);
+            assert!(twice.starts_with(&field), "{twice}: {field}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! seam over them (`store`) import from here; nothing here imports them.
 
 use bytes::Bytes;
-use revocation_protocol::{encode_feed, Revocation};
+use revocation_protocol::{body_digest, encode_feed_page, Revocation};
 use std::fmt;
 use std::io::Read;
 use std::sync::Mutex;
@@ -41,12 +41,54 @@ pub struct Poll {
     /// The JSON body (the bytes that get signed). Shared, because a cached
     /// snapshot goes out to many proxies.
     pub body: Bytes,
+    /// SHA-256 of `body`, computed once with it: the answer's binding
+    /// covers the body through it, so a cached body is not hashed again for
+    /// every poll it answers.
+    pub digest: [u8; 32],
+    /// The cursor in the body.
+    pub cursor: String,
+    /// The data set's identity when the answer was read (the epoch of the
+    /// cursor), which the binding carries.
+    pub epoch: String,
     /// Whether it is a reset snapshot (or its first page).
     pub reset: bool,
     /// Whether more pages follow.
     pub more: bool,
     /// Entries in it.
     pub entries: usize,
+}
+
+impl Poll {
+    /// Encodes an answer of `entries` ending at `cursor` of data set
+    /// `epoch`.
+    pub(crate) fn encode<'a, I>(
+        epoch: &str,
+        cursor: String,
+        reset: bool,
+        more: bool,
+        entries: I,
+    ) -> Poll
+    where
+        I: Iterator<Item = &'a Revocation> + Clone,
+    {
+        let count = entries.clone().count();
+        let body = Bytes::from(encode_feed_page(&cursor, reset, more, entries));
+        Poll {
+            digest: body_digest(&body),
+            body,
+            cursor,
+            epoch: epoch.to_string(),
+            reset,
+            more,
+            entries: count,
+        }
+    }
+
+    /// Whether this answers a client at cursor `since` with nothing new: the
+    /// empty delta that leaves it where it is (what a long poll waits on).
+    pub fn is_caught_up(&self, since: Option<&str>) -> bool {
+        !self.reset && !self.more && since == Some(self.cursor.as_str())
+    }
 }
 
 /// A storage failure, reported to clients as 503.
@@ -89,8 +131,8 @@ impl SnapshotCache {
     }
 
     /// Encodes a snapshot of `entries` (already filtered for expiry) ending
-    /// at `cursor`, remembers it and returns it.
-    pub(crate) fn build<'a, I>(&self, cursor: String, grace: u64, entries: I) -> Poll
+    /// at `cursor` of data set `epoch`, remembers it and returns it.
+    pub(crate) fn build<'a, I>(&self, epoch: &str, cursor: String, grace: u64, entries: I) -> Poll
     where
         I: Iterator<Item = &'a Revocation> + Clone,
     {
@@ -99,13 +141,7 @@ impl SnapshotCache {
             .map(|r| r.exp().saturating_add(grace))
             .min()
             .unwrap_or(u64::MAX);
-        let count = entries.clone().count();
-        let poll = Poll {
-            body: Bytes::from(encode_feed(&cursor, true, entries)),
-            reset: true,
-            more: false,
-            entries: count,
-        };
+        let poll = Poll::encode(epoch, cursor.clone(), true, false, entries);
         if let Ok(mut guard) = self.inner.lock() {
             *guard = Some(CachedSnapshot {
                 cursor,

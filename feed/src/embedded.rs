@@ -18,7 +18,7 @@ use crate::backend::{
     live, page_cursor, random_u64, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError,
 };
 use crate::wal::{self, Header};
-use revocation_protocol::{encode_feed, encode_feed_page, Revocation};
+use revocation_protocol::Revocation;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -252,21 +252,24 @@ impl EmbeddedStore {
                 .map(|(_, r)| r)
                 .filter(|r| live(r, now, grace))
                 .collect();
-            return Ok(self
-                .shared
-                .snapshots
-                .build(cursor, grace, live_entries.iter().copied()));
+            return Ok(self.shared.snapshots.build(
+                &self.shared.epoch,
+                cursor,
+                grace,
+                live_entries.iter().copied(),
+            ));
         };
         // An unpaged delta is cut too (without `more`): it only adds, so the
         // client's next regular poll simply continues from the cut.
         let (out, cut) = self.collect(&state, from, state.last_seq, now);
         let cursor = self.cursor(cut.unwrap_or(state.last_seq));
-        Ok(Poll {
-            body: encode_feed(&cursor, false, out.iter().copied()).into(),
-            reset: false,
-            more: false,
-            entries: out.len(),
-        })
+        Ok(Poll::encode(
+            &self.shared.epoch,
+            cursor,
+            false,
+            false,
+            out.iter().copied(),
+        ))
     }
 
     /// Live entries with a sequence number in `(after, upto]`, at most one
@@ -317,12 +320,13 @@ impl EmbeddedStore {
             Some(pos) => self.cursor(pos),
             None => self.cursor(upto),
         };
-        Poll {
-            body: encode_feed_page(&cursor, reset, cut.is_some(), out.iter().copied()).into(),
+        Poll::encode(
+            &self.shared.epoch,
+            cursor,
             reset,
-            more: cut.is_some(),
-            entries: out.len(),
-        }
+            cut.is_some(),
+            out.iter().copied(),
+        )
     }
 
     /// `(S, p)` of a snapshot continuation `<epoch>-<S>~<p>`, or None when

@@ -42,7 +42,7 @@ use crate::backend::{
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
-use revocation_protocol::{encode_feed_page, Revocation, RevokedSubject, RevokedToken};
+use revocation_protocol::{Revocation, RevokedSubject, RevokedToken};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,12 +238,7 @@ impl RedisStore {
         };
         let more = paged && full && parse_id(&pos) < head;
         let cursor = format!("{epoch}-{pos}");
-        Ok(Poll {
-            body: encode_feed_page(&cursor, false, more, entries.iter()).into(),
-            reset: false,
-            more,
-            entries: entries.len(),
-        })
+        Ok(Poll::encode(&epoch, cursor, false, more, entries.iter()))
     }
 
     /// A reset: whole, or its first page for a paged client.
@@ -372,12 +367,7 @@ impl RedisStore {
             _ => base,
         };
         let more = members.len() >= cap;
-        Ok(Poll {
-            body: encode_feed_page(&cursor, reset, more, entries.iter()).into(),
-            reset,
-            more,
-            entries: entries.len(),
-        })
+        Ok(Poll::encode(epoch, cursor, reset, more, entries.iter()))
     }
 
     /// A reset snapshot: the unexpired members of the live set, served from
@@ -420,9 +410,12 @@ impl RedisStore {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| StoreError("redis snapshot: malformed live-set member".into()))?;
             let cursor = format!("{epoch}-{}", last.as_deref().unwrap_or("0-0"));
-            return Ok(self
-                .snapshots
-                .build(cursor, self.limits.grace_seconds, entries.iter()));
+            return Ok(self.snapshots.build(
+                &epoch,
+                cursor,
+                self.limits.grace_seconds,
+                entries.iter(),
+            ));
         }
         Err(StoreError(
             "redis snapshot: the data set keeps losing its epoch".into(),

@@ -4,10 +4,13 @@
 
 mod common;
 
-use common::{error_field, jtis, now, Backend, Harness, Opts, ADMIN};
+use common::{binding, epoch_of, error_field, jtis, nonce, now, Backend, Harness, Opts, ADMIN};
 use hyper::Method;
+use revocation_feed::client::HttpResponse;
 use revocation_feed::FeedLimits;
-use revocation_protocol::{verify_signature, FeedResponse, SIGNATURE_HEADER};
+use revocation_protocol::{
+    verify_signature, BindingError, FeedResponse, BINDING_HEADER, SIGNATURE_HEADER,
+};
 use std::io::{Read, Write};
 
 fn tok(jti: &str, exp: u64) -> String {
@@ -327,6 +330,151 @@ pub async fn responses_are_signed_when_a_secret_is_set(b: Backend) {
         .await
         .header(SIGNATURE_HEADER)
         .is_none());
+}
+
+/// A secret as long as the server requires of real ones.
+const SECRET: &[u8] = b"a feed signing key of 32+ bytes!";
+
+fn signed(opts: Opts) -> Opts {
+    Opts {
+        hmac: Some(SECRET.to_vec()),
+        ..opts
+    }
+}
+
+/// Every kind of answer carries a binding that verifies for its own poll
+/// (and no other), beside the body signature that older filters check.
+pub async fn answers_are_bound_to_their_poll(b: Backend) {
+    let h = Harness::start(b, signed(capped(2))).await;
+    let bound = |resp: &HttpResponse, since: Option<&str>, nonce: &str| {
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+        let got = binding(resp, SECRET, since, nonce).unwrap();
+        let r = FeedResponse::parse(&resp.body).unwrap();
+        assert_eq!(
+            got.epoch,
+            epoch_of(&r.cursor),
+            "the binding carries the epoch"
+        );
+        assert!(
+            got.time.abs_diff(now()) <= 5,
+            "the feed's clock: {}",
+            got.time
+        );
+        let v1 = resp.header(SIGNATURE_HEADER).expect("body signature too");
+        assert!(verify_signature(SECRET, &resp.body, v1));
+        r
+    };
+    // First poll (an empty snapshot): since is bound as empty.
+    let n1 = nonce();
+    let first = h.poll(None, &n1, None).await;
+    let c0 = bound(&first, None, &n1).cursor;
+    // The same answer to another poll: a fresh nonce, a new binding.
+    let n2 = nonce();
+    let again = h.poll(None, &n2, None).await;
+    bound(&again, None, &n2);
+    assert_eq!(again.body, first.body);
+    assert_ne!(again.header(BINDING_HEADER), first.header(BINDING_HEADER));
+    assert_eq!(
+        binding(&first, SECRET, None, &n2),
+        Err(BindingError::Mismatch)
+    );
+    assert_eq!(
+        binding(&first, SECRET, Some(&c0), &n1),
+        Err(BindingError::Mismatch)
+    );
+    // An empty answer for the current cursor: the one a replay would use.
+    let n = nonce();
+    let empty = h.poll(Some(&c0), &n, None).await;
+    assert!(bound(&empty, Some(&c0), &n).revoked.is_empty());
+    assert_eq!(
+        binding(&empty, SECRET, None, &n),
+        Err(BindingError::Mismatch)
+    );
+    assert_eq!(
+        binding(&empty, SECRET, Some(&c0), &nonce()),
+        Err(BindingError::Mismatch)
+    );
+    // A delta, cut into pages, each bound to the cursor it continues from.
+    let exp = now() + 3600;
+    let list: Vec<String> = (0..5).map(|i| tok(&format!("b{i}"), exp)).collect();
+    h.revoke(&format!("[{}]", list.join(","))).await;
+    let mut since = c0.clone();
+    let mut pages = 0;
+    loop {
+        let n = nonce();
+        let r = bound(&h.poll(Some(&since), &n, None).await, Some(&since), &n);
+        pages += 1;
+        since = r.cursor.clone();
+        if !r.more {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    // A paged snapshot: every page bound, continuation cursors included.
+    let mut since: Option<String> = None;
+    let mut resets = 0;
+    loop {
+        let n = nonce();
+        let r = bound(
+            &h.poll(since.as_deref(), &n, None).await,
+            since.as_deref(),
+            &n,
+        );
+        resets += usize::from(r.reset);
+        since = Some(r.cursor.clone());
+        if !r.more {
+            break;
+        }
+    }
+    assert_eq!(resets, 1);
+    // A poll without a nonce (a filter that predates bindings) still gets
+    // one, bound to the empty nonce.
+    let old = h.get_with(Some(&c0), None).await;
+    assert!(binding(&old, SECRET, Some(&c0), "").is_ok());
+    // No secret, no binding.
+    let plain = Harness::start(b, Opts::default()).await;
+    let resp = plain.poll(None, &nonce(), None).await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.header(BINDING_HEADER).is_none());
+}
+
+/// A malformed nonce or wait is a 400 naming the parameter; unknown
+/// parameters are ignored.
+pub async fn bad_poll_parameters_are_400_naming_them(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let path = revocation_protocol::REVOCATIONS_PATH;
+    let good = nonce();
+    for (query, field) in [
+        ("nonce=".to_string(), "nonce"),
+        ("nonce=abc".to_string(), "nonce"),
+        (format!("nonce={}", good.to_uppercase()), "nonce"),
+        (format!("nonce={good}x"), "nonce"),
+        (format!("nonce={}", "a".repeat(65)), "nonce"),
+        (format!("nonce={good}&nonce={good}"), "nonce"),
+        ("wait_ms=soon".to_string(), "wait_ms"),
+        ("wait_ms=-5".to_string(), "wait_ms"),
+        ("wait_ms=2.5".to_string(), "wait_ms"),
+        ("wait_ms=".to_string(), "wait_ms"),
+        ("wait_ms=1&wait_ms=2".to_string(), "wait_ms"),
+        ("wait_ms=184467440737095516160".to_string(), "wait_ms"),
+        ("since=a&since=b".to_string(), "since"),
+    ] {
+        let resp = h.get_path(&format!("{path}?{query}")).await;
+        assert_eq!(resp.status, 400, "{query}");
+        assert_eq!(error_field(&resp).as_deref(), Some(field), "{query}");
+    }
+    let resp = h
+        .get_path(&format!("{path}?nonce={good}&wait_ms=0&future=1&paged=1"))
+        .await;
+    assert_eq!(resp.status, 200);
+    let m = h.path(Method::GET, "/metrics").await;
+    let text = String::from_utf8(m.body.to_vec()).unwrap();
+    assert!(
+        text.contains(
+            "revocation_feed_requests_total{endpoint=\"feed\",outcome=\"bad_request\"} 13\n"
+        ),
+        "{text}"
+    );
 }
 
 pub async fn read_token_is_required_when_set(b: Backend) {
@@ -737,6 +885,8 @@ macro_rules! suite {
                 admin_api_is_disabled_without_a_token,
                 oversized_body_is_413,
                 responses_are_signed_when_a_secret_is_set,
+                answers_are_bound_to_their_poll,
+                bad_poll_parameters_are_400_naming_them,
                 read_token_is_required_when_set,
                 unknown_or_foreign_cursors_get_a_reset,
                 expired_entries_are_not_sent,

@@ -7,7 +7,7 @@ use revocation_feed::client::{HttpClient, HttpResponse};
 use revocation_feed::embedded::EmbeddedStore;
 use revocation_feed::redis_store::{RedisConfig, RedisStore};
 use revocation_feed::{ApiConfig, AppState, FeedLimits, Server, Store};
-use revocation_protocol::FeedResponse;
+use revocation_protocol::{Binding, BindingError, FeedResponse};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -235,6 +235,37 @@ impl Harness {
             .unwrap()
     }
 
+    /// Polls as a filter that checks bindings: pages, `nonce` and, for a
+    /// long poll, `wait_ms` (with the configured read token).
+    pub async fn poll(
+        &self,
+        since: Option<&str>,
+        nonce: &str,
+        wait_ms: Option<u64>,
+    ) -> HttpResponse {
+        let path = revocation_protocol::poll_request_path(
+            revocation_protocol::REVOCATIONS_PATH,
+            since,
+            nonce,
+            wait_ms,
+        );
+        self.get_path(&path).await
+    }
+
+    /// GET of a feed path and query (with the configured read token).
+    pub async fn get_path(&self, path_and_query: &str) -> HttpResponse {
+        let url = format!("{}{path_and_query}", self.base);
+        let auth = self.opts.read_token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        self.client
+            .request(Method::GET, &url, &headers, None)
+            .await
+            .unwrap()
+    }
+
     /// Polls as a client that accepts pages (`paged=1`) and parses the
     /// answer.
     pub async fn feed_paged(&self, since: Option<&str>) -> FeedResponse {
@@ -307,6 +338,38 @@ impl Harness {
             .await
             .unwrap()
     }
+}
+
+/// A fresh random poll nonce.
+pub fn nonce() -> String {
+    let mut b = [0u8; revocation_protocol::NONCE_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    revocation_protocol::encode_nonce(&b)
+}
+
+/// Checks an answer's binding the way the filter does, for the poll that
+/// sent `since` (None for a first poll) and `nonce`, and returns it.
+pub fn binding(
+    resp: &HttpResponse,
+    secret: &[u8],
+    since: Option<&str>,
+    nonce: &str,
+) -> Result<Binding, BindingError> {
+    revocation_protocol::verify_bound_signature(
+        secret,
+        resp.header(revocation_protocol::BINDING_HEADER),
+        &resp.body,
+        since.unwrap_or(""),
+        nonce,
+    )
+}
+
+/// The epoch part of a cursor of either store (`<epoch>-<position>`).
+pub fn epoch_of(cursor: &str) -> &str {
+    cursor.split_once('-').unwrap().0
 }
 
 /// Sorted jtis of a response.
