@@ -2,7 +2,8 @@
 //! (`POST /v1/revocations`), `/healthz` and `/metrics`.
 
 use crate::backend::Poll;
-use crate::metrics::{Endpoint, Metrics, Outcome};
+use crate::backend::StoreError;
+use crate::metrics::{Endpoint, Gauges, LongPoll, Metrics, Outcome};
 use crate::store::Store;
 use axum::body::Body;
 use axum::extract::State;
@@ -19,13 +20,26 @@ use revocation_protocol::{
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-/// Who may do what, and how big a write may be.
-#[derive(Clone, Default)]
+/// Default longest hold of a long poll (`--max-wait-ms`).
+pub const DEFAULT_MAX_WAIT_MS: u64 = 30_000;
+
+/// Default most polls held at once (`--max-waiting-polls`).
+pub const DEFAULT_MAX_WAITING_POLLS: usize = 4096;
+
+/// Default admin body cap (`--max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// While the store's wake-ups are down (the Redis subscription is lost), a
+/// waiting poll re-reads the store this often instead.
+const RECHECK_WITHOUT_WAKEUPS: Duration = Duration::from_secs(1);
+
+/// Who may do what, how big a write may be, and how long polls may wait.
+#[derive(Clone)]
 pub struct ApiConfig {
     /// Bearer token required to poll the feed; open when None.
     pub read_token: Option<String>,
@@ -35,6 +49,24 @@ pub struct ApiConfig {
     pub hmac_secret: Option<Vec<u8>>,
     /// Largest admin body accepted (413 above).
     pub max_body_bytes: usize,
+    /// Longest a poll is held (its `wait_ms` is capped to it); 0 answers
+    /// every poll at once.
+    pub max_wait_ms: u64,
+    /// Most polls held at once; a poll beyond it is answered at once.
+    pub max_waiting_polls: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            read_token: None,
+            admin_token: None,
+            hmac_secret: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_wait_ms: DEFAULT_MAX_WAIT_MS,
+            max_waiting_polls: DEFAULT_MAX_WAITING_POLLS,
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -45,6 +77,8 @@ impl std::fmt::Debug for ApiConfig {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "<set>"))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_wait_ms", &self.max_wait_ms)
+            .field("max_waiting_polls", &self.max_waiting_polls)
             .finish()
     }
 }
@@ -62,6 +96,10 @@ pub struct AppState {
     /// holding the `Bytes` here keeps the allocation (and its address) from
     /// being reused by another body while it is cached.
     signed: Mutex<Option<(Bytes, HeaderValue)>>,
+    /// One permit per poll being held.
+    waiting: Semaphore,
+    /// Set when the server stops: held polls are answered at once.
+    stopping: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -69,10 +107,82 @@ impl AppState {
     pub fn new(store: Store, cfg: ApiConfig) -> Arc<AppState> {
         Arc::new(AppState {
             store,
-            cfg,
             metrics: Metrics::default(),
             signed: Mutex::new(None),
+            waiting: Semaphore::new(cfg.max_waiting_polls.min(Semaphore::MAX_PERMITS)),
+            stopping: watch::Sender::new(false),
+            cfg,
         })
+    }
+
+    /// Polls held right now.
+    pub fn waiting_polls(&self) -> usize {
+        self.cfg
+            .max_waiting_polls
+            .min(Semaphore::MAX_PERMITS)
+            .saturating_sub(self.waiting.available_permits())
+    }
+
+    /// Answers every held poll at once, and every later one without
+    /// holding it, so that a stopping server does not wait for them.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Reads the store for a poll, holding the poll while it has nothing
+    /// new and it asked to wait (see "Long poll" in the protocol docs).
+    async fn answer_poll(&self, query: &PollQuery) -> Result<Poll, StoreError> {
+        let since = query.since.as_deref();
+        let wait = query
+            .wait_ms
+            .map(|ms| ms.min(self.cfg.max_wait_ms))
+            .filter(|ms| *ms > 0);
+        let Some(wait) = wait else {
+            return self.store.poll(since, unix_now(), query.paged).await;
+        };
+        let deadline = Instant::now() + Duration::from_millis(wait);
+        // Subscribed before the first read: an append between that read and
+        // the wait below still wakes this poll.
+        let wakeups = self.store.wakeups();
+        let mut appended = wakeups.subscribe();
+        let mut stopping = self.stopping.subscribe();
+        let mut held = None;
+        loop {
+            let poll = self.store.poll(since, unix_now(), query.paged).await?;
+            if !poll.is_caught_up(since) {
+                if held.is_some() {
+                    self.metrics.long_poll(LongPoll::Woken);
+                }
+                return Ok(poll);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let ended = if *stopping.borrow() {
+                Some(LongPoll::Shutdown)
+            } else if remaining.is_zero() {
+                Some(LongPoll::Timeout)
+            } else if held.is_none() {
+                held = self.waiting.try_acquire().ok();
+                held.is_none().then_some(LongPoll::Full)
+            } else {
+                None
+            };
+            if let Some(outcome) = ended {
+                self.metrics.long_poll(outcome);
+                return Ok(poll);
+            }
+            let nap = if wakeups.is_up() {
+                remaining
+            } else {
+                remaining.min(RECHECK_WITHOUT_WAKEUPS)
+            };
+            // Whatever ends the nap, the store is read again: that read
+            // decides, so a wake-up for nothing new simply waits on.
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(nap) => {}
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+        }
     }
 
     /// The signature header value for `body`.
@@ -207,11 +317,13 @@ impl Server {
         })
     }
 
-    /// Stops accepting, lets in-flight requests finish, then waits.
+    /// Answers held polls, stops accepting, lets in-flight requests
+    /// finish, then waits.
     pub async fn stop(mut self) {
         if let Some(m) = self.maintenance.take() {
             m.abort();
         }
+        self.state.begin_shutdown();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -383,8 +495,7 @@ async fn feed(State(st): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> 
             return field_error(&e);
         }
     };
-    let since = query.since.as_deref();
-    match st.store.poll(since, unix_now(), query.paged).await {
+    match st.answer_poll(&query).await {
         Ok(poll) => st.poll_response(&query, poll),
         Err(e) => {
             log::error!("poll failed: {e}");
@@ -502,8 +613,13 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     st.metrics.count(Endpoint::Metrics, Outcome::Ok);
-    let held = st.store.held().await.ok();
-    let text = st.metrics.render(held, st.store.kind());
+    let gauges = Gauges {
+        held: st.store.held().await.ok(),
+        store: st.store.kind(),
+        waiting_polls: st.waiting_polls() as u64,
+        wakeups_up: st.store.wakeups().is_up(),
+    };
+    let text = st.metrics.render(&gauges);
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -17,6 +17,7 @@
 use crate::backend::{
     live, page_cursor, random_u64, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError,
 };
+use crate::wake::Wakeups;
 use crate::wal::{self, Header};
 use revocation_protocol::Revocation;
 use std::fs::{self, File, OpenOptions};
@@ -50,6 +51,8 @@ struct Shared {
     state: RwLock<State>,
     snapshots: SnapshotCache,
     building: Mutex<()>,
+    /// Notified after every commit, once its entries are visible.
+    wakeups: Wakeups,
 }
 
 #[derive(Default)]
@@ -167,6 +170,7 @@ impl EmbeddedStore {
             }),
             snapshots: SnapshotCache::default(),
             building: Mutex::new(()),
+            wakeups: Wakeups::new(true),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer {
@@ -195,6 +199,11 @@ impl EmbeddedStore {
     /// The store's epoch as it appears in cursors.
     pub fn epoch(&self) -> &str {
         &self.shared.epoch
+    }
+
+    /// Notified whenever appended entries become visible to polls.
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.shared.wakeups
     }
 
     /// Answers a poll from memory.
@@ -573,6 +582,8 @@ impl Writer {
                 return;
             }
         }
+        // Visible now: wake the long polls before acknowledging.
+        self.shared.wakeups.notify();
         for (reply, seq) in replies {
             let _ = reply.send(Ok(seq));
         }

@@ -10,6 +10,7 @@ pub mod logger;
 pub mod metrics;
 pub mod redis_store;
 pub mod store;
+pub mod wake;
 pub mod wal;
 
 pub use api::{ApiConfig, AppState, Server};

@@ -116,7 +116,7 @@ struct ServeArgs {
         long,
         env = "REVOCATION_FEED_MAX_BODY_BYTES",
         value_name = "N",
-        default_value_t = 1 << 20
+        default_value_t = revocation_feed::api::DEFAULT_MAX_BODY_BYTES
     )]
     max_body_bytes: usize,
 
@@ -152,6 +152,27 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     max_entries_per_response: u32,
+
+    /// Longest a poll that asks to wait (wait_ms) is held while there is nothing newer than
+    /// its cursor; longer waits are cut to it. 0 answers every poll at once.
+    #[arg(
+        long,
+        env = "REVOCATION_FEED_MAX_WAIT_MS",
+        value_name = "MS",
+        default_value_t = revocation_feed::api::DEFAULT_MAX_WAIT_MS,
+        value_parser = clap::value_parser!(u64).range(0..=600_000)
+    )]
+    max_wait_ms: u64,
+
+    /// Most polls held at once; a poll beyond it is answered at once. Each held poll keeps
+    /// a connection (a file descriptor) open.
+    #[arg(
+        long,
+        env = "REVOCATION_FEED_MAX_WAITING_POLLS",
+        value_name = "N",
+        default_value_t = revocation_feed::api::DEFAULT_MAX_WAITING_POLLS
+    )]
+    max_waiting_polls: usize,
 
     /// Log level on stderr: error, warn, info, debug or off.
     #[arg(
@@ -248,6 +269,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         admin_token: non_empty("--admin-token", args.admin_token)?,
         hmac_secret,
         max_body_bytes: args.max_body_bytes,
+        max_wait_ms: args.max_wait_ms,
+        max_waiting_polls: args.max_waiting_polls,
     };
     let limits = FeedLimits {
         grace_seconds: args.expiry_grace_seconds,

@@ -4,6 +4,7 @@
 use crate::backend::{Poll, StoreError};
 use crate::embedded::EmbeddedStore;
 use crate::redis_store::RedisStore;
+use crate::wake::Wakeups;
 use revocation_protocol::Revocation;
 
 /// Either backend.
@@ -63,10 +64,20 @@ impl Store {
         }
     }
 
+    /// Notified when entries are appended (by any replica sharing the
+    /// data); long polls wait on it.
+    pub fn wakeups(&self) -> &Wakeups {
+        match self {
+            Store::Embedded(s) => s.wakeups(),
+            Store::Redis(s) => s.wakeups(),
+        }
+    }
+
     /// Flushes and releases the backend.
     pub fn close(self) {
-        if let Store::Embedded(s) = self {
-            s.close();
+        match self {
+            Store::Embedded(s) => s.close(),
+            Store::Redis(s) => s.close(),
         }
     }
 

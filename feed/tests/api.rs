@@ -12,6 +12,8 @@ use revocation_protocol::{
     verify_signature, BindingError, FeedResponse, BINDING_HEADER, SIGNATURE_HEADER,
 };
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn tok(jti: &str, exp: u64) -> String {
     format!(r#"{{"jti":"{jti}","exp":{exp}}}"#)
@@ -477,6 +479,219 @@ pub async fn bad_poll_parameters_are_400_naming_them(b: Backend) {
     );
 }
 
+/// A poll started in the background; yields the answer and when it came.
+fn poll_in_background(
+    h: &Arc<Harness>,
+    since: Option<&str>,
+    nonce: &str,
+    wait_ms: Option<u64>,
+) -> tokio::task::JoinHandle<(HttpResponse, Instant)> {
+    let (h, since, nonce) = (h.clone(), since.map(str::to_string), nonce.to_string());
+    tokio::spawn(async move {
+        let resp = h.poll(since.as_deref(), &nonce, wait_ms).await;
+        (resp, Instant::now())
+    })
+}
+
+/// A poll answered and how long it took.
+async fn timed_poll(
+    h: &Harness,
+    since: Option<&str>,
+    wait_ms: Option<u64>,
+) -> (FeedResponse, Duration) {
+    let started = Instant::now();
+    let resp = h.poll(since, &nonce(), wait_ms).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    (FeedResponse::parse(&resp.body).unwrap(), started.elapsed())
+}
+
+async fn metrics_text(h: &Harness) -> String {
+    let m = h.path(Method::GET, "/metrics").await;
+    String::from_utf8(m.body.to_vec()).unwrap()
+}
+
+fn has_line(text: &str, line: &str) {
+    assert!(
+        text.contains(&format!("{line}\n")),
+        "missing {line:?} in\n{text}"
+    );
+}
+
+/// Held while nothing is new; answered within moments of an append.
+pub async fn a_long_poll_is_woken_by_an_append(b: Backend) {
+    let h = Arc::new(Harness::start(b, signed(Opts::default())).await);
+    let c0 = h.feed(None).await.cursor;
+    let n = nonce();
+    let started = Instant::now();
+    let held = poll_in_background(&h, Some(&c0), &n, Some(20_000));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!held.is_finished(), "answered though nothing was new");
+    has_line(&metrics_text(&h).await, "revocation_feed_waiting_polls 1");
+    let writing = Instant::now();
+    let c1 = h.revoke(&tok("wakes-it", now() + 3600)).await;
+    let (resp, answered) = held.await.unwrap();
+    let after_write = answered - writing;
+    eprintln!("{b:?}: long poll answered {after_write:?} after the write was sent");
+    assert!(
+        after_write < Duration::from_secs(1),
+        "answered {after_write:?} after the write"
+    );
+    assert!(answered - started >= Duration::from_millis(400));
+    binding(&resp, SECRET, Some(&c0), &n).unwrap();
+    let r = FeedResponse::parse(&resp.body).unwrap();
+    assert!(!r.reset);
+    assert_eq!(jtis(&r), ["wakes-it"]);
+    assert_eq!(r.cursor, c1);
+    let text = metrics_text(&h).await;
+    has_line(
+        &text,
+        "revocation_feed_long_polls_total{outcome=\"woken\"} 1",
+    );
+    has_line(&text, "revocation_feed_waiting_polls 0");
+    has_line(
+        &text,
+        &format!(
+            "revocation_feed_wakeups_up{{store=\"{}\"}} 1",
+            h.store().kind()
+        ),
+    );
+}
+
+/// Nothing written: the poll is held for its whole wait, then gets the
+/// empty answer with its own cursor, bound like any other.
+pub async fn a_long_poll_waits_out_its_time_then_answers_empty(b: Backend) {
+    let h = Harness::start(b, signed(Opts::default())).await;
+    let c0 = h.revoke(&tok("old", now() + 3600)).await;
+    let n = nonce();
+    let started = Instant::now();
+    let resp = h.poll(Some(&c0), &n, Some(700)).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(700),
+        "answered after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    binding(&resp, SECRET, Some(&c0), &n).unwrap();
+    let r = FeedResponse::parse(&resp.body).unwrap();
+    assert!(!r.reset && r.revoked.is_empty());
+    assert_eq!(r.cursor, c0);
+    has_line(
+        &metrics_text(&h).await,
+        "revocation_feed_long_polls_total{outcome=\"timeout\"} 1",
+    );
+}
+
+/// Polls that need no waiting, or did not ask, are answered at once.
+pub async fn polls_with_news_or_without_wait_are_answered_at_once(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    let c0 = h.feed(None).await.cursor;
+    let c1 = h.revoke(&tok("new", exp)).await;
+    let (epoch, _) = c1.split_once('-').unwrap();
+    let future = match b {
+        Backend::Embedded => format!("{epoch}-999999"),
+        Backend::Redis => format!("{epoch}-99999999999999-0"),
+    };
+    let at_once = Duration::from_secs(1);
+    // Caught up, but no wait asked (a filter that predates long polls), or
+    // a wait of 0.
+    for wait in [None, Some(0)] {
+        let (r, took) = timed_poll(&h, Some(&c1), wait).await;
+        assert!(took < at_once, "{wait:?}: {took:?}");
+        assert!(!r.reset && r.revoked.is_empty());
+    }
+    // Behind the head: the news at once.
+    let (r, took) = timed_poll(&h, Some(&c0), Some(20_000)).await;
+    assert!(took < at_once, "{took:?}");
+    assert_eq!(jtis(&r), ["new"]);
+    // A snapshot is due (first poll, or a cursor this store cannot
+    // continue, such as one from the future): at once.
+    for since in [None, Some(future.as_str()), Some("garbage")] {
+        let (r, took) = timed_poll(&h, since, Some(20_000)).await;
+        assert!(took < at_once, "{since:?}: {took:?}");
+        assert!(r.reset, "{since:?}");
+        assert_eq!(r.cursor, c1);
+    }
+}
+
+/// A wait longer than the server's maximum is cut to it.
+pub async fn waits_are_capped_at_the_server_maximum(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            max_wait_ms: 500,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let c0 = h.feed(None).await.cursor;
+    let (r, took) = timed_poll(&h, Some(&c0), Some(3_600_000)).await;
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(r.cursor, c0);
+}
+
+/// Beyond the most polls held at once, a poll is answered at once.
+pub async fn held_polls_are_bounded(b: Backend) {
+    let h = Arc::new(
+        Harness::start(
+            b,
+            Opts {
+                max_waiting_polls: 1,
+                ..Opts::default()
+            },
+        )
+        .await,
+    );
+    let c0 = h.feed(None).await.cursor;
+    let held = poll_in_background(&h, Some(&c0), &nonce(), Some(20_000));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished());
+    let (r, took) = timed_poll(&h, Some(&c0), Some(20_000)).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(r.cursor, c0);
+    let text = metrics_text(&h).await;
+    has_line(&text, "revocation_feed_waiting_polls 1");
+    has_line(
+        &text,
+        "revocation_feed_long_polls_total{outcome=\"full\"} 1",
+    );
+    h.revoke(&tok("frees-it", now() + 3600)).await;
+    let (resp, _) = held.await.unwrap();
+    assert_eq!(
+        jtis(&FeedResponse::parse(&resp.body).unwrap()),
+        ["frees-it"]
+    );
+}
+
+/// Stopping the server answers held polls instead of waiting them out.
+pub async fn stopping_answers_held_polls(b: Backend) {
+    let mut h = Harness::start(b, Opts::default()).await;
+    let c0 = h.feed(None).await.cursor;
+    let url = format!(
+        "{}{}",
+        h.base,
+        revocation_protocol::poll_request_path(
+            revocation_protocol::REVOCATIONS_PATH,
+            Some(&c0),
+            &nonce(),
+            Some(25_000)
+        )
+    );
+    let client = h.client.clone();
+    let held = tokio::spawn(async move { client.request(Method::GET, &url, &[], None).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished());
+    let stopping = Instant::now();
+    h.shutdown().await;
+    let resp = held.await.unwrap().unwrap();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+    assert_eq!(resp.status, 200);
+    let r = FeedResponse::parse(&resp.body).unwrap();
+    assert_eq!(r.cursor, c0);
+}
+
 pub async fn read_token_is_required_when_set(b: Backend) {
     let h = Harness::start(
         b,
@@ -887,6 +1102,12 @@ macro_rules! suite {
                 responses_are_signed_when_a_secret_is_set,
                 answers_are_bound_to_their_poll,
                 bad_poll_parameters_are_400_naming_them,
+                a_long_poll_is_woken_by_an_append,
+                a_long_poll_waits_out_its_time_then_answers_empty,
+                polls_with_news_or_without_wait_are_answered_at_once,
+                waits_are_capped_at_the_server_maximum,
+                held_polls_are_bounded,
+                stopping_answers_held_polls,
                 read_token_is_required_when_set,
                 unknown_or_foreign_cursors_get_a_reset,
                 expired_entries_are_not_sent,

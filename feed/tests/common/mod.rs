@@ -124,6 +124,8 @@ pub struct Opts {
     pub max_body: usize,
     pub limits: FeedLimits,
     pub redis_history_seconds: u64,
+    pub max_wait_ms: u64,
+    pub max_waiting_polls: usize,
 }
 
 impl Default for Opts {
@@ -135,6 +137,8 @@ impl Default for Opts {
             max_body: 1 << 20,
             limits: FeedLimits::default(),
             redis_history_seconds: 3600,
+            max_wait_ms: revocation_feed::api::DEFAULT_MAX_WAIT_MS,
+            max_waiting_polls: revocation_feed::api::DEFAULT_MAX_WAITING_POLLS,
         }
     }
 }
@@ -190,6 +194,8 @@ impl Harness {
             admin_token: self.opts.admin_token.clone(),
             hmac_secret: self.opts.hmac.clone(),
             max_body_bytes: self.opts.max_body,
+            max_wait_ms: self.opts.max_wait_ms,
+            max_waiting_polls: self.opts.max_waiting_polls,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = Server::spawn(listener, AppState::new(store.clone(), cfg), None).unwrap();
