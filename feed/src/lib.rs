@@ -9,6 +9,7 @@ pub mod embedded;
 pub mod logger;
 pub mod metrics;
 pub mod redis_store;
+pub mod secrets;
 pub mod store;
 pub mod wake;
 pub mod wal;
