@@ -612,14 +612,17 @@ impl RedisStore {
     }
 }
 
-/// A pub/sub connection subscribed to `channel`.
+/// A pub/sub connection subscribed to `channel`, or an error within
+/// `PING_TIMEOUT` (a Redis that hangs must not stall re-subscribing).
 async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<PubSub> {
-    let connect = tokio::time::timeout(PING_TIMEOUT, client.get_async_pubsub());
-    let mut pubsub = connect.await.map_err(|_| {
-        redis::RedisError::from((redis::ErrorKind::IoError, "connection timed out"))
-    })??;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+    let open = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    tokio::time::timeout(PING_TIMEOUT, open)
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "no answer")))?
 }
 
 /// The subscription task: wakes this process's waiting polls on every
