@@ -92,6 +92,9 @@ token:
 
 ## run: the demo — echo upstream on 127.0.0.1:8081, revocation feed on
 ## 127.0.0.1:8090 (embedded store in .run/feed) and Envoy with envoy.yaml on :8080
+## The feed's demo credentials (the read token and HMAC key match envoy.yaml's
+## revocation block) are ones the server refuses without --insecure-demo-secrets,
+## which it accepts on a loopback address only.
 FEED_ADMIN_TOKEN ?= demo-admin-token
 run: build .venv
 	$(CARGO) build --quiet -p testkit --bins
@@ -101,7 +104,7 @@ run: build .venv
 	 $(ROOT)/target/debug/echo-upstream --port 8081 & echo_pid=$$!; \
 	 REVOCATION_FEED_READ_TOKEN=demo-read-token REVOCATION_FEED_ADMIN_TOKEN='$(FEED_ADMIN_TOKEN)' \
 	 REVOCATION_FEED_HMAC_SECRET_BASE64=ZGVtby1mZWVkLXNpZ25pbmctc2VjcmV0 \
-	   $(ROOT)/target/debug/revocation-feed serve --data .run/feed --listen 127.0.0.1:8090 \
+	   $(ROOT)/target/debug/revocation-feed serve --data .run/feed --listen 127.0.0.1:8090 --insecure-demo-secrets \
 	   2>>.run/feed.log & feed_pid=$$!; \
 	 trap 'kill $$echo_pid $$feed_pid $${envoy_pid:-} 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM; \
 	 $(ENVOY_BIN) -c envoy.yaml --disable-hot-restart -l info --log-path .run/envoy.log & envoy_pid=$$!; \

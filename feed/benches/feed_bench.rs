@@ -14,67 +14,25 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::RedisServer;
+use common::{random_hex, FeedProcess, RedisServer};
 use hyper::Method;
 use revocation_feed::client::HttpClient;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "bench-admin";
 const PROXIES: usize = 1000;
 const PRELOAD: usize = 10_000;
 const CONNECTIONS: usize = 64;
 
-struct Feed {
-    child: Child,
-    base: String,
-}
+/// The admin token the benchmarked server is started with.
+static ADMIN: LazyLock<String> = LazyLock::new(|| random_hex(32));
 
-impl Feed {
-    fn start(storage: &[String]) -> Feed {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_revocation-feed"))
-            .arg("serve")
-            .args(storage)
-            .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn revocation-feed");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                } else if !line.contains(" INFO ") {
-                    eprintln!("server: {line}");
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("server start");
-        Feed { child, base }
-    }
-}
-
-impl Feed {
-    /// Panics if the server process has died.
-    fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("the feed server exited: {status}");
-        }
-    }
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server on `storage` (`--data DIR` or `--redis URL`).
+fn start_feed(storage: &[&str]) -> FeedProcess {
+    let mut args = storage.to_vec();
+    args.extend_from_slice(&["--admin-token", ADMIN.as_str()]);
+    FeedProcess::start(&args, &[])
 }
 
 fn now() -> u64 {
@@ -94,7 +52,7 @@ async fn post(client: &HttpClient, base: &str, body: String) -> String {
         .request(
             Method::POST,
             &format!("{base}/v1/revocations"),
-            &[("authorization", &format!("Bearer {ADMIN}"))],
+            &[("authorization", &format!("Bearer {}", *ADMIN))],
             Some(body.into_bytes()),
         )
         .await
@@ -178,7 +136,7 @@ async fn poll_round(
     )
 }
 
-async fn bench_polls(name: &str, feed: &mut Feed, out: &mut Vec<String>) {
+async fn bench_polls(name: &str, feed: &mut FeedProcess, out: &mut Vec<String>) {
     let client = HttpClient::new();
     let exp = now() + 86_400;
     // Preload, the last PROXIES entries one per request so that each proxy
@@ -259,7 +217,7 @@ async fn bench_polls(name: &str, feed: &mut Feed, out: &mut Vec<String>) {
     ));
 }
 
-async fn bench_writes(name: &str, feed: &mut Feed, out: &mut Vec<String>) {
+async fn bench_writes(name: &str, feed: &mut FeedProcess, out: &mut Vec<String>) {
     let client = HttpClient::new();
     let exp = now() + 86_400;
     for writers in [1usize, 32] {
@@ -306,13 +264,13 @@ fn main() {
     rt.block_on(async {
         {
             let dir = tempfile::tempdir().unwrap();
-            let mut feed = Feed::start(&["--data".into(), dir.path().display().to_string()]);
+            let mut feed = start_feed(&["--data", dir.path().to_str().unwrap()]);
             bench_polls("embedded", &mut feed, &mut polls).await;
             bench_writes("embedded (fsync)", &mut feed, &mut writes).await;
         }
         {
             let redis = RedisServer::start();
-            let mut feed = Feed::start(&["--redis".into(), redis.url()]);
+            let mut feed = start_feed(&["--redis", &redis.url()]);
             bench_polls("redis", &mut feed, &mut polls).await;
             bench_writes("redis, no persistence", &mut feed, &mut writes).await;
         }
@@ -327,7 +285,7 @@ fn main() {
                 "--dir",
                 &d,
             ]);
-            let mut feed = Feed::start(&["--redis".into(), redis.url()]);
+            let mut feed = start_feed(&["--redis", &redis.url()]);
             bench_writes("redis, AOF fsync always", &mut feed, &mut writes).await;
         }
     });

@@ -1,7 +1,9 @@
 //! HTTP API: the feed (`GET /v1/revocations`), the admin write
 //! (`POST /v1/revocations`), `/healthz` and `/metrics`.
 
-use crate::metrics::{Endpoint, Metrics, Outcome};
+use crate::backend::Poll;
+use crate::backend::StoreError;
+use crate::metrics::{Endpoint, Gauges, LongPoll, Metrics, Outcome};
 use crate::store::Store;
 use axum::body::Body;
 use axum::extract::State;
@@ -12,18 +14,32 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use revocation_protocol::{
-    sign, AdminRequest, AdminResponse, ErrorBody, FieldError, PAGED_PARAM, REVOCATIONS_PATH,
-    SIGNATURE_HEADER, SINCE_PARAM,
+    bound_signature, check_nonce, sign, AdminRequest, AdminResponse, ErrorBody, FieldError,
+    BINDING_HEADER, NONCE_PARAM, PAGED_PARAM, REVOCATIONS_PATH, SIGNATURE_HEADER, SINCE_PARAM,
+    WAIT_MS_PARAM,
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-/// Who may do what, and how big a write may be.
-#[derive(Clone, Default)]
+/// Default longest hold of a long poll (`--max-wait-ms`).
+pub const DEFAULT_MAX_WAIT_MS: u64 = 30_000;
+
+/// Default most polls held at once (`--max-waiting-polls`).
+pub const DEFAULT_MAX_WAITING_POLLS: usize = 4096;
+
+/// Default admin body cap (`--max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// While the store's wake-ups are down (the Redis subscription is lost), a
+/// waiting poll re-reads the store this often instead.
+const RECHECK_WITHOUT_WAKEUPS: Duration = Duration::from_secs(1);
+
+/// Who may do what, how big a write may be, and how long polls may wait.
+#[derive(Clone)]
 pub struct ApiConfig {
     /// Bearer token required to poll the feed; open when None.
     pub read_token: Option<String>,
@@ -33,6 +49,24 @@ pub struct ApiConfig {
     pub hmac_secret: Option<Vec<u8>>,
     /// Largest admin body accepted (413 above).
     pub max_body_bytes: usize,
+    /// Longest a poll is held (its `wait_ms` is capped to it); 0 answers
+    /// every poll at once.
+    pub max_wait_ms: u64,
+    /// Most polls held at once; a poll beyond it is answered at once.
+    pub max_waiting_polls: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            read_token: None,
+            admin_token: None,
+            hmac_secret: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_wait_ms: DEFAULT_MAX_WAIT_MS,
+            max_waiting_polls: DEFAULT_MAX_WAITING_POLLS,
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -43,6 +77,8 @@ impl std::fmt::Debug for ApiConfig {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "<set>"))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_wait_ms", &self.max_wait_ms)
+            .field("max_waiting_polls", &self.max_waiting_polls)
             .finish()
     }
 }
@@ -60,6 +96,10 @@ pub struct AppState {
     /// holding the `Bytes` here keeps the allocation (and its address) from
     /// being reused by another body while it is cached.
     signed: Mutex<Option<(Bytes, HeaderValue)>>,
+    /// One permit per poll being held.
+    waiting: Semaphore,
+    /// Set when the server stops: held polls are answered at once.
+    stopping: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -67,10 +107,82 @@ impl AppState {
     pub fn new(store: Store, cfg: ApiConfig) -> Arc<AppState> {
         Arc::new(AppState {
             store,
-            cfg,
             metrics: Metrics::default(),
             signed: Mutex::new(None),
+            waiting: Semaphore::new(cfg.max_waiting_polls.min(Semaphore::MAX_PERMITS)),
+            stopping: watch::Sender::new(false),
+            cfg,
         })
+    }
+
+    /// Polls held right now.
+    pub fn waiting_polls(&self) -> usize {
+        self.cfg
+            .max_waiting_polls
+            .min(Semaphore::MAX_PERMITS)
+            .saturating_sub(self.waiting.available_permits())
+    }
+
+    /// Answers every held poll at once, and every later one without
+    /// holding it, so that a stopping server does not wait for them.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Reads the store for a poll, holding the poll while it has nothing
+    /// new and it asked to wait (see "Long poll" in the protocol docs).
+    async fn answer_poll(&self, query: &PollQuery) -> Result<Poll, StoreError> {
+        let since = query.since.as_deref();
+        let wait = query
+            .wait_ms
+            .map(|ms| ms.min(self.cfg.max_wait_ms))
+            .filter(|ms| *ms > 0);
+        let Some(wait) = wait else {
+            return self.store.poll(since, unix_now(), query.paged).await;
+        };
+        let deadline = Instant::now() + Duration::from_millis(wait);
+        // Subscribed before the first read: an append between that read and
+        // the wait below still wakes this poll.
+        let wakeups = self.store.wakeups();
+        let mut appended = wakeups.subscribe();
+        let mut stopping = self.stopping.subscribe();
+        let mut held = None;
+        loop {
+            let poll = self.store.poll(since, unix_now(), query.paged).await?;
+            if !poll.is_caught_up(since) {
+                if held.is_some() {
+                    self.metrics.long_poll(LongPoll::Woken);
+                }
+                return Ok(poll);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let ended = if *stopping.borrow() {
+                Some(LongPoll::Shutdown)
+            } else if remaining.is_zero() {
+                Some(LongPoll::Timeout)
+            } else if held.is_none() {
+                held = self.waiting.try_acquire().ok();
+                held.is_none().then_some(LongPoll::Full)
+            } else {
+                None
+            };
+            if let Some(outcome) = ended {
+                self.metrics.long_poll(outcome);
+                return Ok(poll);
+            }
+            let nap = if wakeups.is_up() {
+                remaining
+            } else {
+                remaining.min(RECHECK_WITHOUT_WAKEUPS)
+            };
+            // Whatever ends the nap, the store is read again: that read
+            // decides, so a wake-up for nothing new simply waits on.
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(nap) => {}
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+        }
     }
 
     /// The signature header value for `body`.
@@ -93,6 +205,51 @@ impl AppState {
             }
         }
         Some(sig)
+    }
+
+    /// The 200 answer to a poll: the body, its signature and its binding to
+    /// the poll (both only with a secret).
+    fn poll_response(&self, query: &PollQuery, poll: Poll) -> Response {
+        let mut signed = Vec::new();
+        if let Some(key) = &self.cfg.hmac_secret {
+            let binding = bound_signature(
+                key,
+                query.since.as_deref().unwrap_or(""),
+                query.nonce.as_deref().unwrap_or(""),
+                &poll.epoch,
+                unix_now(),
+                &poll.digest,
+            )
+            .and_then(|v| HeaderValue::from_str(&v).ok());
+            let Some(binding) = binding else {
+                // Only a data set altered by hand can have such an epoch;
+                // an unbound answer would be refused by every filter that
+                // checks bindings, so the failure is reported as such.
+                log::error!(
+                    "the data set's epoch {:?} cannot be carried in {BINDING_HEADER}",
+                    poll.epoch
+                );
+                self.metrics.count(Endpoint::Feed, Outcome::Error);
+                return store_unavailable();
+            };
+            signed.push((BINDING_HEADER, binding));
+            if let Some(sig) = self.signature(key, &poll.body) {
+                signed.push((SIGNATURE_HEADER, sig));
+            }
+        }
+        self.metrics.count(
+            Endpoint::Feed,
+            if poll.reset {
+                Outcome::Reset
+            } else {
+                Outcome::Delta
+            },
+        );
+        let mut resp = json_response(StatusCode::OK, poll.body);
+        for (name, value) in signed {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
     }
 }
 
@@ -160,11 +317,13 @@ impl Server {
         })
     }
 
-    /// Stops accepting, lets in-flight requests finish, then waits.
+    /// Answers held polls, stops accepting, lets in-flight requests
+    /// finish, then waits.
     pub async fn stop(mut self) {
         if let Some(m) = self.maintenance.take() {
             m.abort();
         }
+        self.state.begin_shutdown();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -228,28 +387,62 @@ fn bearer_ok(headers: &HeaderMap, expected: &str) -> bool {
     bool::from(given[..].ct_eq(&want[..]))
 }
 
-/// The `since` query parameter, percent-decoded; an empty value counts as
-/// absent.
-pub fn since_param(query: Option<&str>) -> Option<String> {
-    let q = query?;
-    for pair in q.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == SINCE_PARAM {
-            let v = percent_decode(v);
-            return (!v.is_empty()).then_some(v);
-        }
-    }
-    None
+/// The parameters of a poll (`GET /v1/revocations?...`). Unknown parameters
+/// are ignored, so that newer filters can send more; a known one given twice
+/// is refused, since the two could be read differently along the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollQuery {
+    /// `since`, percent-decoded; an empty value counts as absent.
+    pub since: Option<String>,
+    /// `paged=1` (or `true`): the client accepts paged answers.
+    pub paged: bool,
+    /// `nonce`: what the answer's binding covers besides `since`.
+    pub nonce: Option<String>,
+    /// `wait_ms`: how long the client can wait for news (uncapped here).
+    pub wait_ms: Option<u64>,
 }
 
-/// Whether the client accepts paged answers: `paged=1` (or `true`).
-pub fn paged_param(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            k == PAGED_PARAM && matches!(v, "1" | "true")
-        })
-    })
+impl PollQuery {
+    /// Reads a poll's query string; the error names the parameter at fault.
+    pub fn parse(query: Option<&str>) -> Result<PollQuery, FieldError> {
+        const KNOWN: [&str; 4] = [SINCE_PARAM, PAGED_PARAM, NONCE_PARAM, WAIT_MS_PARAM];
+        let mut seen = [false; KNOWN.len()];
+        let mut q = PollQuery::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(i) = KNOWN.iter().position(|k| *k == key) else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(FieldError::new(key, "is given more than once"));
+            }
+            let value = percent_decode(raw);
+            match KNOWN[i] {
+                SINCE_PARAM => q.since = (!value.is_empty()).then_some(value),
+                PAGED_PARAM => q.paged = matches!(value.as_str(), "1" | "true"),
+                NONCE_PARAM => {
+                    check_nonce(&value).map_err(|why| FieldError::new(NONCE_PARAM, why))?;
+                    q.nonce = Some(value);
+                }
+                _ => q.wait_ms = Some(parse_wait_ms(&value)?),
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// `wait_ms`: a whole number of milliseconds, digits only.
+fn parse_wait_ms(value: &str) -> Result<u64, FieldError> {
+    let bad = || {
+        FieldError::new(
+            WAIT_MS_PARAM,
+            "must be a whole number of milliseconds (digits only)",
+        )
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    value.parse().map_err(|_| bad())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -295,35 +488,25 @@ async fn feed(State(st): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> 
             );
         }
     }
-    let since = since_param(uri.query());
-    let paged = paged_param(uri.query());
-    match st.store.poll(since.as_deref(), unix_now(), paged).await {
-        Ok(poll) => {
-            st.metrics.count(
-                Endpoint::Feed,
-                if poll.reset {
-                    Outcome::Reset
-                } else {
-                    Outcome::Delta
-                },
-            );
-            let signature = st
-                .cfg
-                .hmac_secret
-                .as_ref()
-                .and_then(|k| st.signature(k, &poll.body));
-            let mut resp = json_response(StatusCode::OK, poll.body);
-            if let Some(sig) = signature {
-                resp.headers_mut().insert(SIGNATURE_HEADER, sig);
-            }
-            resp
+    let query = match PollQuery::parse(uri.query()) {
+        Ok(q) => q,
+        Err(e) => {
+            st.metrics.count(Endpoint::Feed, Outcome::BadRequest);
+            return field_error(&e);
         }
+    };
+    match st.answer_poll(&query).await {
+        Ok(poll) => st.poll_response(&query, poll),
         Err(e) => {
             log::error!("poll failed: {e}");
             st.metrics.count(Endpoint::Feed, Outcome::Error);
-            error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", None)
+            store_unavailable()
         }
     }
+}
+
+fn store_unavailable() -> Response {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable", None)
 }
 
 async fn admin(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -430,8 +613,13 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     st.metrics.count(Endpoint::Metrics, Outcome::Ok);
-    let held = st.store.held().await.ok();
-    let text = st.metrics.render(held, st.store.kind());
+    let gauges = Gauges {
+        held: st.store.held().await.ok(),
+        store: st.store.kind(),
+        waiting_polls: st.waiting_polls() as u64,
+        wakeups_up: st.store.wakeups().is_up(),
+    };
+    let text = st.metrics.render(&gauges);
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -445,23 +633,69 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
+    fn since(query: &str) -> Option<String> {
+        PollQuery::parse(Some(query)).unwrap().since
+    }
+
+    fn paged(query: &str) -> bool {
+        PollQuery::parse(Some(query)).unwrap().paged
+    }
+
+    fn refused(query: &str) -> String {
+        PollQuery::parse(Some(query)).unwrap_err().field
+    }
+
     #[test]
     fn since_is_found_and_decoded() {
-        assert_eq!(since_param(None), None);
-        assert_eq!(since_param(Some("")), None);
-        assert_eq!(since_param(Some("since=")), None);
-        assert_eq!(since_param(Some("since=ab-12")), Some("ab-12".into()));
-        assert_eq!(since_param(Some("x=1&since=a%2Db&y")), Some("a-b".into()));
-        assert_eq!(since_param(Some("since=%zz%4")), Some("%zz%4".into()));
+        assert_eq!(PollQuery::parse(None).unwrap(), PollQuery::default());
+        assert_eq!(since(""), None);
+        assert_eq!(since("since="), None);
+        assert_eq!(since("since=ab-12"), Some("ab-12".into()));
+        assert_eq!(since("x=1&since=a%2Db&y"), Some("a-b".into()));
+        assert_eq!(since("since=%zz%4"), Some("%zz%4".into()));
     }
 
     #[test]
     fn paged_is_opt_in() {
-        assert!(!paged_param(None));
-        assert!(!paged_param(Some("since=a")));
-        assert!(!paged_param(Some("paged=0")));
-        assert!(paged_param(Some("since=a&paged=1")));
-        assert!(paged_param(Some("paged=true")));
+        assert!(!paged(""));
+        assert!(!paged("since=a"));
+        assert!(!paged("paged=0"));
+        assert!(paged("since=a&paged=1"));
+        assert!(paged("paged=true"));
+    }
+
+    #[test]
+    fn nonce_and_wait_are_checked() {
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let q = PollQuery::parse(Some(&format!("since=c&nonce={nonce}&wait_ms=25000"))).unwrap();
+        assert_eq!(q.nonce.as_deref(), Some(nonce));
+        assert_eq!(q.wait_ms, Some(25_000));
+        assert_eq!(
+            PollQuery::parse(Some("wait_ms=0")).unwrap().wait_ms,
+            Some(0)
+        );
+        for bad in [
+            "nonce=",
+            "nonce=abc",
+            "nonce=0123456789ABCDEF",
+            "nonce=0123456789abcdeg",
+        ] {
+            assert_eq!(refused(bad), "nonce", "{bad}");
+        }
+        for bad in [
+            "wait_ms=",
+            "wait_ms=-1",
+            "wait_ms=+5",
+            "wait_ms=1.5",
+            "wait_ms=1e3",
+            "wait_ms=99999999999999999999999",
+        ] {
+            assert_eq!(refused(bad), "wait_ms", "{bad}");
+        }
+        for twice in ["since=a&since=b", "paged=1&paged=1", "wait_ms=1&wait_ms=1"] {
+            let field = refused(twice);
+            assert!(twice.starts_with(&field), "{twice}: {field}");
+        }
     }
 
     #[test]

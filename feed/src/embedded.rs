@@ -14,9 +14,12 @@
 //! and fsyncs the directory. Polls never wait for it and appends wait only for
 //! that final copy.
 
-use crate::store::{page_cursor, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError};
+use crate::backend::{
+    live, page_cursor, random_u64, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError,
+};
+use crate::wake::Wakeups;
 use crate::wal::{self, Header};
-use revocation_protocol::{encode_feed, encode_feed_page, Revocation};
+use revocation_protocol::Revocation;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,8 @@ struct Shared {
     state: RwLock<State>,
     snapshots: SnapshotCache,
     building: Mutex<()>,
+    /// Notified after every commit, once its entries are visible.
+    wakeups: Wakeups,
 }
 
 #[derive(Default)]
@@ -165,6 +170,7 @@ impl EmbeddedStore {
             }),
             snapshots: SnapshotCache::default(),
             building: Mutex::new(()),
+            wakeups: Wakeups::new(true),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer {
@@ -193,6 +199,11 @@ impl EmbeddedStore {
     /// The store's epoch as it appears in cursors.
     pub fn epoch(&self) -> &str {
         &self.shared.epoch
+    }
+
+    /// Notified whenever appended entries become visible to polls.
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.shared.wakeups
     }
 
     /// Answers a poll from memory.
@@ -250,21 +261,24 @@ impl EmbeddedStore {
                 .map(|(_, r)| r)
                 .filter(|r| live(r, now, grace))
                 .collect();
-            return Ok(self
-                .shared
-                .snapshots
-                .build(cursor, grace, live_entries.iter().copied()));
+            return Ok(self.shared.snapshots.build(
+                &self.shared.epoch,
+                cursor,
+                grace,
+                live_entries.iter().copied(),
+            ));
         };
         // An unpaged delta is cut too (without `more`): it only adds, so the
         // client's next regular poll simply continues from the cut.
         let (out, cut) = self.collect(&state, from, state.last_seq, now);
         let cursor = self.cursor(cut.unwrap_or(state.last_seq));
-        Ok(Poll {
-            body: encode_feed(&cursor, false, out.iter().copied()).into(),
-            reset: false,
-            more: false,
-            entries: out.len(),
-        })
+        Ok(Poll::encode(
+            &self.shared.epoch,
+            cursor,
+            false,
+            false,
+            out.iter().copied(),
+        ))
     }
 
     /// Live entries with a sequence number in `(after, upto]`, at most one
@@ -315,12 +329,13 @@ impl EmbeddedStore {
             Some(pos) => self.cursor(pos),
             None => self.cursor(upto),
         };
-        Poll {
-            body: encode_feed_page(&cursor, reset, cut.is_some(), out.iter().copied()).into(),
+        Poll::encode(
+            &self.shared.epoch,
+            cursor,
             reset,
-            more: cut.is_some(),
-            entries: out.len(),
-        }
+            cut.is_some(),
+            out.iter().copied(),
+        )
     }
 
     /// `(S, p)` of a snapshot continuation `<epoch>-<S>~<p>`, or None when
@@ -422,11 +437,6 @@ impl EmbeddedStore {
             }
         }
     }
-}
-
-/// Whether an entry is still to be served: `exp + grace >= now`.
-pub(crate) fn live(r: &Revocation, now: u64, grace: u64) -> bool {
-    r.exp().saturating_add(grace) >= now
 }
 
 /// Appends waiting for the next group commit, with their reply channels.
@@ -572,6 +582,8 @@ impl Writer {
                 return;
             }
         }
+        // Visible now: wake the long polls before acknowledging.
+        self.shared.wakeups.notify();
         for (reply, seq) in replies {
             let _ = reply.send(Ok(seq));
         }
@@ -816,22 +828,4 @@ fn rename_durably(dir: &Path, from: &str, to: &str) -> Result<(), StoreError> {
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError(format!("{what} {}: {e}", path.display()))
-}
-
-/// A random store identity; /dev/urandom is always there on the Linux hosts
-/// this runs on, the clock and pid are a fallback that still differs between
-/// two directories created at different times.
-pub(crate) fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok()
-    {
-        return u64::from_le_bytes(b);
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    nanos ^ (u64::from(std::process::id()) << 32)
 }

@@ -7,7 +7,7 @@ use log::LevelFilter;
 use revocation_feed::client::{self, HttpClient};
 use revocation_feed::embedded::EmbeddedStore;
 use revocation_feed::redis_store::{RedisConfig, RedisStore};
-use revocation_feed::{logger, ApiConfig, AppState, FeedLimits, Server, Store};
+use revocation_feed::{logger, secrets, ApiConfig, AppState, FeedLimits, Server, Store};
 use revocation_protocol::{AdminRequest, Revocation, RevokedSubject, RevokedToken};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,7 +116,7 @@ struct ServeArgs {
         long,
         env = "REVOCATION_FEED_MAX_BODY_BYTES",
         value_name = "N",
-        default_value_t = 1 << 20
+        default_value_t = revocation_feed::api::DEFAULT_MAX_BODY_BYTES
     )]
     max_body_bytes: usize,
 
@@ -152,6 +152,33 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     max_entries_per_response: u32,
+
+    /// Longest a poll that asks to wait (wait_ms) is held while there is nothing newer than
+    /// its cursor; longer waits are cut to it. 0 answers every poll at once.
+    #[arg(
+        long,
+        env = "REVOCATION_FEED_MAX_WAIT_MS",
+        value_name = "MS",
+        default_value_t = revocation_feed::api::DEFAULT_MAX_WAIT_MS,
+        value_parser = clap::value_parser!(u64).range(0..=600_000)
+    )]
+    max_wait_ms: u64,
+
+    /// Most polls held at once; a poll beyond it is answered at once. Each held poll keeps
+    /// a connection (a file descriptor) open.
+    #[arg(
+        long,
+        env = "REVOCATION_FEED_MAX_WAITING_POLLS",
+        value_name = "N",
+        default_value_t = revocation_feed::api::DEFAULT_MAX_WAITING_POLLS
+    )]
+    max_waiting_polls: usize,
+
+    /// Accept short, repetitive or placeholder tokens and HMAC keys, which the server
+    /// otherwise refuses (see feed/README.md). For a local demo only: it is refused unless
+    /// --listen is a loopback address.
+    #[arg(long, env = "REVOCATION_FEED_INSECURE_DEMO_SECRETS")]
+    insecure_demo_secrets: bool,
 
     /// Log level on stderr: error, warn, info, debug or off.
     #[arg(
@@ -248,7 +275,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         admin_token: non_empty("--admin-token", args.admin_token)?,
         hmac_secret,
         max_body_bytes: args.max_body_bytes,
+        max_wait_ms: args.max_wait_ms,
+        max_waiting_polls: args.max_waiting_polls,
     };
+    refuse_weak_secrets(&cfg, args.insecure_demo_secrets, args.listen)?;
     let limits = FeedLimits {
         grace_seconds: args.expiry_grace_seconds,
         max_entries_per_response: args.max_entries_per_response as usize,
@@ -296,6 +326,32 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     server.stop().await;
     state.store.clone().close();
     Ok(())
+}
+
+/// Stops the start when a credential breaks the rule of
+/// `revocation_feed::secrets`, naming every one; with
+/// `--insecure-demo-secrets` (loopback only) they are accepted with a warning.
+fn refuse_weak_secrets(cfg: &ApiConfig, insecure: bool, listen: SocketAddr) -> Result<(), String> {
+    if insecure && !listen.ip().is_loopback() {
+        return Err(format!(
+            "--insecure-demo-secrets is only accepted with a loopback --listen address, not {listen}"
+        ));
+    }
+    let weak = secrets::weak_secrets(cfg);
+    if weak.is_empty() {
+        return Ok(());
+    }
+    if insecure {
+        for w in &weak {
+            log::warn!("{w}; accepted only because of --insecure-demo-secrets");
+        }
+        return Ok(());
+    }
+    let list: Vec<String> = weak.iter().map(|w| format!("\n  {w}")).collect();
+    Err(format!(
+        "refusing to start with weak credentials:{}\nreplace them with random values (feed/README.md, \"Credentials\")",
+        list.concat()
+    ))
 }
 
 async fn wait_for_signal() {

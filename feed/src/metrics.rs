@@ -38,6 +38,39 @@ pub enum Outcome {
     Error,
 }
 
+/// How a poll that asked to wait (`wait_ms`) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongPoll {
+    /// Held, then answered with news after an append.
+    Woken,
+    /// Held for the whole wait; answered empty.
+    Timeout,
+    /// Not held: as many polls as allowed were held already.
+    Full,
+    /// Answered early because the server is stopping.
+    Shutdown,
+}
+
+const LONG_POLLS: [(LongPoll, &str); 4] = [
+    (LongPoll::Woken, "woken"),
+    (LongPoll::Timeout, "timeout"),
+    (LongPoll::Full, "full"),
+    (LongPoll::Shutdown, "shutdown"),
+];
+
+/// What `/metrics` reads at scrape time rather than counts.
+#[derive(Debug, Clone)]
+pub struct Gauges {
+    /// Entries held; None when the store could not be asked.
+    pub held: Option<u64>,
+    /// The store's short name (`embedded`, `redis`).
+    pub store: &'static str,
+    /// Polls held right now.
+    pub waiting_polls: u64,
+    /// Whether the store's wake-ups arrive (the Redis subscription is up).
+    pub wakeups_up: bool,
+}
+
 const ENDPOINTS: [(Endpoint, &str); 4] = [
     (Endpoint::Feed, "feed"),
     (Endpoint::Admin, "admin"),
@@ -56,11 +89,13 @@ const OUTCOMES: [(Outcome, &str); 8] = [
     (Outcome::Error, "error"),
 ];
 
-/// Request counters by endpoint and outcome, plus written-entry count.
+/// Request counters by endpoint and outcome, written-entry and long poll
+/// counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: [[AtomicU64; 8]; 4],
     written: AtomicU64,
+    long_polls: [AtomicU64; 4],
 }
 
 fn index<T: PartialEq + Copy>(table: &[(T, &str)], v: T) -> usize {
@@ -79,9 +114,15 @@ impl Metrics {
         self.written.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Renders the text exposition format; `held` is None when the store
-    /// could not be asked.
-    pub fn render(&self, held: Option<u64>, store: &str) -> String {
+    /// Counts one poll that asked to wait.
+    pub fn long_poll(&self, outcome: LongPoll) {
+        self.long_polls[index(&LONG_POLLS, outcome)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders the text exposition format.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let store = gauges.store;
+        let held = gauges.held;
         let mut out = String::with_capacity(2048);
         let _ = writeln!(
             out,
@@ -130,6 +171,38 @@ impl Metrics {
                 }
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP revocation_feed_waiting_polls Polls held right now until a revocation is written or their wait ends."
+        );
+        let _ = writeln!(out, "# TYPE revocation_feed_waiting_polls gauge");
+        let _ = writeln!(
+            out,
+            "revocation_feed_waiting_polls {}",
+            gauges.waiting_polls
+        );
+        let _ = writeln!(
+            out,
+            "# HELP revocation_feed_long_polls_total Polls that asked to wait, by how they ended."
+        );
+        let _ = writeln!(out, "# TYPE revocation_feed_long_polls_total counter");
+        for (i, (_, name)) in LONG_POLLS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "revocation_feed_long_polls_total{{outcome=\"{name}\"}} {}",
+                self.long_polls[i].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP revocation_feed_wakeups_up Whether writes wake held polls at once (for Redis: whether the append subscription is up; while it is not, held polls re-read the store every second)."
+        );
+        let _ = writeln!(out, "# TYPE revocation_feed_wakeups_up gauge");
+        let _ = writeln!(
+            out,
+            "revocation_feed_wakeups_up{{store=\"{store}\"}} {}",
+            u8::from(gauges.wakeups_up)
+        );
         out
     }
 }

@@ -36,11 +36,24 @@
 //!
 //! Every read and write is one Lua script, so each is atomic and costs one
 //! round trip.
+//!
+//! Long polls: the append script also `PUBLISH`es the new head on the
+//! channel `{P}:appended`. Each feed process holds one subscription to it
+//! (one connection, whatever the number of waiting polls) and wakes its own
+//! waiting polls, so a write through any replica wakes the polls held by
+//! every replica. Pub/sub delivers nothing while the subscription is down;
+//! the process then marks its wake-ups down (waiting polls re-read Redis
+//! every second), reconnects with backoff, and wakes every waiting poll
+//! once it is back, since a write may have gone unheard meanwhile.
 
-use crate::store::{page_cursor, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::backend::{
+    live, page_cursor, random_u64, split_page_cursor, FeedLimits, Poll, SnapshotCache, StoreError,
+};
+use crate::wake::Wakeups;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::{Script, Value};
-use revocation_protocol::{encode_feed_page, Revocation, RevokedSubject, RevokedToken};
+use revocation_protocol::{Revocation, RevokedSubject, RevokedToken};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,11 +64,12 @@ if not epoch then
   epoch = ARGV[1]
 end
 local sid
-for i = 2, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   sid = redis.call('XADD', KEYS[3], '*', 'r', ARGV[i] .. ' ' .. ARGV[i+1] .. ' ' .. ARGV[i+2] .. ' ' .. ARGV[i+3])
   redis.call('ZADD', KEYS[4], ARGV[i+1], ARGV[i] .. ' ' .. ARGV[i+1] .. ' ' .. ARGV[i+2] .. ' ' .. sid .. ' ' .. ARGV[i+3])
 end
 redis.call('SET', KEYS[2], sid)
+redis.call('PUBLISH', ARGV[2], sid)
 return {epoch, sid}
 "#;
 
@@ -111,6 +125,8 @@ struct Keys {
     stream: String,
     live: String,
     floor: String,
+    /// Pub/sub channel of appends (not a key: channels have no slot).
+    appended: String,
 }
 
 /// The Redis store handle; cheap to clone.
@@ -123,7 +139,28 @@ pub struct RedisStore {
     building: Arc<tokio::sync::Mutex<()>>,
     limits: FeedLimits,
     history_seconds: u64,
+    wakeups: Arc<Wakeups>,
+    /// The subscription task; stopped when the last handle goes.
+    listener: Arc<Listener>,
 }
+
+/// Aborts the subscription task when dropped.
+struct Listener(tokio::task::JoinHandle<()>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Bounds on re-subscribing after the subscription is lost.
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+/// A subscription that does not answer a PING within `PING_TIMEOUT` (sent
+/// every `PING_EVERY`) is taken for dead: a half-open TCP connection would
+/// otherwise go unnoticed and silently stop the wake-ups.
+const PING_EVERY: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn rerr(what: &str) -> impl Fn(redis::RedisError) -> StoreError + '_ {
     move |e| StoreError(format!("redis {what}: {e}"))
@@ -146,6 +183,19 @@ impl RedisStore {
             .await
             .map_err(rerr("connect"))?;
         let p = &cfg.prefix;
+        let appended = format!("{{{p}}}:appended");
+        // Subscribed before the first poll can wait, so that no append goes
+        // unheard once the server answers.
+        let first = subscribe(&client, &appended)
+            .await
+            .map_err(rerr("subscribe"))?;
+        let wakeups = Arc::new(Wakeups::new(true));
+        let listener = Listener(tokio::spawn(listen(
+            client,
+            appended.clone(),
+            first,
+            wakeups.clone(),
+        )));
         let store = RedisStore {
             conn,
             keys: Arc::new(Keys {
@@ -155,6 +205,7 @@ impl RedisStore {
                 stream: format!("{{{p}}}:stream"),
                 live: format!("{{{p}}}:live"),
                 floor: format!("{{{p}}}:floor"),
+                appended,
             }),
             scripts: Arc::new([
                 Script::new(APPEND_LUA),
@@ -165,6 +216,8 @@ impl RedisStore {
             building: Arc::default(),
             limits,
             history_seconds: cfg.history_seconds,
+            wakeups,
+            listener: Arc::new(listener),
         };
         store.health().await?;
         Ok(store)
@@ -223,7 +276,7 @@ impl RedisStore {
         for item in items {
             let (id, rev) = parse_stream_entry(item).ok_or_else(bad)?;
             last_id = Some(id);
-            if crate::embedded::live(&rev, now, grace) {
+            if live(&rev, now, grace) {
                 entries.push(rev);
             }
         }
@@ -236,12 +289,7 @@ impl RedisStore {
         };
         let more = paged && full && parse_id(&pos) < head;
         let cursor = format!("{epoch}-{pos}");
-        Ok(Poll {
-            body: encode_feed_page(&cursor, false, more, entries.iter()).into(),
-            reset: false,
-            more,
-            entries: entries.len(),
-        })
+        Ok(Poll::encode(&epoch, cursor, false, more, entries.iter()))
     }
 
     /// A reset: whole, or its first page for a paged client.
@@ -353,7 +401,7 @@ impl RedisStore {
                 last_exp = Some(exp);
                 ties = 1;
             }
-            if sid <= limit && crate::embedded::live(&rev, now, grace) {
+            if sid <= limit && live(&rev, now, grace) {
                 entries.push(rev);
             }
         }
@@ -370,12 +418,7 @@ impl RedisStore {
             _ => base,
         };
         let more = members.len() >= cap;
-        Ok(Poll {
-            body: encode_feed_page(&cursor, reset, more, entries.iter()).into(),
-            reset,
-            more,
-            entries: entries.len(),
-        })
+        Ok(Poll::encode(epoch, cursor, reset, more, entries.iter()))
     }
 
     /// A reset snapshot: the unexpired members of the live set, served from
@@ -418,9 +461,12 @@ impl RedisStore {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| StoreError("redis snapshot: malformed live-set member".into()))?;
             let cursor = format!("{epoch}-{}", last.as_deref().unwrap_or("0-0"));
-            return Ok(self
-                .snapshots
-                .build(cursor, self.limits.grace_seconds, entries.iter()));
+            return Ok(self.snapshots.build(
+                &epoch,
+                cursor,
+                self.limits.grace_seconds,
+                entries.iter(),
+            ));
         }
         Err(StoreError(
             "redis snapshot: the data set keeps losing its epoch".into(),
@@ -489,7 +535,8 @@ impl RedisStore {
         inv.key(&k.last)
             .key(&k.stream)
             .key(&k.live)
-            .arg(new_epoch());
+            .arg(new_epoch())
+            .arg(&k.appended);
         for r in &entries {
             match r {
                 Revocation::Token(t) => inv.arg("t").arg(t.exp).arg(0).arg(&t.jti),
@@ -544,6 +591,17 @@ impl RedisStore {
         Ok(n)
     }
 
+    /// Notified when any replica appends (through the subscription).
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.wakeups
+    }
+
+    /// Stops the subscription (other handles of this store stop waking).
+    pub fn close(self) {
+        self.listener.0.abort();
+        self.wakeups.set_up(false);
+    }
+
     /// PINGs Redis.
     pub async fn health(&self) -> Result<(), StoreError> {
         let _: String = redis::cmd("PING")
@@ -554,9 +612,77 @@ impl RedisStore {
     }
 }
 
+/// A pub/sub connection subscribed to `channel`, or an error within
+/// `PING_TIMEOUT` (a Redis that hangs must not stall re-subscribing).
+async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<PubSub> {
+    let open = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    tokio::time::timeout(PING_TIMEOUT, open)
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "no answer")))?
+}
+
+/// The subscription task: wakes this process's waiting polls on every
+/// append, and keeps a subscription open for as long as the store lives.
+async fn listen(client: redis::Client, channel: String, first: PubSub, wakeups: Arc<Wakeups>) {
+    let mut pubsub = Some(first);
+    let mut backoff = RESUBSCRIBE_MIN;
+    loop {
+        if let Some(open) = pubsub.take() {
+            wakeups.set_up(true);
+            // Appends made while no subscription was open went unheard.
+            wakeups.notify();
+            let why = forward(open, &wakeups).await;
+            wakeups.set_up(false);
+            // Waiting polls switch to re-reading Redis on a timer.
+            wakeups.notify();
+            log::warn!(
+                "redis: the append subscription was lost ({why}); long polls re-read Redis every second until it is back"
+            );
+            backoff = RESUBSCRIBE_MIN;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
+        match subscribe(&client, &channel).await {
+            Ok(open) => {
+                log::info!("redis: the append subscription is back");
+                pubsub = Some(open);
+            }
+            Err(e) => log::debug!("redis: subscribing again failed: {e}"),
+        }
+    }
+}
+
+/// Wakes the waiting polls for every message until the subscription fails;
+/// returns why it did.
+async fn forward(pubsub: PubSub, wakeups: &Wakeups) -> String {
+    let (mut sink, mut messages) = pubsub.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = messages.next() => match msg {
+                Some(_) => wakeups.notify(),
+                None => return "connection closed".into(),
+            },
+            _ = ping.tick() => {
+                match tokio::time::timeout(PING_TIMEOUT, sink.ping::<Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return e.to_string(),
+                    Err(_) => return "no answer to PING".into(),
+                }
+            }
+        }
+    }
+}
+
 /// A candidate epoch, used by a script only when the data set has none.
 fn new_epoch() -> String {
-    format!("{:016x}", crate::embedded::random_u64())
+    format!("{:016x}", random_u64())
 }
 
 fn text(v: &Value) -> Option<String> {

@@ -1,64 +1,11 @@
 //! The storage seam: the API talks to a [`Store`], which is either the
 //! embedded log or Redis.
 
+use crate::backend::{Poll, StoreError};
 use crate::embedded::EmbeddedStore;
 use crate::redis_store::RedisStore;
-use bytes::Bytes;
-use revocation_protocol::{encode_feed, Revocation};
-use std::fmt;
-use std::sync::Mutex;
-
-/// Default page size: about 3 MB of JSON with UUID-sized jtis, far below
-/// the response body limit of a proxy's HTTP client (32 MiB in Envoy).
-pub const DEFAULT_MAX_ENTRIES_PER_RESPONSE: usize = 50_000;
-
-/// Limits that shape every poll answer, whatever the backend.
-#[derive(Debug, Clone, Copy)]
-pub struct FeedLimits {
-    /// An entry is still served until `exp + grace_seconds`, so a proxy whose
-    /// clock runs behind the server's does not drop it early for lack of it.
-    pub grace_seconds: u64,
-    /// Most entries in one response. A delta beyond it is cut and the
-    /// client continues from the returned cursor. A snapshot is cut into
-    /// pages only for a client that asked for pages (`paged=1`): to any
-    /// other, a partial snapshot would replace a complete set.
-    pub max_entries_per_response: usize,
-}
-
-impl Default for FeedLimits {
-    fn default() -> Self {
-        FeedLimits {
-            grace_seconds: 60,
-            max_entries_per_response: DEFAULT_MAX_ENTRIES_PER_RESPONSE,
-        }
-    }
-}
-
-/// A poll answer, ready to send.
-#[derive(Debug, Clone)]
-pub struct Poll {
-    /// The JSON body (the bytes that get signed). Shared, because a cached
-    /// snapshot goes out to many proxies.
-    pub body: Bytes,
-    /// Whether it is a reset snapshot (or its first page).
-    pub reset: bool,
-    /// Whether more pages follow.
-    pub more: bool,
-    /// Entries in it.
-    pub entries: usize,
-}
-
-/// A storage failure, reported to clients as 503.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
+use crate::wake::Wakeups;
+use revocation_protocol::Revocation;
 
 /// Either backend.
 #[derive(Clone)]
@@ -117,10 +64,20 @@ impl Store {
         }
     }
 
+    /// Notified when entries are appended (by any replica sharing the
+    /// data); long polls wait on it.
+    pub fn wakeups(&self) -> &Wakeups {
+        match self {
+            Store::Embedded(s) => s.wakeups(),
+            Store::Redis(s) => s.wakeups(),
+        }
+    }
+
     /// Flushes and releases the backend.
     pub fn close(self) {
-        if let Store::Embedded(s) = self {
-            s.close();
+        match self {
+            Store::Embedded(s) => s.close(),
+            Store::Redis(s) => s.close(),
         }
     }
 
@@ -131,71 +88,4 @@ impl Store {
             Store::Redis(_) => "redis",
         }
     }
-}
-
-/// The last reset snapshot, keyed by the cursor it ends at.
-///
-/// When a fleet of proxies restarts they all ask for the same snapshot;
-/// building a large one costs far more than the request. A snapshot stays
-/// right while the cursor is unchanged (every write moves the cursor) and no
-/// entry in it has expired (entries only leave by expiring), so the key and
-/// the earliest expiry in it decide whether it can be reused.
-#[derive(Default)]
-pub(crate) struct SnapshotCache {
-    inner: Mutex<Option<CachedSnapshot>>,
-}
-
-struct CachedSnapshot {
-    cursor: String,
-    /// Reusable while `now <= valid_until` (earliest `exp + grace` inside).
-    valid_until: u64,
-    poll: Poll,
-}
-
-impl SnapshotCache {
-    /// The cached snapshot ending at `cursor`, if still exact at `now`.
-    pub(crate) fn get(&self, cursor: &str, now: u64) -> Option<Poll> {
-        let guard = self.inner.lock().ok()?;
-        let c = guard.as_ref()?;
-        (c.cursor == cursor && now <= c.valid_until).then(|| c.poll.clone())
-    }
-
-    /// Encodes a snapshot of `entries` (already filtered for expiry) ending
-    /// at `cursor`, remembers it and returns it.
-    pub(crate) fn build<'a, I>(&self, cursor: String, grace: u64, entries: I) -> Poll
-    where
-        I: Iterator<Item = &'a Revocation> + Clone,
-    {
-        let valid_until = entries
-            .clone()
-            .map(|r| r.exp().saturating_add(grace))
-            .min()
-            .unwrap_or(u64::MAX);
-        let count = entries.clone().count();
-        let poll = Poll {
-            body: Bytes::from(encode_feed(&cursor, true, entries)),
-            reset: true,
-            more: false,
-            entries: count,
-        };
-        if let Ok(mut guard) = self.inner.lock() {
-            *guard = Some(CachedSnapshot {
-                cursor,
-                valid_until,
-                poll: poll.clone(),
-            });
-        }
-        poll
-    }
-}
-
-/// Splits a snapshot continuation cursor `<base>~<position>`; None for any
-/// other cursor.
-pub(crate) fn split_page_cursor(cursor: &str) -> Option<(&str, &str)> {
-    cursor.split_once(revocation_protocol::PAGE_SEPARATOR)
-}
-
-/// `<base>~<position>`.
-pub(crate) fn page_cursor(base: &str, position: &str) -> String {
-    format!("{base}{}{position}", revocation_protocol::PAGE_SEPARATOR)
 }

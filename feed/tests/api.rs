@@ -4,11 +4,16 @@
 
 mod common;
 
-use common::{error_field, jtis, now, Backend, Harness, Opts, ADMIN};
+use common::{binding, epoch_of, error_field, jtis, nonce, now, Backend, Harness, Opts, ADMIN};
 use hyper::Method;
+use revocation_feed::client::HttpResponse;
 use revocation_feed::FeedLimits;
-use revocation_protocol::{verify_signature, FeedResponse, SIGNATURE_HEADER};
+use revocation_protocol::{
+    verify_signature, BindingError, FeedResponse, BINDING_HEADER, SIGNATURE_HEADER,
+};
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn tok(jti: &str, exp: u64) -> String {
     format!(r#"{{"jti":"{jti}","exp":{exp}}}"#)
@@ -327,6 +332,364 @@ pub async fn responses_are_signed_when_a_secret_is_set(b: Backend) {
         .await
         .header(SIGNATURE_HEADER)
         .is_none());
+}
+
+/// A secret as long as the server requires of real ones.
+const SECRET: &[u8] = b"a feed signing key of 32+ bytes!";
+
+fn signed(opts: Opts) -> Opts {
+    Opts {
+        hmac: Some(SECRET.to_vec()),
+        ..opts
+    }
+}
+
+/// Every kind of answer carries a binding that verifies for its own poll
+/// (and no other), beside the body signature that older filters check.
+pub async fn answers_are_bound_to_their_poll(b: Backend) {
+    let h = Harness::start(b, signed(capped(2))).await;
+    let bound = |resp: &HttpResponse, since: Option<&str>, nonce: &str| {
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+        let got = binding(resp, SECRET, since, nonce).unwrap();
+        let r = FeedResponse::parse(&resp.body).unwrap();
+        assert_eq!(
+            got.epoch,
+            epoch_of(&r.cursor),
+            "the binding carries the epoch"
+        );
+        assert!(
+            got.time.abs_diff(now()) <= 5,
+            "the feed's clock: {}",
+            got.time
+        );
+        let v1 = resp.header(SIGNATURE_HEADER).expect("body signature too");
+        assert!(verify_signature(SECRET, &resp.body, v1));
+        r
+    };
+    // First poll (an empty snapshot): since is bound as empty.
+    let n1 = nonce();
+    let first = h.poll(None, &n1, None).await;
+    let c0 = bound(&first, None, &n1).cursor;
+    // The same answer to another poll: a fresh nonce, a new binding.
+    let n2 = nonce();
+    let again = h.poll(None, &n2, None).await;
+    bound(&again, None, &n2);
+    assert_eq!(again.body, first.body);
+    assert_ne!(again.header(BINDING_HEADER), first.header(BINDING_HEADER));
+    assert_eq!(
+        binding(&first, SECRET, None, &n2),
+        Err(BindingError::Mismatch)
+    );
+    assert_eq!(
+        binding(&first, SECRET, Some(&c0), &n1),
+        Err(BindingError::Mismatch)
+    );
+    // An empty answer for the current cursor: the one a replay would use.
+    let n = nonce();
+    let empty = h.poll(Some(&c0), &n, None).await;
+    assert!(bound(&empty, Some(&c0), &n).revoked.is_empty());
+    assert_eq!(
+        binding(&empty, SECRET, None, &n),
+        Err(BindingError::Mismatch)
+    );
+    assert_eq!(
+        binding(&empty, SECRET, Some(&c0), &nonce()),
+        Err(BindingError::Mismatch)
+    );
+    // A delta, cut into pages, each bound to the cursor it continues from.
+    let exp = now() + 3600;
+    let list: Vec<String> = (0..5).map(|i| tok(&format!("b{i}"), exp)).collect();
+    h.revoke(&format!("[{}]", list.join(","))).await;
+    let mut since = c0.clone();
+    let mut pages = 0;
+    loop {
+        let n = nonce();
+        let r = bound(&h.poll(Some(&since), &n, None).await, Some(&since), &n);
+        pages += 1;
+        since = r.cursor.clone();
+        if !r.more {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    // A paged snapshot: every page bound, continuation cursors included.
+    let mut since: Option<String> = None;
+    let mut resets = 0;
+    loop {
+        let n = nonce();
+        let r = bound(
+            &h.poll(since.as_deref(), &n, None).await,
+            since.as_deref(),
+            &n,
+        );
+        resets += usize::from(r.reset);
+        since = Some(r.cursor.clone());
+        if !r.more {
+            break;
+        }
+    }
+    assert_eq!(resets, 1);
+    // A poll without a nonce (a filter that predates bindings) still gets
+    // one, bound to the empty nonce.
+    let old = h.get_with(Some(&c0), None).await;
+    assert!(binding(&old, SECRET, Some(&c0), "").is_ok());
+    // No secret, no binding.
+    let plain = Harness::start(b, Opts::default()).await;
+    let resp = plain.poll(None, &nonce(), None).await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.header(BINDING_HEADER).is_none());
+}
+
+/// A malformed nonce or wait is a 400 naming the parameter; unknown
+/// parameters are ignored.
+pub async fn bad_poll_parameters_are_400_naming_them(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let path = revocation_protocol::REVOCATIONS_PATH;
+    let good = nonce();
+    for (query, field) in [
+        ("nonce=".to_string(), "nonce"),
+        ("nonce=abc".to_string(), "nonce"),
+        (format!("nonce={}", good.to_uppercase()), "nonce"),
+        (format!("nonce={good}x"), "nonce"),
+        (format!("nonce={}", "a".repeat(65)), "nonce"),
+        (format!("nonce={good}&nonce={good}"), "nonce"),
+        ("wait_ms=soon".to_string(), "wait_ms"),
+        ("wait_ms=-5".to_string(), "wait_ms"),
+        ("wait_ms=2.5".to_string(), "wait_ms"),
+        ("wait_ms=".to_string(), "wait_ms"),
+        ("wait_ms=1&wait_ms=2".to_string(), "wait_ms"),
+        ("wait_ms=184467440737095516160".to_string(), "wait_ms"),
+        ("since=a&since=b".to_string(), "since"),
+    ] {
+        let resp = h.get_path(&format!("{path}?{query}")).await;
+        assert_eq!(resp.status, 400, "{query}");
+        assert_eq!(error_field(&resp).as_deref(), Some(field), "{query}");
+    }
+    let resp = h
+        .get_path(&format!("{path}?nonce={good}&wait_ms=0&future=1&paged=1"))
+        .await;
+    assert_eq!(resp.status, 200);
+    let m = h.path(Method::GET, "/metrics").await;
+    let text = String::from_utf8(m.body.to_vec()).unwrap();
+    assert!(
+        text.contains(
+            "revocation_feed_requests_total{endpoint=\"feed\",outcome=\"bad_request\"} 13\n"
+        ),
+        "{text}"
+    );
+}
+
+/// A poll started in the background; yields the answer and when it came.
+fn poll_in_background(
+    h: &Arc<Harness>,
+    since: Option<&str>,
+    nonce: &str,
+    wait_ms: Option<u64>,
+) -> tokio::task::JoinHandle<(HttpResponse, Instant)> {
+    let (h, since, nonce) = (h.clone(), since.map(str::to_string), nonce.to_string());
+    tokio::spawn(async move {
+        let resp = h.poll(since.as_deref(), &nonce, wait_ms).await;
+        (resp, Instant::now())
+    })
+}
+
+/// A poll answered and how long it took.
+async fn timed_poll(
+    h: &Harness,
+    since: Option<&str>,
+    wait_ms: Option<u64>,
+) -> (FeedResponse, Duration) {
+    let started = Instant::now();
+    let resp = h.poll(since, &nonce(), wait_ms).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    (FeedResponse::parse(&resp.body).unwrap(), started.elapsed())
+}
+
+async fn metrics_text(h: &Harness) -> String {
+    let m = h.path(Method::GET, "/metrics").await;
+    String::from_utf8(m.body.to_vec()).unwrap()
+}
+
+fn has_line(text: &str, line: &str) {
+    assert!(
+        text.contains(&format!("{line}\n")),
+        "missing {line:?} in\n{text}"
+    );
+}
+
+/// Held while nothing is new; answered within moments of an append.
+pub async fn a_long_poll_is_woken_by_an_append(b: Backend) {
+    let h = Arc::new(Harness::start(b, signed(Opts::default())).await);
+    let c0 = h.feed(None).await.cursor;
+    let n = nonce();
+    let started = Instant::now();
+    let held = poll_in_background(&h, Some(&c0), &n, Some(20_000));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!held.is_finished(), "answered though nothing was new");
+    has_line(&metrics_text(&h).await, "revocation_feed_waiting_polls 1");
+    let writing = Instant::now();
+    let c1 = h.revoke(&tok("wakes-it", now() + 3600)).await;
+    let (resp, answered) = held.await.unwrap();
+    let after_write = answered - writing;
+    eprintln!("{b:?}: long poll answered {after_write:?} after the write was sent");
+    assert!(
+        after_write < Duration::from_secs(1),
+        "answered {after_write:?} after the write"
+    );
+    assert!(answered - started >= Duration::from_millis(400));
+    binding(&resp, SECRET, Some(&c0), &n).unwrap();
+    let r = FeedResponse::parse(&resp.body).unwrap();
+    assert!(!r.reset);
+    assert_eq!(jtis(&r), ["wakes-it"]);
+    assert_eq!(r.cursor, c1);
+    let text = metrics_text(&h).await;
+    has_line(
+        &text,
+        "revocation_feed_long_polls_total{outcome=\"woken\"} 1",
+    );
+    has_line(&text, "revocation_feed_waiting_polls 0");
+    has_line(
+        &text,
+        &format!(
+            "revocation_feed_wakeups_up{{store=\"{}\"}} 1",
+            h.store().kind()
+        ),
+    );
+}
+
+/// Nothing written: the poll is held for its whole wait, then gets the
+/// empty answer with its own cursor, bound like any other.
+pub async fn a_long_poll_waits_out_its_time_then_answers_empty(b: Backend) {
+    let h = Harness::start(b, signed(Opts::default())).await;
+    let c0 = h.revoke(&tok("old", now() + 3600)).await;
+    let n = nonce();
+    let started = Instant::now();
+    let resp = h.poll(Some(&c0), &n, Some(700)).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(700),
+        "answered after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    binding(&resp, SECRET, Some(&c0), &n).unwrap();
+    let r = FeedResponse::parse(&resp.body).unwrap();
+    assert!(!r.reset && r.revoked.is_empty());
+    assert_eq!(r.cursor, c0);
+    has_line(
+        &metrics_text(&h).await,
+        "revocation_feed_long_polls_total{outcome=\"timeout\"} 1",
+    );
+}
+
+/// Polls that need no waiting, or did not ask, are answered at once.
+pub async fn polls_with_news_or_without_wait_are_answered_at_once(b: Backend) {
+    let h = Harness::start(b, Opts::default()).await;
+    let exp = now() + 3600;
+    let c0 = h.feed(None).await.cursor;
+    let c1 = h.revoke(&tok("new", exp)).await;
+    let (epoch, _) = c1.split_once('-').unwrap();
+    let future = match b {
+        Backend::Embedded => format!("{epoch}-999999"),
+        Backend::Redis => format!("{epoch}-99999999999999-0"),
+    };
+    let at_once = Duration::from_secs(1);
+    // Caught up, but no wait asked (a filter that predates long polls), or
+    // a wait of 0.
+    for wait in [None, Some(0)] {
+        let (r, took) = timed_poll(&h, Some(&c1), wait).await;
+        assert!(took < at_once, "{wait:?}: {took:?}");
+        assert!(!r.reset && r.revoked.is_empty());
+    }
+    // Behind the head: the news at once.
+    let (r, took) = timed_poll(&h, Some(&c0), Some(20_000)).await;
+    assert!(took < at_once, "{took:?}");
+    assert_eq!(jtis(&r), ["new"]);
+    // A snapshot is due (first poll, or a cursor this store cannot
+    // continue, such as one from the future): at once.
+    for since in [None, Some(future.as_str()), Some("garbage")] {
+        let (r, took) = timed_poll(&h, since, Some(20_000)).await;
+        assert!(took < at_once, "{since:?}: {took:?}");
+        assert!(r.reset, "{since:?}");
+        assert_eq!(r.cursor, c1);
+    }
+}
+
+/// A wait longer than the server's maximum is cut to it.
+pub async fn waits_are_capped_at_the_server_maximum(b: Backend) {
+    let h = Harness::start(
+        b,
+        Opts {
+            max_wait_ms: 500,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let c0 = h.feed(None).await.cursor;
+    let (r, took) = timed_poll(&h, Some(&c0), Some(3_600_000)).await;
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(r.cursor, c0);
+}
+
+/// Beyond the most polls held at once, a poll is answered at once.
+pub async fn held_polls_are_bounded(b: Backend) {
+    let h = Arc::new(
+        Harness::start(
+            b,
+            Opts {
+                max_waiting_polls: 1,
+                ..Opts::default()
+            },
+        )
+        .await,
+    );
+    let c0 = h.feed(None).await.cursor;
+    let held = poll_in_background(&h, Some(&c0), &nonce(), Some(20_000));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished());
+    let (r, took) = timed_poll(&h, Some(&c0), Some(20_000)).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(r.cursor, c0);
+    let text = metrics_text(&h).await;
+    has_line(&text, "revocation_feed_waiting_polls 1");
+    has_line(
+        &text,
+        "revocation_feed_long_polls_total{outcome=\"full\"} 1",
+    );
+    h.revoke(&tok("frees-it", now() + 3600)).await;
+    let (resp, _) = held.await.unwrap();
+    assert_eq!(
+        jtis(&FeedResponse::parse(&resp.body).unwrap()),
+        ["frees-it"]
+    );
+}
+
+/// Stopping the server answers held polls instead of waiting them out.
+pub async fn stopping_answers_held_polls(b: Backend) {
+    let mut h = Harness::start(b, Opts::default()).await;
+    let c0 = h.feed(None).await.cursor;
+    let url = format!(
+        "{}{}",
+        h.base,
+        revocation_protocol::poll_request_path(
+            revocation_protocol::REVOCATIONS_PATH,
+            Some(&c0),
+            &nonce(),
+            Some(25_000)
+        )
+    );
+    let client = h.client.clone();
+    let held = tokio::spawn(async move { client.request(Method::GET, &url, &[], None).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished());
+    let stopping = Instant::now();
+    h.shutdown().await;
+    let resp = held.await.unwrap().unwrap();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(2), "stop took {took:?}");
+    assert_eq!(resp.status, 200);
+    let r = FeedResponse::parse(&resp.body).unwrap();
+    assert_eq!(r.cursor, c0);
 }
 
 pub async fn read_token_is_required_when_set(b: Backend) {
@@ -737,6 +1100,14 @@ macro_rules! suite {
                 admin_api_is_disabled_without_a_token,
                 oversized_body_is_413,
                 responses_are_signed_when_a_secret_is_set,
+                answers_are_bound_to_their_poll,
+                bad_poll_parameters_are_400_naming_them,
+                a_long_poll_is_woken_by_an_append,
+                a_long_poll_waits_out_its_time_then_answers_empty,
+                polls_with_news_or_without_wait_are_answered_at_once,
+                waits_are_capped_at_the_server_maximum,
+                held_polls_are_bounded,
+                stopping_answers_held_polls,
                 read_token_is_required_when_set,
                 unknown_or_foreign_cursors_get_a_reset,
                 expired_entries_are_not_sent,

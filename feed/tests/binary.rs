@@ -4,65 +4,38 @@
 //! there) and the command line (`revoke`, environment variables, usage).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{random_hex, random_key_base64, FeedProcess};
 use hyper::Method;
 use revocation_feed::client::HttpClient;
 use revocation_protocol::FeedResponse;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::Command;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "crash-test-admin";
+/// An admin token the server accepts.
+static ADMIN: LazyLock<String> = LazyLock::new(|| random_hex(32));
 
-struct Feed {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Feed {
-    fn start(dir: &Path) -> Feed {
-        // The admin token comes from the environment, as in production.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_revocation-feed"))
-            .arg("serve")
-            .arg("--data")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("REVOCATION_FEED_ADMIN_TOKEN", ADMIN)
+/// The crash test's server: the admin token from the environment, as in
+/// production, and maintenance every second.
+fn start_feed(dir: &Path) -> FeedProcess {
+    let dir = dir.to_str().unwrap();
+    FeedProcess::start(
+        &[
+            "--data",
+            dir,
             // Entries written with exp = now expire at once, so every
             // maintenance pass has something to compact.
-            .args(["--compact-interval-seconds", "1"])
-            .args(["--expiry-grace-seconds", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn revocation-feed");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-                sink.lock().unwrap().push_str(&line);
-                sink.lock().unwrap().push('\n');
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("server did not start:\n{}", log.lock().unwrap()));
-        Feed { child, base, log }
-    }
-
-    fn kill9(mut self) {
-        // Child::kill is SIGKILL on Unix: no shutdown path runs.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
+            "--compact-interval-seconds",
+            "1",
+            "--expiry-grace-seconds",
+            "0",
+        ],
+        &[("REVOCATION_FEED_ADMIN_TOKEN", ADMIN.as_str())],
+    )
 }
 
 async fn snapshot(client: &HttpClient, base: &str) -> FeedResponse {
@@ -88,7 +61,7 @@ async fn kill_9_mid_stream_loses_no_acknowledged_revocation() {
     let mut compactions = 0;
     let rounds = 5;
     for round in 0..rounds {
-        let feed = Feed::start(dir.path());
+        let feed = start_feed(dir.path());
         let started = Instant::now();
         let mut writers = Vec::new();
         for w in 0..4 {
@@ -96,7 +69,7 @@ async fn kill_9_mid_stream_loses_no_acknowledged_revocation() {
             let (acked, max_acked_seq) = (acked.clone(), max_acked_seq.clone());
             writers.push(tokio::spawn(async move {
                 let url = format!("{base}/v1/revocations");
-                let auth = format!("Bearer {ADMIN}");
+                let auth = format!("Bearer {}", *ADMIN);
                 for i in 0.. {
                     let now = revocation_feed::api::unix_now();
                     let keep: Vec<String> = (0..=(i % 3))
@@ -139,14 +112,13 @@ async fn kill_9_mid_stream_loses_no_acknowledged_revocation() {
         // for some compactions to have run in the later rounds.
         let at = Duration::from_millis(400 + 700 * round as u64);
         tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
-        let log = feed.log.clone();
-        feed.kill9();
-        compactions += log.lock().unwrap().matches("compacted the log").count();
+        let log = feed.kill9();
+        compactions += log.matches("compacted the log").count();
         for w in writers {
             w.await.unwrap();
         }
 
-        let feed = Feed::start(dir.path());
+        let feed = start_feed(dir.path());
         let snap = snapshot(&client, &feed.base).await;
         let held: BTreeSet<String> = snap.revoked.iter().map(|t| t.jti.clone()).collect();
         let want = acked.lock().unwrap().clone();
@@ -156,7 +128,7 @@ async fn kill_9_mid_stream_loses_no_acknowledged_revocation() {
             "round {round}: {} acknowledged revocations lost, e.g. {:?}\nlog before the kill:\n{}",
             missing.len(),
             &missing[..missing.len().min(5)],
-            log.lock().unwrap()
+            log
         );
         // The store's position never falls behind what a client was told.
         assert!(seq(&snap.cursor) >= *max_acked_seq.lock().unwrap());
@@ -195,7 +167,7 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_command_writes_through_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
-    let feed = Feed::start(dir.path());
+    let feed = start_feed(dir.path());
     let base = feed.base.clone();
     let run = move |args: Vec<String>, env: Vec<(String, String)>| {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -209,7 +181,7 @@ async fn revoke_command_writes_through_the_admin_api() {
             "--url",
             &base,
             "--admin-token",
-            ADMIN,
+            ADMIN.as_str(),
             "--jti",
             "cli-jti",
             "--exp",
@@ -330,4 +302,216 @@ fn usage_errors_are_reported() {
     ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
+}
+
+/// `serve` on a fresh directory with `args` and `env`, expected to refuse
+/// to start: its exit code and stderr.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut all = vec!["serve", "--data", data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    if !all.contains(&"--listen") {
+        all.extend_from_slice(&["--listen", "127.0.0.1:0"]);
+    }
+    let (code, _, err) = cli(&all, env);
+    assert!(
+        !data.exists(),
+        "nothing is created before the credentials are checked"
+    );
+    (code, err)
+}
+
+#[test]
+fn placeholder_and_weak_credentials_are_refused_at_start() {
+    let good = random_hex(32);
+    let (_, good_key) = random_key_base64();
+    let short_key = "c2hvcnQta2V5LW9mLTE2LWI="; // 17 bytes
+    let old_placeholder_key = "cmVwbGFjZS1tZS13aXRoLTMyLXJhbmRvbS1ieXRlcyE=";
+    // (flags, environment, what the error must say)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--read-token", "demo-read-token"],
+            vec![],
+            vec![
+                "--read-token (REVOCATION_FEED_READ_TOKEN)",
+                "15 characters, at least 32",
+            ],
+        ),
+        (
+            vec![],
+            vec![(
+                "REVOCATION_FEED_ADMIN_TOKEN",
+                "replace-me-feed-admin-token-0123456789",
+            )],
+            vec!["--admin-token (REVOCATION_FEED_ADMIN_TOKEN)", "\"replace\""],
+        ),
+        (
+            vec!["--admin-token", "abababababababababababababababababab"],
+            vec![],
+            vec!["--admin-token", "only 2 distinct characters"],
+        ),
+        (
+            vec!["--admin-token", "ChangeMe-4f1c9e2b7a0d3856c1e9f2a7d3b8"],
+            vec![],
+            vec!["--admin-token", "\"change\""],
+        ),
+        (
+            vec![],
+            vec![("REVOCATION_FEED_HMAC_SECRET_BASE64", short_key)],
+            vec![
+                "--hmac-secret-base64 (REVOCATION_FEED_HMAC_SECRET_BASE64)",
+                "17 bytes, at least 32",
+            ],
+        ),
+        (
+            vec!["--hmac-secret-base64", old_placeholder_key],
+            vec![],
+            vec!["--hmac-secret-base64", "\"replace\""],
+        ),
+        (
+            vec!["--read-token", &good, "--admin-token", &good],
+            vec![],
+            vec!["--read-token", "must not also be able to write"],
+        ),
+        // Everything wrong at once is reported at once.
+        (
+            vec![
+                "--read-token",
+                "r",
+                "--admin-token",
+                "a",
+                "--hmac-secret-base64",
+                short_key,
+            ],
+            vec![],
+            vec![
+                "--read-token (",
+                "--admin-token (",
+                "--hmac-secret-base64 (",
+            ],
+        ),
+        // The demo escape hatch is for loopback only.
+        (
+            vec![
+                "--insecure-demo-secrets",
+                "--listen",
+                "0.0.0.0:0",
+                "--admin-token",
+                "demo",
+            ],
+            vec![],
+            vec!["--insecure-demo-secrets is only accepted with a loopback --listen address"],
+        ),
+        (
+            vec!["--listen", "0.0.0.0:0", "--read-token", "demo"],
+            vec![("REVOCATION_FEED_INSECURE_DEMO_SECRETS", "true")],
+            vec!["--insecure-demo-secrets is only accepted"],
+        ),
+    ];
+    for (args, env, wanted) in cases {
+        let (code, err) = refused_start(&args, &env);
+        assert_eq!(code, 1, "{args:?} {env:?}: {err}");
+        for w in wanted {
+            assert!(
+                err.contains(w),
+                "{args:?} {env:?}: {w:?} missing in:\n{err}"
+            );
+        }
+    }
+    // Strong values start.
+    let feed = FeedProcess::start(
+        &[
+            "--data",
+            tempfile::tempdir()
+                .unwrap()
+                .path()
+                .join("d")
+                .to_str()
+                .unwrap(),
+        ],
+        &[
+            ("REVOCATION_FEED_READ_TOKEN", &random_hex(32)),
+            ("REVOCATION_FEED_ADMIN_TOKEN", &good),
+            ("REVOCATION_FEED_HMAC_SECRET_BASE64", &good_key),
+        ],
+    );
+    drop(feed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_demo_secrets_start_a_loopback_demo_with_a_warning() {
+    // The values `make run` gives the demo feed.
+    let dir = tempfile::tempdir().unwrap();
+    let feed = FeedProcess::start(
+        &[
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--insecure-demo-secrets",
+        ],
+        &[
+            ("REVOCATION_FEED_READ_TOKEN", "demo-read-token"),
+            ("REVOCATION_FEED_ADMIN_TOKEN", "demo-admin-token"),
+            (
+                "REVOCATION_FEED_HMAC_SECRET_BASE64",
+                "ZGVtby1mZWVkLXNpZ25pbmctc2VjcmV0",
+            ),
+        ],
+    );
+    let r = HttpClient::new()
+        .request(
+            Method::GET,
+            &format!("{}/v1/revocations", feed.base),
+            &[("authorization", "Bearer demo-read-token")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(revocation_protocol::verify_signature(
+        b"demo-feed-signing-secret",
+        &r.body,
+        r.header(revocation_protocol::SIGNATURE_HEADER).unwrap()
+    ));
+    let log = feed.kill9();
+    for setting in ["--read-token", "--admin-token", "--hmac-secret-base64"] {
+        assert!(
+            log.lines().any(|l| l.contains(" WARN ")
+                && l.contains(setting)
+                && l.contains("accepted only because of --insecure-demo-secrets")),
+            "no warning for {setting}:\n{log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_held_polls_and_exits_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = FeedProcess::start(&["--data", dir.path().to_str().unwrap()], &[]);
+    let client = HttpClient::new();
+    let first = snapshot(&client, &feed.base).await;
+    let url = format!(
+        "{}{}",
+        feed.base,
+        revocation_protocol::poll_request_path(
+            revocation_protocol::REVOCATIONS_PATH,
+            Some(&first.cursor),
+            &common::nonce(),
+            Some(25_000),
+        )
+    );
+    let held = tokio::spawn(async move { client.request(Method::GET, &url, &[], None).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the poll is held");
+    let took = tokio::task::spawn_blocking(move || feed.terminate())
+        .await
+        .unwrap();
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    let resp = held.await.unwrap().unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        FeedResponse::parse(&resp.body).unwrap().cursor,
+        first.cursor
+    );
 }

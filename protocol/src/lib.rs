@@ -8,14 +8,99 @@
 //!
 //! # Poll
 //!
-//! `GET <path>?since=<cursor>` (no `since` on the first call). The body is a
-//! [`FeedResponse`]:
+//! `GET <path>?since=<cursor>&paged=1&nonce=<hex>&wait_ms=<ms>`, built by
+//! [`poll_request_path`]. Every parameter is optional, and unknown ones are
+//! ignored, so that filters and servers of different ages understand each
+//! other; a parameter given twice is refused.
+//!
+//! - [`SINCE_PARAM`]: the cursor of the previous answer; absent (or empty) on
+//!   the first call.
+//! - [`PAGED_PARAM`] (`1`): the client accepts pages, see below.
+//! - [`NONCE_PARAM`]: 16 to 64 lowercase hex digits, fresh and random for
+//!   every poll ([`encode_nonce`] makes 32 from 16 random bytes; see
+//!   [`check_nonce`]). The answer's binding covers it, see "Bound answers".
+//! - [`WAIT_MS_PARAM`]: a long poll, see "Long poll".
+//!
+//! A server refuses a malformed parameter with `400` and an [`ErrorBody`]
+//! whose `field` names it. The body of a `200` is a [`FeedResponse`]:
 //!
 //! ```json
 //! {"cursor": "1042", "reset": false,
 //!  "revoked": [{"jti": "a1b2", "exp": 1767225600}],
 //!  "revoked_subjects": [{"sub": "8b8e", "before": 1767139200, "exp": 1767225600}]}
 //! ```
+//!
+//! # Long poll
+//!
+//! `wait_ms=<n>` (decimal, 0 or more) says the client can wait `n`
+//! milliseconds for its answer. When something is newer than the cursor, or
+//! the cursor calls for a snapshot, the server answers at once, as without
+//! the parameter. Otherwise it holds the poll until a revocation is written
+//! or the wait ends, and then answers: with the new entries, or with the
+//! empty answer carrying the same cursor. The server caps `n` at its own
+//! maximum, and answers at once when it holds too many polls already or is
+//! shutting down, so a client must expect an early empty answer and simply
+//! poll again. A poll without `wait_ms` is answered at once (filters that
+//! predate long polls). A client's own timeout for the call must exceed
+//! `wait_ms` by the round trip and the time to send a large answer.
+//!
+//! # Bound answers
+//!
+//! The body-only signature ([`SIGNATURE_HEADER`], below) proves that the
+//! feed wrote a body, not that it wrote it for this poll: an attacker on the
+//! path can answer every poll with a recorded empty answer for the current
+//! cursor (the filter then believes it is up to date while revocations go
+//! unseen), or, after the feed's data set was replaced, with an old
+//! `reset: true` snapshot (rolling the filter's set back). A server with an
+//! HMAC secret therefore also sends [`BINDING_HEADER`]:
+//!
+//! ```text
+//! x-revocation-binding: v=2,t=<unix seconds>,epoch=<epoch>,sig=<64 lowercase hex>
+//! ```
+//!
+//! on every poll answer (deltas, snapshots, every page, empty answers, long
+//! polls that timed out). `t` is the feed's clock when it answered, `epoch`
+//! the identity of its data set (1 to 64 ASCII letters, digits, `.`, `_`,
+//! `-`; the reference server's cursors are `<epoch>-<position>`), and `sig`
+//! is HMAC-SHA256, with the same secret as the body signature, over:
+//!
+//! ```text
+//! "jwt-auth-wasm revocation binding v2" 0x00
+//! u64be(len(since)) since      the `since` the server answered, as it decoded it; empty for none
+//! u64be(len(nonce)) nonce      the poll's nonce; empty for none
+//! u64be(len(epoch)) epoch
+//! u64be(t)
+//! SHA-256(body)                32 bytes
+//! ```
+//!
+//! Hashing the body first lets a server keep the digest of a cached body
+//! beside it ([`body_digest`]) and MAC a few dozen bytes per poll
+//! ([`bound_signature`]). The fixed first bytes keep a bound MAC from ever
+//! equalling a body MAC (a body starts with `{`).
+//!
+//! The filter checks it with [`verify_bound_signature`] before it parses the
+//! body, passing the `since` and nonce it sent; the result is the feed's
+//! time and epoch, or [`BindingError::Unbound`] (no header: a feed that
+//! predates bindings, or a stripped header), [`BindingError::Malformed`] or
+//! [`BindingError::Mismatch`] (another poll's answer, an altered one, or
+//! another key). The rules a filter applies to what it returns:
+//!
+//! - an answer whose binding does not verify for the filter's own `since`
+//!   and nonce is refused, as is one whose time is further from the
+//!   filter's clock than its skew allowance;
+//! - an unbound answer is refused once the filter expects bindings (a filter
+//!   that accepted it would be as replayable as before);
+//! - within one epoch, cursors must not go backwards ([`cursor_base`]);
+//! - a new epoch is accepted only through a bound `reset: true` answer whose
+//!   time is later than that of the last reset the filter applied, so a
+//!   snapshot of an older data set cannot be brought back.
+//!
+//! The nonce is what defeats replay; the time bounds how long an answer
+//! held back on the way stays usable, and orders resets across epochs.
+//! Filters that predate bindings keep working with the body signature,
+//! which the server keeps sending, but stay open to the replays above until
+//! they are upgraded. Two feeds must not share a secret: an answer of one
+//! would verify for a poll sent to the other.
 //!
 //! # Pages
 //!
@@ -43,9 +128,13 @@
 //! regular poll continues; a delta only adds, so applying part of it is
 //! safe).
 //!
+//! # Body signature
+//!
 //! When the server holds an HMAC secret it adds the header
-//! [`SIGNATURE_HEADER`] with the value produced by [`sign`]; the filter checks
-//! it with [`verify_signature`] before it calls [`FeedResponse::parse`].
+//! [`SIGNATURE_HEADER`] with the value produced by [`sign`] (HMAC-SHA256 of
+//! the body alone), beside [`BINDING_HEADER`]; a filter that predates
+//! bindings checks it with [`verify_signature`] before it calls
+//! [`FeedResponse::parse`].
 //!
 //! # Strictness
 //!
@@ -64,6 +153,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
+
+mod binding;
+
+pub use binding::{
+    body_digest, bound_signature, check_nonce, encode_nonce, poll_request_path,
+    verify_bound_signature, Binding, BindingError, BINDING_HEADER, BINDING_VERSION,
+    MAX_EPOCH_BYTES, NONCE_BYTES, NONCE_MAX_LEN, NONCE_MIN_LEN, NONCE_PARAM, WAIT_MS_PARAM,
+};
 
 /// Response header that carries the body signature.
 pub const SIGNATURE_HEADER: &str = "x-revocation-signature";
@@ -442,50 +539,36 @@ impl std::error::Error for ProtocolError {}
 
 /// Returns the header value `sha256=<lowercase hex HMAC-SHA256(secret, body)>`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mac = hmac_sha256(secret, body);
     let mut out = String::with_capacity(SIGNATURE_PREFIX.len() + 64);
     out.push_str(SIGNATURE_PREFIX);
-    for b in mac {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 0x0f) as usize] as char);
-    }
+    push_hex(&mut out, &hmac_sha256(secret, &[body]));
     out
 }
 
 /// Checks a [`SIGNATURE_HEADER`] value against `body`. The MAC comparison
 /// runs in constant time; a malformed header is simply `false`. Hex digits
 /// are accepted in either case, surrounding whitespace is ignored.
+///
+/// This signature covers the body alone, so a recorded answer stays valid
+/// forever: check [`verify_bound_signature`] instead when the feed sends
+/// [`BINDING_HEADER`] (see the crate docs).
 pub fn verify_signature(secret: &[u8], body: &[u8], header_value: &str) -> bool {
-    use subtle::ConstantTimeEq;
     let Some(hex) = header_value.trim().strip_prefix(SIGNATURE_PREFIX) else {
         return false;
     };
     let Some(given) = decode_hex32(hex) else {
         return false;
     };
-    let expected = hmac_sha256(secret, body);
-    bool::from(expected.ct_eq(&given))
+    macs_equal(&hmac_sha256(secret, &[body]), &given)
 }
 
 /// Builds `path?since=<cursor>` (or `path` alone for the first poll),
 /// percent-encoding the cursor since it is opaque to the client.
 pub fn feed_request_path(path: &str, cursor: Option<&str>) -> String {
-    let Some(cursor) = cursor else {
-        return path.to_string();
-    };
-    let mut out = String::with_capacity(path.len() + SINCE_PARAM.len() + 2 + cursor.len());
+    let mut out = String::with_capacity(path.len() + 16 + cursor.map_or(0, str::len));
     out.push_str(path);
-    out.push(if path.contains('?') { '&' } else { '?' });
-    out.push_str(SINCE_PARAM);
-    out.push('=');
-    for b in cursor.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX_UPPER[(b >> 4) as usize] as char);
-            out.push(HEX_UPPER[(b & 0x0f) as usize] as char);
-        }
+    if let Some(cursor) = cursor {
+        push_param(&mut out, SINCE_PARAM, cursor);
     }
     out
 }
@@ -494,9 +577,7 @@ pub fn feed_request_path(path: &str, cursor: Option<&str>) -> String {
 /// accepts paged answers.
 pub fn paged_request_path(path: &str, cursor: Option<&str>) -> String {
     let mut out = feed_request_path(path, cursor);
-    out.push(if out.contains('?') { '&' } else { '?' });
-    out.push_str(PAGED_PARAM);
-    out.push_str("=1");
+    push_param(&mut out, PAGED_PARAM, "1");
     out
 }
 
@@ -517,7 +598,8 @@ const MSG_NON_NEGATIVE: &str = "must be a non-negative integer";
 const MSG_POSITIVE: &str = "must be a positive integer";
 const MSG_REQUIRED: &str = "is required";
 
-fn hmac_sha256(secret: &[u8], body: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 of the concatenation of `parts`.
+fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     use hmac::digest::KeyInit;
     use hmac::Mac;
     use sha2::Digest;
@@ -533,8 +615,41 @@ fn hmac_sha256(secret: &[u8], body: &[u8]) -> [u8; 32] {
         key[..secret.len()].copy_from_slice(secret);
     }
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new(&key);
-    mac.update(body);
+    for part in parts {
+        mac.update(part);
+    }
     mac.finalize().into_bytes().into()
+}
+
+/// Constant-time comparison of two MACs.
+fn macs_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
+}
+
+/// Appends `bytes` as lowercase hex.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0x0f) as usize] as char);
+    }
+}
+
+/// Appends `?name=value` (or `&name=value` when `out` already has a query),
+/// percent-encoding every byte of the value but the unreserved ones.
+fn push_param(out: &mut String, name: &str, value: &str) {
+    out.push(if out.contains('?') { '&' } else { '?' });
+    out.push_str(name);
+    out.push('=');
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX_UPPER[(b >> 4) as usize] as char);
+            out.push(HEX_UPPER[(b & 0x0f) as usize] as char);
+        }
+    }
 }
 
 fn decode_hex32(hex: &str) -> Option<[u8; 32]> {

@@ -7,10 +7,11 @@ use revocation_feed::client::{HttpClient, HttpResponse};
 use revocation_feed::embedded::EmbeddedStore;
 use revocation_feed::redis_store::{RedisConfig, RedisStore};
 use revocation_feed::{ApiConfig, AppState, FeedLimits, Server, Store};
-use revocation_protocol::FeedResponse;
-use std::io::{Read, Write};
+use revocation_protocol::{Binding, BindingError, FeedResponse};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const ADMIN: &str = "admin-token-for-tests";
@@ -77,6 +78,16 @@ impl RedisServer {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
+
+    /// Sends one inline command and returns the first line of the reply.
+    pub fn command(&self, line: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        BufReader::new(s).read_line(&mut reply).unwrap();
+        reply.trim_end().to_string()
+    }
 }
 
 impl Drop for RedisServer {
@@ -96,6 +107,128 @@ fn ping(port: u16) -> bool {
     }
     let mut buf = [0u8; 7];
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// `n` bytes from /dev/urandom.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    b
+}
+
+/// `n` random bytes as lowercase hex: credentials the real binary accepts.
+pub fn random_hex(n: usize) -> String {
+    random_bytes(n).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// 32 random bytes and their base64: an HMAC key the real binary accepts.
+pub fn random_key_base64() -> (Vec<u8>, String) {
+    use base64::Engine;
+    let key = random_bytes(32);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&key);
+    (key, b64)
+}
+
+/// The real `revocation-feed serve`, on a loopback port it picks itself,
+/// killed on drop; stderr is collected.
+pub struct FeedProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FeedProcess {
+    /// Starts `serve` with `args` (after `--listen 127.0.0.1:0`) and `env`,
+    /// and waits until it listens.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> FeedProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_revocation-feed"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn revocation-feed");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        FeedProcess {
+            child,
+            base,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Panics if the server has exited.
+    pub fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the feed server exited: {status}\n{}", self.log());
+        }
+    }
+
+    /// SIGKILL (Child::kill on Unix): no shutdown path runs. Returns all
+    /// the server wrote to stderr.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.full_log()
+    }
+
+    /// SIGTERM, then waits for the exit; returns how long that took.
+    pub fn terminate(mut self) -> Duration {
+        let started = Instant::now();
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap();
+        started.elapsed()
+    }
+
+    /// The log once the server has exited and its stderr is drained.
+    fn full_log(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.log()
+    }
+}
+
+impl Drop for FeedProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -124,6 +257,8 @@ pub struct Opts {
     pub max_body: usize,
     pub limits: FeedLimits,
     pub redis_history_seconds: u64,
+    pub max_wait_ms: u64,
+    pub max_waiting_polls: usize,
 }
 
 impl Default for Opts {
@@ -135,6 +270,8 @@ impl Default for Opts {
             max_body: 1 << 20,
             limits: FeedLimits::default(),
             redis_history_seconds: 3600,
+            max_wait_ms: revocation_feed::api::DEFAULT_MAX_WAIT_MS,
+            max_waiting_polls: revocation_feed::api::DEFAULT_MAX_WAITING_POLLS,
         }
     }
 }
@@ -190,6 +327,8 @@ impl Harness {
             admin_token: self.opts.admin_token.clone(),
             hmac_secret: self.opts.hmac.clone(),
             max_body_bytes: self.opts.max_body,
+            max_wait_ms: self.opts.max_wait_ms,
+            max_waiting_polls: self.opts.max_waiting_polls,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = Server::spawn(listener, AppState::new(store.clone(), cfg), None).unwrap();
@@ -225,6 +364,37 @@ impl Harness {
             revocation_protocol::feed_request_path(revocation_protocol::REVOCATIONS_PATH, since)
         );
         let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        self.client
+            .request(Method::GET, &url, &headers, None)
+            .await
+            .unwrap()
+    }
+
+    /// Polls as a filter that checks bindings: pages, `nonce` and, for a
+    /// long poll, `wait_ms` (with the configured read token).
+    pub async fn poll(
+        &self,
+        since: Option<&str>,
+        nonce: &str,
+        wait_ms: Option<u64>,
+    ) -> HttpResponse {
+        let path = revocation_protocol::poll_request_path(
+            revocation_protocol::REVOCATIONS_PATH,
+            since,
+            nonce,
+            wait_ms,
+        );
+        self.get_path(&path).await
+    }
+
+    /// GET of a feed path and query (with the configured read token).
+    pub async fn get_path(&self, path_and_query: &str) -> HttpResponse {
+        let url = format!("{}{path_and_query}", self.base);
+        let auth = self.opts.read_token.as_ref().map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> = auth
             .as_deref()
             .map(|a| vec![("authorization", a)])
@@ -307,6 +477,35 @@ impl Harness {
             .await
             .unwrap()
     }
+}
+
+/// A fresh random poll nonce.
+pub fn nonce() -> String {
+    let mut b = [0u8; revocation_protocol::NONCE_BYTES];
+    b.copy_from_slice(&random_bytes(revocation_protocol::NONCE_BYTES));
+    revocation_protocol::encode_nonce(&b)
+}
+
+/// Checks an answer's binding the way the filter does, for the poll that
+/// sent `since` (None for a first poll) and `nonce`, and returns it.
+pub fn binding(
+    resp: &HttpResponse,
+    secret: &[u8],
+    since: Option<&str>,
+    nonce: &str,
+) -> Result<Binding, BindingError> {
+    revocation_protocol::verify_bound_signature(
+        secret,
+        resp.header(revocation_protocol::BINDING_HEADER),
+        &resp.body,
+        since.unwrap_or(""),
+        nonce,
+    )
+}
+
+/// The epoch part of a cursor of either store (`<epoch>-<position>`).
+pub fn epoch_of(cursor: &str) -> &str {
+    cursor.split_once('-').unwrap().0
 }
 
 /// Sorted jtis of a response.
