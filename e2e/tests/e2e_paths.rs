@@ -201,9 +201,10 @@ fn open_to_anyone(path: &str) -> bool {
 /// A path a token without `scope: admin`/`internal` and `role: ops` may
 /// reach with `method`.
 fn open_to_a_plain_token(method: &str, path: &str) -> bool {
-    !under(path, "/admin")
-        && !under_exactly(path, "/Internal")
-        && !(method == "POST" && path.eq_ignore_ascii_case("/ops"))
+    let protected = under(path, "/admin")
+        || under_exactly(path, "/Internal")
+        || (method == "POST" && path.eq_ignore_ascii_case("/ops"));
+    !protected
 }
 
 enum Protocol {
