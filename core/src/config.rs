@@ -23,6 +23,8 @@ use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Require
 /// providers that put group lists in the token issue tokens of 10 KB and
 /// more; Envoy's own limit for all request headers is 60 KiB by default.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// How long a revocation poll may be held by the feed when nothing is new.
+pub const DEFAULT_FEED_WAIT_MS: u64 = 20_000;
 /// Verified tokens a worker keeps per provider unless configured.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 1000;
 /// Default tolerance for `exp`, `nbf` and `iat` against the proxy's clock.
@@ -130,6 +132,10 @@ struct RawRevocation {
     max_backoff_ms: u64,
     #[serde(default = "default_max_pending_entries")]
     max_pending_entries: usize,
+    #[serde(default)]
+    wait_ms: Option<u64>,
+    #[serde(default)]
+    accept_unbound_answers: bool,
 }
 
 #[derive(Deserialize)]
@@ -554,7 +560,22 @@ fn compile_revocation(
             "must be non-empty printable ASCII",
         ));
     }
+    // A held poll answers at least every wait_ms; the data must not count
+    // as stale in between.
+    let max_wait_ms = r.max_staleness_seconds.saturating_mul(500);
+    let wait_ms = match r.wait_ms {
+        None => DEFAULT_FEED_WAIT_MS.min(max_wait_ms),
+        Some(ms) if ms > max_wait_ms => {
+            return Err(ConfigError::new(
+                field("wait_ms"),
+                format!("must be at most half of max_staleness_seconds ({max_wait_ms} ms)"),
+            ))
+        }
+        Some(ms) => ms,
+    };
     Ok(FeedConfig {
+        wait_ms,
+        accept_unbound_answers: r.accept_unbound_answers,
         authority: r.authority.unwrap_or_else(|| r.cluster.clone()),
         cluster: r.cluster,
         path: r.path,

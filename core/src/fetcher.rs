@@ -37,6 +37,17 @@ impl Fetcher {
         now_ms >= self.stand_aside_until_ms && self.lease.try_hold(store, now_ms)
     }
 
+    /// This VM's lease owner id.
+    pub fn owner(&self) -> u64 {
+        self.lease.owner()
+    }
+
+    /// Whether this VM still holds the lease (checked again before work that
+    /// others must not duplicate, such as publishing an answer).
+    pub fn still_elected(&self, store: &dyn SharedStore, now_ms: u64) -> bool {
+        self.lease.holds(store, now_ms)
+    }
+
     /// Whether the next call is due (never while one is in flight, unless
     /// the host lost its answer).
     pub fn due(&self, now_ms: u64) -> bool {

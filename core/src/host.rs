@@ -75,6 +75,10 @@ pub trait Host: SharedStore {
         self.now_us() / 1000
     }
 
+    /// Fills `buf` from a cryptographically secure source (nonces the feed
+    /// binds its answers to); false when the host has none.
+    fn random(&self, buf: &mut [u8]) -> bool;
+
     /// Starts a GET-style call to an upstream cluster; `Err` carries the
     /// host's reason when it refuses (an unknown cluster, a thread that
     /// cannot call out).

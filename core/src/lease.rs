@@ -53,6 +53,17 @@ impl Lease {
         self.held && was_held
     }
 
+    /// Whether this VM holds the lease right now, without renewing it: a
+    /// fetcher checks it again before it publishes, since applying a large
+    /// answer may outlast the lease.
+    pub fn holds(&self, store: &dyn SharedStore, now_ms: u64) -> bool {
+        let (value, _) = store.get(&self.key);
+        value
+            .as_deref()
+            .and_then(decode)
+            .is_some_and(|(holder, expires)| holder == self.owner && expires > now_ms)
+    }
+
     /// Gives the lease up at once (this VM cannot poll).
     pub fn release(&mut self, store: &dyn SharedStore) {
         self.held = false;

@@ -34,84 +34,8 @@ use testkit::*;
 
 const ISS: &str = "https://issuer.test";
 const SECRET: &[u8] = b"reload-feed-secret";
+const READ_TOKEN: &str = "reload-feed-read-token";
 const POLL_MS: u64 = 1000;
-
-// ------------------------------------------------------------ feed server --
-
-/// The smallest feed the filter accepts: signed, cursor `e1-<n>`.
-#[derive(Default)]
-struct FeedState {
-    revoked: Vec<(String, i64)>,
-    /// Answer 503 to every poll.
-    down: bool,
-    /// Delay a poll WITHOUT a cursor (a VM's or process's first, full sync)
-    /// by this long: makes the window before a fresh VM's first sync wide
-    /// enough to hit for sure.
-    slow_full_sync_ms: u64,
-}
-
-struct Feed {
-    state: Arc<Mutex<FeedState>>,
-    server: HttpServer,
-}
-
-impl Feed {
-    fn start() -> Feed {
-        let state = Arc::new(Mutex::new(FeedState::default()));
-        let shared = state.clone();
-        let server = HttpServer::start(move |req: &Recorded| {
-            let since = req
-                .path
-                .split_once("since=e1-")
-                .and_then(|(_, n)| n.split('&').next()?.parse::<usize>().ok());
-            let (down, slow, body) = {
-                let s = shared.lock().unwrap();
-                let from = since.filter(|n| *n <= s.revoked.len());
-                let revoked: Vec<Value> = s.revoked[from.unwrap_or(0)..]
-                    .iter()
-                    .map(|(j, exp)| json!({"jti": j, "exp": exp}))
-                    .collect();
-                let body = json!({"cursor": format!("e1-{}", s.revoked.len()),
-                    "reset": from.is_none(), "revoked": revoked, "revoked_subjects": []});
-                (s.down, s.slow_full_sync_ms, body.to_string())
-            };
-            if down {
-                return Reply::json(503, &json!({"error": "down"}));
-            }
-            if since.is_none() && slow > 0 {
-                thread::sleep(Duration::from_millis(slow));
-            }
-            let sig = revocation_protocol::sign(SECRET, body.as_bytes());
-            Reply::new(200, "application/json", body).header("x-revocation-signature", &sig)
-        });
-        Feed { state, server }
-    }
-
-    fn revoke(&self, jti: &str) {
-        self.state
-            .lock()
-            .unwrap()
-            .revoked
-            .push((jti.into(), now() + 3600));
-    }
-
-    fn set_down(&self, down: bool) {
-        self.state.lock().unwrap().down = down;
-    }
-
-    fn set_slow_full_sync(&self, ms: u64) {
-        self.state.lock().unwrap().slow_full_sync_ms = ms;
-    }
-
-    /// Full syncs (polls without a cursor) answered so far.
-    fn full_syncs(&self) -> usize {
-        self.server
-            .requests()
-            .iter()
-            .filter(|r| !r.path.contains("since="))
-            .count()
-    }
-}
 
 // ----------------------------------------------------------------- config --
 
@@ -138,6 +62,7 @@ fn plugin_config(p: &Plugin) -> Value {
         "rules": rules,
         "revocation": {
             "cluster": "revocation_feed", "poll_interval_ms": POLL_MS, "timeout_ms": 3000,
+            "bearer_token": READ_TOKEN,
             "hmac_secret_base64": base64::engine::general_purpose::STANDARD.encode(SECRET),
             "max_staleness_seconds": p.max_staleness, "on_stale": p.on_stale,
             "sync_interval_ms": p.sync_interval_ms, "max_backoff_ms": 1000
@@ -535,7 +460,7 @@ fn refused_everywhere(port: u16, revoked: &str) -> bool {
 // ------------------------------------------------------------------ tests --
 
 struct Setup {
-    feed: Feed,
+    feed: FakeFeed,
     _upstream: EchoUpstream,
     dir: PathBuf,
     port: u16,
@@ -545,8 +470,8 @@ struct Setup {
 }
 
 fn setup(what: &str) -> Setup {
-    let feed = Feed::start();
-    feed.revoke("jti-revoked");
+    let feed = FakeFeed::start(SECRET, READ_TOKEN);
+    feed.revoke_jti("jti-revoked");
     let upstream = EchoUpstream::start();
     Setup {
         upstream_port: upstream.port(),
@@ -586,16 +511,8 @@ fn listener_reload_keeps_decisions_and_revocations() {
     let open2 = json!({"match": {"prefix": "/open2"}, "requires": "none"});
     let v3 = plugin(vec![open2, open]);
     let lds = s.dir.join("lds.json");
-    let boot = |cfg: &Value, vm: &str| {
-        bootstrap(
-            cfg,
-            vm,
-            s.feed.server.port(),
-            s.upstream_port,
-            s.port,
-            &s.dir,
-        )
-    };
+    let boot =
+        |cfg: &Value, vm: &str| bootstrap(cfg, vm, s.feed.port(), s.upstream_port, s.port, &s.dir);
     let config_path = s.dir.join("envoy.json");
     fs::write(
         &config_path,
@@ -635,7 +552,7 @@ fn listener_reload_keeps_decisions_and_revocations() {
     thread::sleep(Duration::from_millis(2500));
 
     // Reload 2: a new vm_id (new VMs, empty shared data), slow first sync.
-    s.feed.set_slow_full_sync(1500);
+    s.feed.set_full_sync_delay(1500);
     let full_before = s.feed.full_syncs();
     let t2 = traffic.now_ms();
     write_lds(&lds, &listener(boot(&v3, "jwt_auth_v3")), 3);
@@ -688,7 +605,7 @@ fn start_epoch_zero(s: &Setup, max_staleness: u64) -> (PathBuf, u32, Proc) {
     let b = bootstrap(
         &cfg,
         "jwt_auth",
-        s.feed.server.port(),
+        s.feed.port(),
         s.upstream_port,
         s.port,
         &s.dir,
@@ -716,7 +633,7 @@ fn hot_restart_keeps_revocations() {
     let (config_path, base, mut parent) = start_epoch_zero(&s, 10);
     let traffic = Traffic::start(s.port, 2, &s.valid, &s.revoked);
     thread::sleep(Duration::from_millis(500));
-    s.feed.set_slow_full_sync(1500);
+    s.feed.set_full_sync_delay(1500);
     let t1 = traffic.now_ms();
     let child = Proc::start(&config_path, &s.dir, Some((base, 1)));
     let live = traffic.now_ms();
@@ -754,7 +671,7 @@ fn hot_restart_keeps_revocations() {
 fn hot_restart_during_feed_outage_never_allows_a_revoked_token() {
     let s = setup("hotrestart-outage");
     let (config_path, base, mut parent) = start_epoch_zero(&s, 2);
-    s.feed.set_down(true);
+    s.feed.set_mode(FeedMode::Status(503));
     let traffic = Traffic::start(s.port, 2, &s.valid, &s.revoked);
     thread::sleep(Duration::from_millis(300));
     let t1 = traffic.now_ms();

@@ -4,7 +4,6 @@
 //! server and the upstream saw.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,229 +13,6 @@ use testkit::*;
 const SECRET: &[u8] = b"feed-signing-secret";
 const READ_TOKEN: &str = "feed-read-token";
 const POLL_MS: u64 = 1000;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    Serve,
-    Status(u16),
-    Garbage,
-    BadSignature,
-    Slow,
-    /// Answers with a cursor lower than the one the client holds.
-    Regress,
-}
-
-struct Feed {
-    epoch: String,
-    revoked: Vec<Value>,
-    subjects: Vec<Value>,
-    /// Index into the combined history at which each entry was added.
-    history: Vec<(bool, usize)>,
-    mode: Mode,
-    /// When set, a client that sends `paged=1` gets reset snapshots in
-    /// pages of this many entries.
-    page_size: Option<usize>,
-    /// Replaces `mode` for continuation pages (the second page on).
-    page_fault: Option<Mode>,
-    /// Delay before answering a continuation page.
-    page_delay_ms: u64,
-}
-
-impl Feed {
-    fn new(epoch: &str) -> Self {
-        Feed {
-            epoch: epoch.into(),
-            revoked: Vec::new(),
-            subjects: Vec::new(),
-            history: Vec::new(),
-            mode: Mode::Serve,
-            page_size: None,
-            page_fault: None,
-            page_delay_ms: 0,
-        }
-    }
-
-    /// Entries `from..to` of the history as (revoked, subjects).
-    fn slice(&self, from: usize, to: usize) -> (Vec<Value>, Vec<Value>) {
-        let mut revoked = Vec::new();
-        let mut subjects = Vec::new();
-        for (is_subject, i) in &self.history[from..to] {
-            if *is_subject {
-                subjects.push(self.subjects[*i].clone());
-            } else {
-                revoked.push(self.revoked[*i].clone());
-            }
-        }
-        (revoked, subjects)
-    }
-
-    fn seq(&self, cursor: &str) -> Option<usize> {
-        cursor
-            .strip_prefix(&format!("{}-", self.epoch))
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n <= self.history.len())
-    }
-
-    /// One page of the snapshot pinned at `n` entries, from entry `k`: the
-    /// history only grows, so its first `n` entries are that snapshot.
-    fn page(&self, n: usize, k: usize, size: usize) -> Value {
-        let end = (k + size).min(n);
-        let more = end < n;
-        let (revoked, subjects) = self.slice(k, end);
-        let cursor = if more {
-            format!("{}-{n}~{end}", self.epoch)
-        } else {
-            format!("{}-{n}", self.epoch)
-        };
-        json!({"cursor": cursor, "reset": k == 0, "revoked": revoked,
-               "revoked_subjects": subjects, "more": more})
-    }
-
-    fn paged_body(&self, since: Option<&str>, size: usize) -> Value {
-        if let Some((base, k)) = since.and_then(|s| s.split_once('~')) {
-            let n = self.seq(base);
-            let k = k.parse::<usize>().ok();
-            if let (Some(n), Some(k)) = (n, k) {
-                if k > 0 && k < n {
-                    return self.page(n, k, size);
-                }
-            }
-        } else if since.and_then(|s| self.seq(s)).is_some() {
-            return self.body(since);
-        }
-        self.page(self.history.len(), 0, size)
-    }
-
-    fn body(&self, since: Option<&str>) -> Value {
-        let seq = since
-            .and_then(|s| s.strip_prefix(&format!("{}-", self.epoch)))
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n <= self.history.len());
-        let (reset, from) = match seq {
-            Some(n) => (false, n),
-            None => (true, 0),
-        };
-        let mut revoked = Vec::new();
-        let mut subjects = Vec::new();
-        for (is_subject, i) in &self.history[from..] {
-            if *is_subject {
-                subjects.push(self.subjects[*i].clone());
-            } else {
-                revoked.push(self.revoked[*i].clone());
-            }
-        }
-        json!({"cursor": format!("{}-{}", self.epoch, self.history.len()), "reset": reset,
-               "revoked": revoked, "revoked_subjects": subjects})
-    }
-}
-
-struct FeedServer {
-    state: Arc<Mutex<Feed>>,
-    server: HttpServer,
-}
-
-impl FeedServer {
-    fn start() -> FeedServer {
-        let state = Arc::new(Mutex::new(Feed::new("e1")));
-        let shared = state.clone();
-        let server =
-            HttpServer::start(move |req: &Recorded| {
-                let (mode, body, delay) = {
-                    let feed = shared.lock().unwrap();
-                    let since = req
-                        .path
-                        .split_once("since=")
-                        .map(|(_, s)| s.split('&').next().unwrap_or("").to_string());
-                    let paged = req.path.contains("paged=1");
-                    let continuation = since.as_deref().is_some_and(|s| s.contains('~'));
-                    let body = match feed.page_size {
-                        Some(size) if paged => feed.paged_body(since.as_deref(), size),
-                        _ => feed.body(since.as_deref()),
-                    };
-                    match feed.page_fault {
-                        Some(fault) if continuation => (fault, body, feed.page_delay_ms),
-                        _ if continuation => (feed.mode, body, feed.page_delay_ms),
-                        _ => (feed.mode, body, 0),
-                    }
-                };
-                if delay > 0 {
-                    thread::sleep(Duration::from_millis(delay));
-                }
-                if req.header("authorization") != vec![format!("Bearer {READ_TOKEN}")] {
-                    return Reply::json(401, &json!({"error": "unauthorized"}));
-                }
-                let text = body.to_string();
-                match mode {
-                Mode::Serve => signed(text),
-                Mode::Status(s) => Reply::json(s, &json!({"error": "down"})),
-                Mode::Garbage => {
-                    let junk = "<html>not json</html>".to_string();
-                    let sig = revocation_protocol::sign(SECRET, junk.as_bytes());
-                    Reply::new(200, "text/html", junk).header("x-revocation-signature", &sig)
-                }
-                Mode::BadSignature => Reply::new(200, "application/json", text)
-                    .header("x-revocation-signature", &revocation_protocol::sign(b"wrong", b"x")),
-                Mode::Slow => {
-                    thread::sleep(Duration::from_millis(1500));
-                    signed(text)
-                }
-                Mode::Regress => signed(
-                    json!({"cursor": "e1-0", "reset": true, "revoked": [], "revoked_subjects": []})
-                        .to_string(),
-                ),
-            }
-            });
-        FeedServer { state, server }
-    }
-
-    fn revoke_jti(&self, jti: &str) {
-        let mut f = self.state.lock().unwrap();
-        let exp = now() + 3600;
-        f.revoked.push(json!({"jti": jti, "exp": exp}));
-        let i = f.revoked.len() - 1;
-        f.history.push((false, i));
-    }
-
-    fn revoke_subject(&self, sub: &str, before: i64) {
-        let mut f = self.state.lock().unwrap();
-        let exp = now() + 3600;
-        f.subjects
-            .push(json!({"sub": sub, "before": before, "exp": exp}));
-        let i = f.subjects.len() - 1;
-        f.history.push((true, i));
-    }
-
-    fn set_mode(&self, mode: Mode) {
-        self.state.lock().unwrap().mode = mode;
-    }
-
-    fn set_paging(&self, size: usize, delay_ms: u64) {
-        let mut f = self.state.lock().unwrap();
-        f.page_size = Some(size);
-        f.page_delay_ms = delay_ms;
-    }
-
-    fn set_page_fault(&self, fault: Option<Mode>) {
-        self.state.lock().unwrap().page_fault = fault;
-    }
-
-    /// A new epoch holding only these jtis: the client gets a reset.
-    fn replace_all(&self, epoch: &str, jtis: &[&str]) {
-        let mut f = self.state.lock().unwrap();
-        let paging = (f.page_size, f.page_fault, f.page_delay_ms);
-        *f = Feed::new(epoch);
-        (f.page_size, f.page_fault, f.page_delay_ms) = paging;
-        drop(f);
-        for j in jtis {
-            self.revoke_jti(j);
-        }
-    }
-}
-
-fn signed(text: String) -> Reply {
-    let sig = revocation_protocol::sign(SECRET, text.as_bytes());
-    Reply::new(200, "application/json", text).header("x-revocation-signature", &sig)
-}
 
 fn key() -> Key {
     Key::hs(256)
@@ -260,9 +36,26 @@ fn config(on_stale: &str, max_staleness: u64) -> Value {
             "cluster": "revocation_feed", "authority": "revocation-feed", "path": "/v1/revocations",
             "poll_interval_ms": POLL_MS, "timeout_ms": 500, "bearer_token": READ_TOKEN,
             "hmac_secret_base64": b64std(SECRET), "max_staleness_seconds": max_staleness, "on_stale": on_stale,
-            "max_backoff_ms": 2000
+            "max_backoff_ms": 2000, "wait_ms": 0
         }
     })
+}
+
+/// The feed's poll targets, each nonce (different every time) as `*`.
+fn poll_paths(feed: &FakeFeed) -> Vec<String> {
+    let paths: Vec<String> = feed.requests().iter().map(|r| r.path.clone()).collect();
+    let mut nonces = std::collections::HashSet::new();
+    paths
+        .into_iter()
+        .map(|p| match p.split_once("&nonce=") {
+            Some((head, nonce)) => {
+                assert_eq!(nonce.len(), 32, "{p}");
+                assert!(nonces.insert(nonce.to_string()), "a nonce sent twice: {p}");
+                format!("{head}&nonce=*")
+            }
+            None => p,
+        })
+        .collect()
 }
 
 fn b64std(bytes: &[u8]) -> String {
@@ -281,15 +74,15 @@ fn token(sub: &str, jti: &str, iat: i64) -> String {
     )
 }
 
-fn start(feed: &FeedServer, on_stale: &str, max_staleness: u64) -> Envoy {
+fn start(feed: &FakeFeed, on_stale: &str, max_staleness: u64) -> Envoy {
     start_with(feed, &config(on_stale, max_staleness))
 }
 
-fn start_with(feed: &FeedServer, config: &Value) -> Envoy {
+fn start_with(feed: &FakeFeed, config: &Value) -> Envoy {
     Envoy::builder()
         .plugin_config_json(config)
         .concurrency(4)
-        .cluster("revocation_feed", feed.server.port())
+        .cluster("revocation_feed", feed.port())
         .start()
 }
 
@@ -321,8 +114,8 @@ fn all_answered(envoy: &Envoy, token: &str, n: usize, status: u16) -> bool {
 }
 
 /// A feed holding `jtis` and a proxy (`on_stale: serve`) that has synced it.
-fn synced_proxy(jtis: &[&str]) -> (FeedServer, Envoy) {
-    let feed = FeedServer::start();
+fn synced_proxy(jtis: &[&str]) -> (FakeFeed, Envoy) {
+    let feed = FakeFeed::start(SECRET, READ_TOKEN);
     for jti in jtis {
         feed.revoke_jti(jti);
     }
@@ -423,23 +216,18 @@ fn subject_revocation_refuses_only_older_tokens() {
 #[test]
 fn one_feed_request_per_interval_per_proxy() {
     let (feed, envoy) = synced_proxy(&[]);
-    let before = feed.server.request_count();
+    let before = feed.request_count();
     thread::sleep(Duration::from_secs(10));
-    let polls = feed.server.request_count() - before;
+    let polls = feed.request_count() - before;
     // 5 VMs (4 workers + main) tick; one of them polls about once per
     // second (the interval runs from each answer, checked on a tick). One
     // poller per VM would make about 45.
     assert!((6..=14).contains(&polls), "{polls} feed requests in 10 s");
-    let paths: Vec<String> = feed
-        .server
-        .requests()
-        .iter()
-        .map(|r| r.path.clone())
-        .collect();
+    let paths = poll_paths(&feed);
     assert!(
         paths
             .first()
-            .is_some_and(|p| p == "/v1/revocations?paged=1"),
+            .is_some_and(|p| p == "/v1/revocations?paged=1&nonce=*"),
         "first poll has no cursor and accepts pages: {paths:?}"
     );
     assert!(
@@ -462,12 +250,13 @@ fn feed_faults_keep_the_last_good_set() {
     )));
 
     for (mode, label) in [
-        (Mode::Status(500), "status"),
-        (Mode::Garbage, "invalid"),
-        (Mode::BadSignature, "bad_signature"),
+        (FeedMode::Status(500), "status"),
+        (FeedMode::Garbage, "invalid"),
+        (FeedMode::BadSignature, "replayed"),
+        (FeedMode::Unbound, "unbound"),
         // Envoy answers a callout past its timeout with a local 504.
-        (Mode::Slow, "status"),
-        (Mode::Regress, "cursor_regression"),
+        (FeedMode::Slow, "status"),
+        (FeedMode::Regress, "cursor_regression"),
     ] {
         let stat = format!("wasmcustom.jwt_auth.revocation.fetch_failed.{label}");
         // Two faults share a label: this one must add to the count.
@@ -500,7 +289,7 @@ fn feed_faults_keep_the_last_good_set() {
     );
 
     // Recovery: new revocations flow again.
-    feed.set_mode(Mode::Serve);
+    feed.set_mode(FeedMode::Serve);
     feed.revoke_jti("jti-fine");
     assert!(
         wait_until(Duration::from_secs(6), || all_answered(
@@ -531,8 +320,8 @@ fn reset_snapshot_replaces_the_set() {
 
 #[test]
 fn staleness_policy_deny_and_serve() {
-    let feed = FeedServer::start();
-    feed.set_mode(Mode::Status(503));
+    let feed = FakeFeed::start(SECRET, READ_TOKEN);
+    feed.set_mode(FeedMode::Status(503));
     let deny = start(&feed, "deny", 2);
     let serve = start(&feed, "serve", 2);
     let t = token("frank", "jti-frank", now() - 5);
@@ -551,7 +340,7 @@ fn staleness_policy_deny_and_serve() {
         200
     );
     // Once the feed answers, the deny-mode proxy serves again.
-    feed.set_mode(Mode::Serve);
+    feed.set_mode(FeedMode::Serve);
     assert!(
         wait_until(Duration::from_secs(6), || deny
             .get("/resource", &[("authorization", &auth)])
@@ -568,7 +357,7 @@ fn refused_all(envoy: &Envoy, tokens: &[String]) -> bool {
 
 /// Revokes `<prefix>-0` ... `<prefix>-<n-1>` at the feed; returns a token
 /// of `sub` for each.
-fn revoke_jtis(feed: &FeedServer, prefix: &str, n: usize, sub: &str) -> Vec<String> {
+fn revoke_jtis(feed: &FakeFeed, prefix: &str, n: usize, sub: &str) -> Vec<String> {
     (0..n)
         .map(|i| {
             let jti = format!("{prefix}-{i}");
@@ -584,7 +373,7 @@ fn accepted_all(envoy: &Envoy, tokens: &[String]) -> bool {
 
 #[test]
 fn paged_snapshot_is_applied_only_after_its_last_page() {
-    let feed = FeedServer::start();
+    let feed = FakeFeed::start(SECRET, READ_TOKEN);
     // 8 entries in pages of 2: four pages, the last three slowed down so
     // that the proxy can be asked while the snapshot is incomplete (after
     // the second page is seen, two more take at least 1.2 s), each within
@@ -595,7 +384,7 @@ fn paged_snapshot_is_applied_only_after_its_last_page() {
     slow_pages["revocation"]["timeout_ms"] = json!(1500);
     let envoy = start_with(&feed, &slow_pages);
     assert!(
-        wait_until(Duration::from_secs(10), || feed.server.request_count() >= 2),
+        wait_until(Duration::from_secs(10), || feed.request_count() >= 2),
         "no continuation request"
     );
     let first_page_at = Instant::now();
@@ -624,26 +413,21 @@ fn paged_snapshot_is_applied_only_after_its_last_page() {
         synced_after < Duration::from_millis(3 * POLL_MS),
         "pages took {synced_after:?}"
     );
-    let paths: Vec<String> = feed
-        .server
-        .requests()
-        .iter()
-        .map(|r| r.path.clone())
-        .collect();
+    let paths = poll_paths(&feed);
     assert_eq!(
         paths[..4],
         [
-            "/v1/revocations?paged=1",
-            "/v1/revocations?since=e1-8~2&paged=1",
-            "/v1/revocations?since=e1-8~4&paged=1",
-            "/v1/revocations?since=e1-8~6&paged=1",
+            "/v1/revocations?paged=1&nonce=*",
+            "/v1/revocations?since=e1-8~2&paged=1&nonce=*",
+            "/v1/revocations?since=e1-8~4&paged=1&nonce=*",
+            "/v1/revocations?since=e1-8~6&paged=1&nonce=*",
         ],
         "{paths:?}"
     );
     assert!(
         paths[4..]
             .iter()
-            .all(|p| p == "/v1/revocations?since=e1-8&paged=1"),
+            .all(|p| p == "/v1/revocations?since=e1-8&paged=1&nonce=*"),
         "{paths:?}"
     );
     // Every VM writes this gauge on its own tick.
@@ -655,7 +439,7 @@ fn paged_snapshot_is_applied_only_after_its_last_page() {
 
 #[test]
 fn a_failing_page_drops_the_whole_snapshot() {
-    let feed = FeedServer::start();
+    let feed = FakeFeed::start(SECRET, READ_TOKEN);
     feed.set_paging(2, 0);
     let old_tokens = revoke_jtis(&feed, "jti-old", 5, "ola");
     let envoy = start(&feed, "serve", 30);
@@ -668,12 +452,13 @@ fn a_failing_page_drops_the_whole_snapshot() {
     // A new snapshot (new epoch) whose later pages fail.
     let new: Vec<String> = (0..5).map(|i| format!("jti-new-{i}")).collect();
     let new_tokens: Vec<String> = new.iter().map(|j| token("nia", j, now() - 5)).collect();
-    feed.set_page_fault(Some(Mode::BadSignature));
+    feed.set_page_fault(Some(FeedMode::BadSignature));
     let refs: Vec<&str> = new.iter().map(String::as_str).collect();
     feed.replace_all("e2", &refs);
     for (fault, label) in [
-        (Mode::BadSignature, "bad_signature"),
-        (Mode::Status(500), "status"),
+        (FeedMode::BadSignature, "replayed"),
+        (FeedMode::Unbound, "unbound"),
+        (FeedMode::Status(500), "status"),
     ] {
         feed.set_page_fault(Some(fault));
         let stat = format!("wasmcustom.jwt_auth.revocation.fetch_failed.{label}");

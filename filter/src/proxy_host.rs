@@ -62,6 +62,10 @@ impl Host for ProxyHost {
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
     }
 
+    fn random(&self, buf: &mut [u8]) -> bool {
+        getrandom::getrandom(buf).is_ok()
+    }
+
     fn dispatch(
         &self,
         cluster: &str,

@@ -7,12 +7,18 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{CallToken, Host, SharedStore, StoreError};
 
+/// Something another VM does at a chosen moment.
+pub type Interleaving = Box<dyn FnOnce(&MemoryStore)>;
+
 /// Same semantics as Envoy's shared data: every write bumps the key's CAS
 /// token; a write with a stale token fails.
 #[derive(Default)]
 pub struct MemoryStore {
     map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     pub writes: Cell<u32>,
+    /// Runs right before the next write of that key, as another VM writing
+    /// between this VM's read and its write would.
+    interleave: RefCell<Option<(String, Interleaving)>>,
 }
 
 impl SharedStore for MemoryStore {
@@ -24,6 +30,15 @@ impl SharedStore for MemoryStore {
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        let due = matches!(&*self.interleave.borrow(), Some((k, _)) if k == key);
+        let other_vm = if due {
+            self.interleave.borrow_mut().take()
+        } else {
+            None
+        };
+        if let Some((_, other_vm)) = other_vm {
+            other_vm(self);
+        }
         let mut map = self.map.borrow_mut();
         let current = map.get(key).map(|(_, c)| *c);
         if let Some(cas) = cas {
@@ -44,6 +59,11 @@ impl SharedStore for MemoryStore {
 }
 
 impl MemoryStore {
+    /// Lets `other_vm` write right before this store's next write of `key`.
+    pub fn before_next_set(&self, key: &str, other_vm: Interleaving) {
+        *self.interleave.borrow_mut() = Some((key.to_string(), other_vm));
+    }
+
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.map.borrow().keys().cloned().collect();
         keys.sort();
@@ -85,6 +105,8 @@ pub struct MemoryHost<'s> {
     pub refuse_calls: RefCell<Option<String>>,
     pub counters: RefCell<BTreeMap<String, u64>>,
     pub gauges: RefCell<BTreeMap<String, u64>>,
+    /// Advanced per `random` call: every nonce differs.
+    random_counter: Cell<u64>,
 }
 
 impl<'s> MemoryHost<'s> {
@@ -98,6 +120,7 @@ impl<'s> MemoryHost<'s> {
             refuse_calls: RefCell::default(),
             counters: RefCell::default(),
             gauges: RefCell::default(),
+            random_counter: Cell::new(0),
         }
     }
 
@@ -160,6 +183,15 @@ impl Host for MemoryHost<'_> {
             timeout_ms,
         });
         Ok(token)
+    }
+
+    fn random(&self, buf: &mut [u8]) -> bool {
+        let n = self.random_counter.get() + 1;
+        self.random_counter.set(n);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> ((i % 8) * 8)) as u8 ^ i as u8;
+        }
+        true
     }
 
     fn counter_add(&self, name: &str, n: u64) {

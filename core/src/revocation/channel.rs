@@ -1,13 +1,21 @@
-//! Shared data as the channel from the one fetcher to every worker.
+//! Shared data as the channel from the one fetcher to every worker: a
+//! versioned log kept in shared data, read by every worker on its own tick.
 //!
 //! Keys (all under the configured namespace): `<ns>.rev.meta` (the [`Meta`]
-//! record), `<ns>.rev.snapshot` (the whole set at some version), and
-//! `<ns>.rev.delta.<v>` (entries added at version `v`). A worker that is one
-//! version behind reads one small delta; a worker that starts late, or fell
-//! behind the retained deltas, or missed a reset, loads the snapshot and the
-//! deltas after it. The meta record is written last and with
-//! compare-and-swap, so a worker never sees a version whose data is missing
-//! and two fetchers can never both publish.
+//! record), `<ns>.rev.snapshot.<w>` (the whole set at some version) and
+//! `<ns>.rev.delta.<v>.<w>` (entries added at version `v`), where `<w>` is
+//! the writer, the lease owner id of the fetcher that published them. A
+//! worker that is one version behind reads one small delta; a worker that
+//! starts late, or fell behind the retained deltas, or missed a reset, loads
+//! the snapshot and the deltas after it. The meta record is written last and
+//! with compare-and-swap, so a worker never sees a version whose data is
+//! missing and two fetchers can never both publish; and since every writer
+//! has keys of its own, a fetcher whose lease lapsed while it was applying
+//! a large answer can never overwrite what the next fetcher published.
+//!
+//! Shared data also has a queue primitive, but it wakes only the one VM that
+//! registered the queue last; every worker needs every update, so the log
+//! is read by all of them instead.
 
 use super::codec::{
     decode_batch, decode_batch_into, decode_meta, encode_batch, encode_meta, Batch, Meta,
@@ -35,8 +43,20 @@ impl Keys {
             delta_prefix: format!("{namespace}.rev.delta."),
         }
     }
-    fn delta(&self, version: u64) -> String {
-        format!("{}{version}", self.delta_prefix)
+
+    /// Writer 0 is the unsuffixed key of records from earlier releases.
+    fn delta(&self, version: u64, writer: u64) -> String {
+        match writer {
+            0 => format!("{}{version}", self.delta_prefix),
+            w => format!("{}{version}.{w:016x}", self.delta_prefix),
+        }
+    }
+
+    fn snapshot(&self, writer: u64) -> String {
+        match writer {
+            0 => self.snapshot.clone(),
+            w => format!("{}.{w:016x}", self.snapshot),
+        }
     }
 }
 
@@ -93,7 +113,7 @@ impl Replica {
             && self.version + 1 >= meta.oldest_delta
             && self.version < meta.version;
         if deltas_reach {
-            if let Ok(n) = self.apply_deltas(store, keys, self.version + 1, meta.version) {
+            if let Ok(n) = self.apply_deltas(store, keys, meta, self.version + 1, meta.version) {
                 return Ok(n);
             }
         }
@@ -103,7 +123,7 @@ impl Replica {
         // and its bytes are dropped right after: wasm memory never shrinks,
         // so this peak (bytes + array) is what a worker keeps. The old set
         // stays until everything succeeded.
-        let bytes = match store.get(&keys.snapshot) {
+        let bytes = match store.get(&keys.snapshot(meta.snapshot_writer)) {
             (Some(bytes), _) if !bytes.is_empty() => bytes,
             _ => return Err(SyncError::Raced),
         };
@@ -121,7 +141,7 @@ impl Replica {
             meta: Meta::default(),
         };
         if version < meta.version {
-            applied += replica.apply_deltas(store, keys, version + 1, meta.version)?;
+            applied += replica.apply_deltas(store, keys, meta, version + 1, meta.version)?;
         }
         self.set = replica.set;
         self.version = meta.version;
@@ -132,13 +152,14 @@ impl Replica {
         &mut self,
         store: &dyn SharedStore,
         keys: &Keys,
+        meta: &Meta,
         from: u64,
         to: u64,
     ) -> Result<usize, SyncError> {
         // Decode all first: a missing or bad delta leaves the set untouched.
         let mut batches = Vec::new();
         for v in from..=to {
-            let batch = read_batch(store, &keys.delta(v))?;
+            let batch = read_batch(store, &keys.delta(v, meta.writer_of(v)))?;
             if batch.version != v {
                 return Err(SyncError::Raced);
             }
@@ -170,23 +191,36 @@ pub struct Update<'a> {
     pub entries: &'a [Entry],
     pub cursor: &'a str,
     pub now_ms: u64,
+    /// The published cursor the poll was sent from: when the shared cursor
+    /// moved on meanwhile (another fetcher published), this answer is
+    /// outdated and is not published.
+    pub basis: &'a str,
+    /// The feed's epoch and, for a reset, its clock, from a bound answer;
+    /// `None` for a feed that does not bind its answers.
+    pub bound: Option<(&'a str, u64)>,
+    /// This fetcher's lease owner id: the suffix of the keys it writes.
+    pub writer: u64,
 }
 
 /// Publishes a feed poll's result (the fetcher side). The fetcher's replica
 /// must be in sync first; on success it reflects the new version too.
-/// Returns the new version.
+/// Returns the new version; `CasMismatch` when another fetcher published
+/// first (nothing of this update is left in shared data then).
 pub fn publish(
     store: &dyn SharedStore,
     keys: &Keys,
     replica: &mut Replica,
     update: &Update<'_>,
 ) -> Result<u64, StoreError> {
-    let (meta, cas) = match read_meta(store, keys) {
-        Ok(Some((m, cas))) => (m, Some(cas)),
-        Ok(None) => (Meta::default(), None),
+    let (meta, cas, readable) = match read_meta(store, keys) {
+        Ok(Some((m, cas))) => (m, Some(cas), true),
+        Ok(None) => (Meta::default(), None, true),
         // A corrupt meta record is replaced by a fresh snapshot below.
-        Err(_) => (Meta::default(), None),
+        Err(_) => (Meta::default(), None, false),
     };
+    if readable && meta.cursor != update.basis {
+        return Err(StoreError::CasMismatch);
+    }
     if replica.version != meta.version && !update.reset {
         replica
             .catch_up(store, keys, &meta)
@@ -198,6 +232,12 @@ pub fn publish(
         cursor: update.cursor.to_string(),
         ..meta.clone()
     };
+    if let Some((epoch, time)) = update.bound {
+        next.epoch = epoch.to_string();
+        if update.reset {
+            next.reset_time = time;
+        }
+    }
     if !changes {
         // Nothing new: only the sync time and cursor move; workers see the
         // same version and skip work.
@@ -214,37 +254,68 @@ pub fn publish(
     set.apply(update.entries);
     next.version = version;
     next.held = set.len() as u64;
+    if next.writer_of(version) != update.writer {
+        next.writers.push((version, update.writer));
+    }
+    let mut written = Vec::new();
     if update.reset {
         next.base = version;
         next.oldest_delta = version + 1;
     } else {
+        let key = keys.delta(version, update.writer);
         store.set(
-            &keys.delta(version),
+            &key,
             &encode_batch(version, update.entries.iter().copied()),
             None,
         )?;
+        written.push(key);
         if next.oldest_delta == 0 || next.oldest_delta <= next.base {
             next.oldest_delta = version;
         }
     }
     if update.reset || meta.snapshot == 0 || version - meta.snapshot >= SNAPSHOT_EVERY {
-        store.set(&keys.snapshot, &encode_batch(version, set.entries()), None)?;
+        let key = keys.snapshot(update.writer);
+        if let Err(e) = store.set(&key, &encode_batch(version, set.entries()), None) {
+            remove_all(store, &written);
+            return Err(e);
+        }
+        written.push(key);
         next.snapshot = version;
+        next.snapshot_writer = update.writer;
     }
     let first_kept = version
         .saturating_sub(RETAINED_DELTAS - 1)
         .max(next.base + 1);
     next.oldest_delta = next.oldest_delta.max(first_kept);
-    store.set(&keys.meta, &encode_meta(&next), cas)?;
+    // Runs of writers no retained version needs any more.
+    let oldest_needed = next.oldest_delta.min(next.snapshot);
+    while next.writers.len() > 1 && next.writers.get(1).is_some_and(|r| r.0 <= oldest_needed) {
+        next.writers.remove(0);
+    }
+    if let Err(e) = store.set(&keys.meta, &encode_meta(&next), cas) {
+        // Another fetcher published first: its data stands, and nothing of
+        // this update stays behind.
+        remove_all(store, &written);
+        return Err(e);
+    }
     // Deltas no worker will read again: those before the retained window,
-    // and all of them after a reset.
+    // and all of them after a reset; and the snapshot another writer held.
     for v in meta.oldest_delta.max(1)..next.oldest_delta.min(version + 1) {
-        let _ = store.remove(&keys.delta(v));
+        let _ = store.remove(&keys.delta(v, meta.writer_of(v)));
+    }
+    if next.snapshot_writer != meta.snapshot_writer && meta.snapshot != 0 {
+        let _ = store.remove(&keys.snapshot(meta.snapshot_writer));
     }
     replica.set = set;
     replica.version = version;
     replica.meta = next;
     Ok(version)
+}
+
+fn remove_all(store: &dyn SharedStore, keys: &[String]) {
+    for key in keys {
+        let _ = store.remove(key);
+    }
 }
 
 #[cfg(test)]

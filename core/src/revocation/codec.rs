@@ -142,6 +142,30 @@ pub struct Meta {
     pub held: u64,
     /// The feed cursor to poll from next.
     pub cursor: String,
+    /// The feed's epoch (its data set's identity) as its bound answers
+    /// state it; empty before the first bound answer.
+    pub epoch: String,
+    /// The feed's clock (Unix seconds) on the last bound reset applied: a
+    /// new epoch is accepted only through a reset newer than this.
+    pub reset_time: u64,
+    /// Who wrote each retained version: `(first version, writer)` runs in
+    /// version order. Delta and snapshot keys carry their writer, so a
+    /// fetcher that lost its lease mid-publish can never overwrite another
+    /// fetcher's data; writer 0 is the unsuffixed key of earlier releases.
+    pub writers: Vec<(u64, u64)>,
+    /// The writer of the snapshot key holding `snapshot`.
+    pub snapshot_writer: u64,
+}
+
+impl Meta {
+    /// The writer of version `version` (0 when no run covers it).
+    pub fn writer_of(&self, version: u64) -> u64 {
+        self.writers
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= version)
+            .map_or(0, |(_, writer)| *writer)
+    }
 }
 
 pub fn encode_meta(meta: &Meta) -> Vec<u8> {
@@ -161,6 +185,18 @@ pub fn encode_meta(meta: &Meta) -> Vec<u8> {
     }
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(cursor.get(..usize::from(len)).unwrap_or(cursor));
+    let epoch = meta.epoch.as_bytes();
+    let len = u16::try_from(epoch.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(epoch.get(..usize::from(len)).unwrap_or(epoch));
+    out.extend_from_slice(&meta.reset_time.to_le_bytes());
+    out.extend_from_slice(&meta.snapshot_writer.to_le_bytes());
+    let runs = u16::try_from(meta.writers.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&runs.to_le_bytes());
+    for (first, writer) in meta.writers.iter().take(usize::from(runs)) {
+        out.extend_from_slice(&first.to_le_bytes());
+        out.extend_from_slice(&writer.to_le_bytes());
+    }
     out
 }
 
@@ -176,12 +212,19 @@ pub fn decode_meta(bytes: &[u8]) -> Result<Meta, CodecError> {
         oldest_delta: r.u64()?,
         last_sync_ms: r.u64()?,
         held: r.u64()?,
-        cursor: String::new(),
+        ..Meta::default()
     };
-    let len = usize::from(r.u16()?);
-    meta.cursor = std::str::from_utf8(r.take(len)?)
-        .map_err(|_| CodecError("cursor is not UTF-8"))?
-        .to_string();
+    meta.cursor = r.text("cursor is not UTF-8")?;
+    // Records of earlier releases end here: no epoch, unsuffixed keys.
+    if !r.0.is_empty() {
+        meta.epoch = r.text("epoch is not UTF-8")?;
+        meta.reset_time = r.u64()?;
+        meta.snapshot_writer = r.u64()?;
+        let runs = r.u16()?;
+        for _ in 0..runs {
+            meta.writers.push((r.u64()?, r.u64()?));
+        }
+    }
     if !r.0.is_empty() {
         return Err(CodecError("trailing bytes after meta"));
     }
@@ -191,6 +234,14 @@ pub fn decode_meta(bytes: &[u8]) -> Result<Meta, CodecError> {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
+    /// A u16 length, then that many bytes of UTF-8.
+    fn text(&mut self, not_utf8: &'static str) -> Result<String, CodecError> {
+        let len = usize::from(self.u16()?);
+        std::str::from_utf8(self.take(len)?)
+            .map(str::to_string)
+            .map_err(|_| CodecError(not_utf8))
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         if self.0.len() < n {
             return Err(CodecError("truncated"));
@@ -282,10 +333,28 @@ mod tests {
             last_sync_ms: 1_700_000_000_000,
             held: 77,
             cursor: "ep1-1042".into(),
+            epoch: "ep1".into(),
+            reset_time: 1_700_000_000,
+            writers: vec![(4, 11), (7, 12)],
+            snapshot_writer: 12,
         };
         let bytes = encode_meta(&meta);
         assert_eq!(decode_meta(&bytes).unwrap(), meta);
-        for cut in 0..bytes.len() {
+        assert_eq!(
+            (
+                meta.writer_of(3),
+                meta.writer_of(4),
+                meta.writer_of(6),
+                meta.writer_of(9)
+            ),
+            (0, 11, 11, 12)
+        );
+        // A record of an earlier release: everything up to the cursor.
+        let old_len = 4 + 6 * 8 + 2 + meta.cursor.len();
+        let old = decode_meta(&bytes[..old_len]).unwrap();
+        assert_eq!((old.cursor.as_str(), old.epoch.as_str()), ("ep1-1042", ""));
+        assert!(old.writers.is_empty());
+        for cut in (0..bytes.len()).filter(|&c| c != old_len) {
             assert!(decode_meta(&bytes[..cut]).is_err());
         }
         assert!(decode_meta(&encode_batch(1, std::iter::empty())).is_err());

@@ -2,7 +2,10 @@
 //! whether a response may be trusted, and how the pages of a paged answer
 //! add up to one update. The proxy glue only moves bytes.
 
-use revocation_protocol::{cursor_base, FeedResponse, SIGNATURE_HEADER};
+use revocation_protocol::{
+    cursor_base, poll_request_path, verify_bound_signature, Binding, BindingError, FeedResponse,
+    SIGNATURE_HEADER,
+};
 
 use super::set::{digest, Entry};
 use crate::schedule::Timing;
@@ -40,17 +43,41 @@ pub struct FeedConfig {
     /// Most entries the pages of one paged answer may add up to before it is
     /// refused (`revocation.max_pending_entries`).
     pub max_pending_entries: usize,
+    /// How long the feed may hold a poll when there is nothing new (a long
+    /// poll); 0 polls every `poll_interval_ms` instead.
+    pub wait_ms: u64,
+    /// Accept answers without a binding (feeds that predate bindings). Such
+    /// answers can be replayed by anyone on the path.
+    pub accept_unbound_answers: bool,
 }
 
 impl FeedConfig {
-    /// Poll timing for the shared [`Schedule`].
+    /// Poll timing for the shared [`crate::schedule::Schedule`]; a call may
+    /// take the long poll's wait plus `timeout_ms`.
     pub fn timing(&self) -> Timing {
         Timing {
             interval_ms: self.poll_interval_ms,
-            timeout_ms: self.timeout_ms,
+            timeout_ms: self.call_timeout_ms(),
             min_backoff_ms: self.poll_interval_ms,
             max_backoff_ms: self.max_backoff_ms,
         }
+    }
+
+    /// How long one poll may take: the wait the feed may hold it, then
+    /// `timeout_ms` for the answer.
+    pub fn call_timeout_ms(&self) -> u64 {
+        self.wait_ms.saturating_add(self.timeout_ms)
+    }
+
+    /// The path of a poll from `cursor` with this `nonce`.
+    pub fn poll_path(&self, cursor: &str, nonce: &str) -> String {
+        let cursor = (!cursor.is_empty()).then_some(cursor);
+        poll_request_path(
+            &self.path,
+            cursor,
+            nonce,
+            (self.wait_ms > 0).then_some(self.wait_ms),
+        )
     }
 
     /// A silent fetcher loses the lease after two poll intervals.
@@ -96,6 +123,17 @@ pub enum FeedError {
         held: usize,
         limit: usize,
     },
+    /// The answer's binding is missing, unusable or for another poll.
+    Binding(BindingError),
+    /// A bound answer made too far from this proxy's clock: held back on
+    /// the way, or a feed whose clock is off.
+    OutOfWindow {
+        answered: u64,
+        now: u64,
+    },
+    /// A bound answer from another epoch than the one held, and not a reset
+    /// newer than the last one applied: an older data set brought back.
+    EpochRollback,
 }
 
 impl FeedError {
@@ -111,6 +149,9 @@ impl FeedError {
             FeedError::CursorRegression => "cursor_regression",
             FeedError::SharedData => "shared_data",
             FeedError::TooManyEntries { .. } => "too_many_entries",
+            FeedError::Binding(e) => e.label(),
+            FeedError::OutOfWindow { .. } => "replayed",
+            FeedError::EpochRollback => "epoch_rollback",
         }
     }
 }
@@ -131,18 +172,69 @@ impl std::fmt::Display for FeedError {
                 f,
                 "paged answer holds {held} entries, more than revocation.max_pending_entries ({limit})"
             ),
+            FeedError::Binding(e) => write!(f, "{e}"),
+            FeedError::OutOfWindow { answered, now } => write!(
+                f,
+                "answer made at {answered}, {} s from this proxy's clock ({now})",
+                answered.abs_diff(*now)
+            ),
+            FeedError::EpochRollback => write!(
+                f,
+                "answer from another epoch that is not a newer reset (an older data set)"
+            ),
         }
     }
 }
 
-/// Checks a response: status, size, signature, schema, cursor order.
+/// What the poll in flight sent, to check its answer against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SentPoll {
+    /// The `since` cursor (empty for none).
+    pub since: String,
+    pub nonce: String,
+    /// The published cursor when the poll was sent (differs from `since`
+    /// while the pages of an answer are gathered).
+    pub basis: String,
+    pub sent_ms: u64,
+}
+
+/// What the filter holds of the feed's data set: the epoch of the last
+/// bound answer and the feed's time on the last reset applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedState<'a> {
+    pub epoch: &'a str,
+    pub reset_time: u64,
+}
+
+/// A response that passed every check, and what its binding vouched for.
+#[derive(Debug)]
+pub struct Checked {
+    pub response: FeedResponse,
+    pub binding: Option<Binding>,
+}
+
+/// The signature headers of an answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signatures<'a> {
+    /// [`SIGNATURE_HEADER`]: the body alone.
+    pub body: Option<&'a str>,
+    /// [`revocation_protocol::BINDING_HEADER`]: the body, the poll, the
+    /// feed's epoch and clock.
+    pub binding: Option<&'a str>,
+}
+
+/// Checks a response: status, size, binding (or, where accepted, the
+/// body-only signature), schema, epoch and cursor order. `now_s` is this
+/// proxy's clock.
 pub fn check_response(
     config: &FeedConfig,
     status: Option<u16>,
-    signature: Option<&str>,
+    signatures: Signatures<'_>,
     body: &[u8],
-    previous_cursor: &str,
-) -> Result<FeedResponse, FeedError> {
+    poll: &SentPoll,
+    state: FeedState<'_>,
+    now_s: u64,
+) -> Result<Checked, FeedError> {
     match status {
         None => return Err(FeedError::Timeout),
         Some(200) => {}
@@ -151,19 +243,45 @@ pub fn check_response(
     if body.len() > config.max_body_bytes {
         return Err(FeedError::TooLarge(body.len()));
     }
+    let mut binding = None;
     if let Some(secret) = &config.hmac_secret {
-        let Some(signature) = signature else {
-            return Err(FeedError::MissingSignature);
-        };
-        if !revocation_protocol::verify_signature(secret, body, signature) {
-            return Err(FeedError::BadSignature);
+        match verify_bound_signature(secret, signatures.binding, body, &poll.since, &poll.nonce) {
+            Ok(b) => {
+                if b.time.abs_diff(now_s) > config.clock_skew_seconds {
+                    return Err(FeedError::OutOfWindow {
+                        answered: b.time,
+                        now: now_s,
+                    });
+                }
+                binding = Some(b);
+            }
+            Err(BindingError::Unbound) if config.accept_unbound_answers => {
+                let Some(signature) = signatures.body else {
+                    return Err(FeedError::MissingSignature);
+                };
+                if !revocation_protocol::verify_signature(secret, body, signature) {
+                    return Err(FeedError::BadSignature);
+                }
+            }
+            Err(e) => return Err(FeedError::Binding(e)),
         }
     }
     let response = FeedResponse::parse(body).map_err(|e| FeedError::Invalid(e.to_string()))?;
-    if cursor_regressed(previous_cursor, &response.cursor) {
-        return Err(FeedError::CursorRegression);
+    match &binding {
+        // A new data set replaces the held one only through a reset made
+        // after the last reset applied: an older snapshot cannot come back.
+        Some(b) if !state.epoch.is_empty() && b.epoch != state.epoch => {
+            if !(response.reset && b.time > state.reset_time) {
+                return Err(FeedError::EpochRollback);
+            }
+        }
+        _ => {
+            if cursor_regressed(&poll.since, &response.cursor) {
+                return Err(FeedError::CursorRegression);
+            }
+        }
     }
-    Ok(response)
+    Ok(Checked { response, binding })
 }
 
 /// Cursors are opaque, but feeds number them: `"<epoch>-<seq>"`, Redis
@@ -224,6 +342,18 @@ pub struct Completed {
     pub reset: bool,
     pub entries: Vec<Entry>,
     pub cursor: String,
+    /// The feed's epoch and the time of the answer's first page, when bound.
+    pub bound: Option<(String, u64)>,
+}
+
+impl Completed {
+    /// What a continuation page of this answer is checked against.
+    pub fn state(&self) -> Option<FeedState<'_>> {
+        self.bound.as_ref().map(|(epoch, time)| FeedState {
+            epoch,
+            reset_time: if self.reset { *time } else { 0 },
+        })
+    }
 }
 
 /// The pages of a paged answer (`more: true`) gathered so far, held by the
@@ -251,6 +381,15 @@ impl Pages {
         self.pending.is_some()
     }
 
+    /// The feed state the next page is checked against while pages are
+    /// gathered (the epoch of the pending answer), else `published`.
+    pub fn state<'a>(&'a self, published: FeedState<'a>) -> FeedState<'a> {
+        self.pending
+            .as_ref()
+            .and_then(Completed::state)
+            .unwrap_or(published)
+    }
+
     /// Pages gathered so far.
     pub fn pages(&self) -> u32 {
         self.pages
@@ -267,18 +406,33 @@ impl Pages {
     /// adds to the pending answer, or is an answer of its own.
     pub fn accept(
         &mut self,
-        response: &FeedResponse,
+        checked: &Checked,
         max_pending_entries: usize,
     ) -> Result<PageStep, FeedError> {
+        let response = &checked.response;
         let new = entries(response);
+        let bound = checked.binding.as_ref().map(|b| (b.epoch.clone(), b.time));
         let mut pending = match self.pending.take() {
-            Some(p) if !response.reset => p,
+            Some(p) if !response.reset => {
+                // Every page of one answer comes from one data set.
+                let same = match (&p.bound, &bound) {
+                    (Some((a, _)), Some((b, _))) => a == b,
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    self.abandon();
+                    return Err(FeedError::EpochRollback);
+                }
+                p
+            }
             _ => {
                 self.pages = 0;
                 Completed {
                     reset: response.reset,
                     entries: Vec::new(),
                     cursor: String::new(),
+                    bound,
                 }
             }
         };

@@ -7,10 +7,12 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use revocation_protocol::{paged_request_path, SIGNATURE_HEADER};
+use revocation_protocol::{encode_nonce, BINDING_HEADER, NONCE_BYTES, SIGNATURE_HEADER};
 
 use super::channel::{publish, Keys, Replica, Update};
-use super::feed::{self, check_response, FeedConfig, FeedError, PageStep, Pages};
+use super::feed::{
+    self, check_response, FeedConfig, FeedError, FeedState, PageStep, Pages, SentPoll, Signatures,
+};
 use crate::fetcher::Fetcher;
 use crate::host::{CallToken, Host, Reply, StoreError};
 
@@ -37,6 +39,8 @@ pub struct RevocationLoop {
     started_ms: u64,
     last_purge_ms: u64,
     last_sync_log_ms: Option<u64>,
+    /// What the poll in flight sent; its answer must be bound to it.
+    sent: SentPoll,
 }
 
 impl RevocationLoop {
@@ -54,6 +58,7 @@ impl RevocationLoop {
             started_ms: now_ms,
             last_purge_ms: now_ms,
             last_sync_log_ms: None,
+            sent: SentPoll::default(),
             config,
         }
     }
@@ -146,19 +151,39 @@ impl RevocationLoop {
     }
 
     fn dispatch(&mut self, host: &dyn Host) {
-        let published = self.view.replica.borrow().meta.cursor.clone();
-        let cursor = self.pages.cursor(&published);
-        let path = paged_request_path(&self.config.path, (!cursor.is_empty()).then_some(cursor));
+        let basis = self.view.replica.borrow().meta.cursor.clone();
+        let since = self.pages.cursor(&basis).to_string();
+        // A fresh nonce per poll: the feed binds its answer to it, so no
+        // recorded answer can stand in for this one.
+        let mut random = [0u8; NONCE_BYTES];
+        if !host.random(&mut random) {
+            log::warn!("jwt-auth: no randomness from the host for the feed poll's nonce");
+        }
+        let nonce = encode_nonce(&random);
+        let path = self.config.poll_path(&since, &nonce);
         let headers = self.config.request_headers(&path);
-        let called =
-            self.fetcher
-                .call(host, &self.config.cluster, &headers, self.config.timeout_ms);
-        if let Err(reason) = called {
-            self.fail(host, &FeedError::Dispatch);
-            log::warn!(
-                "jwt-auth: revocation feed call to cluster \"{}\" refused by the host: {reason}",
-                self.config.cluster
-            );
+        let called = self.fetcher.call(
+            host,
+            &self.config.cluster,
+            &headers,
+            self.config.call_timeout_ms(),
+        );
+        match called {
+            Ok(_) => {
+                self.sent = SentPoll {
+                    since,
+                    nonce,
+                    basis,
+                    sent_ms: host.now_ms(),
+                };
+            }
+            Err(reason) => {
+                self.fail(host, &FeedError::Dispatch);
+                log::warn!(
+                    "jwt-auth: revocation feed call to cluster \"{}\" refused by the host: {reason}",
+                    self.config.cluster
+                );
+            }
         }
     }
 
@@ -175,24 +200,33 @@ impl RevocationLoop {
             Reply::Answer(answer) => answer,
             Reply::TooLarge(size) => return self.fail(host, &FeedError::TooLarge(size)),
         };
-        let published = self.view.replica.borrow().meta.cursor.clone();
-        let checked = check_response(
-            &self.config,
-            answer.status,
-            answer.header(SIGNATURE_HEADER),
-            &answer.body,
-            self.pages.cursor(&published),
-        );
+        let now_ms = host.now_ms();
+        let checked = {
+            let replica = self.view.replica.borrow();
+            let published = FeedState {
+                epoch: &replica.meta.epoch,
+                reset_time: replica.meta.reset_time,
+            };
+            check_response(
+                &self.config,
+                answer.status,
+                Signatures {
+                    body: answer.header(SIGNATURE_HEADER),
+                    binding: answer.header(BINDING_HEADER),
+                },
+                &answer.body,
+                &self.sent,
+                self.pages.state(published),
+                now_ms / 1000,
+            )
+        };
         drop(answer);
-        let response = match checked {
-            Ok(r) => r,
+        let checked = match checked {
+            Ok(c) => c,
             Err(e) => return self.fail(host, &e),
         };
-        let step = self
-            .pages
-            .accept(&response, self.config.max_pending_entries);
-        drop(response);
-        let now_ms = host.now_ms();
+        let step = self.pages.accept(&checked, self.config.max_pending_entries);
+        drop(checked);
         let done = match step {
             Ok(PageStep::Continue) => {
                 // Ask for the next page on the next tick; nothing is
@@ -204,12 +238,27 @@ impl RevocationLoop {
             Ok(PageStep::Complete(done)) => done,
             Err(e) => return self.fail(host, &e),
         };
+        // Applying a large answer may outlast the lease: a VM that lost it
+        // meanwhile leaves publishing to the new holder.
+        let now_ms = host.now_ms();
+        if !self.fetcher.still_elected(host, now_ms) {
+            self.fetcher.succeeded(now_ms, self.config.poll_interval_ms);
+            host.counter_add("revocation.publish_conflict", 1);
+            return;
+        }
         let update = Update {
             reset: done.reset,
             entries: &done.entries,
             cursor: &done.cursor,
             now_ms,
+            basis: &self.sent.basis,
+            bound: done
+                .bound
+                .as_ref()
+                .map(|(epoch, time)| (epoch.as_str(), *time)),
+            writer: self.fetcher.owner(),
         };
+        let next = self.next_poll_in_ms(&done, now_ms);
         let published = publish(
             host,
             &self.keys,
@@ -218,7 +267,7 @@ impl RevocationLoop {
         );
         match published {
             Ok(_) => {
-                self.fetcher.succeeded(now_ms, self.config.poll_interval_ms);
+                self.fetcher.succeeded(now_ms, next);
                 host.counter_add("revocation.fetch_ok", 1);
             }
             Err(StoreError::CasMismatch) => {
@@ -228,6 +277,20 @@ impl RevocationLoop {
                 host.counter_add("revocation.publish_conflict", 1);
             }
             Err(StoreError::Unavailable) => self.fail(host, &FeedError::SharedData),
+        }
+    }
+
+    /// When to poll again after an answer: at once when long polls are on
+    /// and the feed held the poll or brought news (the next change is then
+    /// announced by the next held poll); after `poll_interval_ms` when it
+    /// answered early with nothing (a feed that does not hold polls, or one
+    /// at its limit), so that such a feed is not polled in a loop.
+    fn next_poll_in_ms(&self, done: &feed::Completed, now_ms: u64) -> u64 {
+        let held = now_ms.saturating_sub(self.sent.sent_ms) >= self.config.wait_ms / 2;
+        if self.config.wait_ms > 0 && (held || done.reset || !done.entries.is_empty()) {
+            0
+        } else {
+            self.config.poll_interval_ms
         }
     }
 

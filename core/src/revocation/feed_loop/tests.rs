@@ -25,15 +25,35 @@ fn config() -> FeedConfig {
         max_backoff_ms: 8000,
         clock_skew_seconds: 60,
         max_pending_entries: 100,
+        wait_ms: 0,
+        accept_unbound_answers: false,
     }
 }
 
-/// A signed feed answer.
-fn answer(body: &str) -> Reply {
-    let signature = revocation_protocol::sign(SECRET, body.as_bytes());
+/// A query parameter of a poll.
+fn param<'c>(call: &'c Call, name: &str) -> &'c str {
+    let query = call.path().split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or("")
+}
+
+/// The answer of a feed of epoch `e` to `call`, bound to it, made at
+/// `host`'s time.
+fn answer(host: &MemoryHost<'_>, call: &Call, body: &str) -> Reply {
+    answer_of_epoch(host, call, "e", body)
+}
+
+fn answer_of_epoch(host: &MemoryHost<'_>, call: &Call, epoch: &str, body: &str) -> Reply {
+    let digest = revocation_protocol::body_digest(body.as_bytes());
+    let (since, nonce) = (param(call, "since"), param(call, "nonce"));
+    let time = host.now_ms() / 1000;
+    let binding =
+        revocation_protocol::bound_signature(SECRET, since, nonce, epoch, time, &digest).unwrap();
     Reply::Answer(Answer {
         status: Some(200),
-        headers: vec![(SIGNATURE_HEADER.to_string(), signature.into_bytes())],
+        headers: vec![(BINDING_HEADER.to_string(), binding.into_bytes())],
         body: body.as_bytes().to_vec(),
     })
 }
@@ -76,10 +96,14 @@ fn a_poll_is_published_to_every_vm() {
     let mut fetcher = RevocationLoop::new(config(), 1, host.now_ms());
     let call = tick_until_call(&mut fetcher, &host);
     assert_eq!(call.cluster, "feed");
-    assert_eq!(call.path(), "/v1/revocations?paged=1");
+    assert!(call.path().starts_with("/v1/revocations?paged=1&nonce="));
+    assert_eq!(param(&call, "nonce").len(), 32);
     assert_eq!(call.header("authorization"), Some("Bearer read"));
     assert_eq!(call.timeout_ms, 500);
-    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &["a", "b"])));
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-1", true, false, &["a", "b"])),
+    );
     assert_eq!(host.counter("revocation.fetch_ok"), 1);
     assert!(revoked(&fetcher, "a"));
 
@@ -97,8 +121,11 @@ fn a_poll_is_published_to_every_vm() {
     host.advance_ms(600);
     fetcher.on_tick(&host);
     let call = host.take_calls().pop().expect("next poll");
-    assert_eq!(call.path(), "/v1/revocations?since=e-1&paged=1");
-    fetcher.on_response(&host, answer(&tokens("e-2", false, false, &["c"])));
+    assert_eq!(param(&call, "since"), "e-1");
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-2", false, false, &["c"])),
+    );
     worker.on_tick(&worker_host);
     assert!(revoked(&worker, "c"), "the delta reached the worker");
 }
@@ -108,12 +135,18 @@ fn a_paged_answer_is_applied_whole_or_not_at_all() {
     let store = MemoryStore::default();
     let host = MemoryHost::vm(&store, 1_000_000);
     let mut fetcher = RevocationLoop::new(config(), 1, host.now_ms());
-    tick_until_call(&mut fetcher, &host);
-    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &["old"])));
+    let call = tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-1", true, false, &["old"])),
+    );
 
     host.advance_ms(1_100);
-    tick_until_call(&mut fetcher, &host);
-    fetcher.on_response(&host, answer(&tokens("e-9~1", true, true, &["p1"])));
+    let call = tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-9~1", true, true, &["p1"])),
+    );
     assert_eq!(host.counter("revocation.fetch_page"), 1);
     assert!(
         revoked(&fetcher, "old"),
@@ -122,7 +155,7 @@ fn a_paged_answer_is_applied_whole_or_not_at_all() {
     // The continuation is asked for at once, with the page cursor.
     host.advance_ms(100);
     let call = tick_until_call(&mut fetcher, &host);
-    assert_eq!(call.path(), "/v1/revocations?since=e-9~1&paged=1");
+    assert_eq!(param(&call, "since"), "e-9~1");
     // The second page fails: every page gathered so far is dropped.
     fetcher.on_response(
         &host,
@@ -136,11 +169,17 @@ fn a_paged_answer_is_applied_whole_or_not_at_all() {
     // After the backoff the poll starts over from the published cursor.
     host.advance_ms(1_100);
     let call = tick_until_call(&mut fetcher, &host);
-    assert_eq!(call.path(), "/v1/revocations?since=e-1&paged=1");
-    fetcher.on_response(&host, answer(&tokens("e-9~1", true, true, &["p1"])));
+    assert_eq!(param(&call, "since"), "e-1");
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-9~1", true, true, &["p1"])),
+    );
     host.advance_ms(100);
-    tick_until_call(&mut fetcher, &host);
-    fetcher.on_response(&host, answer(&tokens("e-9", false, false, &["p2"])));
+    let call = tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-9", false, false, &["p2"])),
+    );
     assert!(revoked(&fetcher, "p1") && revoked(&fetcher, "p2"));
     assert!(!revoked(&fetcher, "old"), "the snapshot replaced the set");
 }
@@ -150,17 +189,17 @@ fn losing_the_lease_abandons_gathered_pages() {
     let store = MemoryStore::default();
     let a = MemoryHost::vm(&store, 1_000_000);
     let mut first = RevocationLoop::new(config(), 1, a.now_ms());
-    tick_until_call(&mut first, &a);
-    first.on_response(&a, answer(&tokens("e-5~1", true, true, &["p1"])));
+    let call = tick_until_call(&mut first, &a);
+    first.on_response(&a, answer(&a, &call, &tokens("e-5~1", true, true, &["p1"])));
     // Another VM takes the lease while the first stalls past its TTL.
     let b = MemoryHost::vm(&store, a.now_ms() + 2_500);
     let mut second = RevocationLoop::new(config(), 2, b.now_ms());
     let call = tick_until_call(&mut second, &b);
-    assert_eq!(call.path(), "/v1/revocations?paged=1", "a fresh poll");
+    assert_eq!(param(&call, "since"), "", "a fresh poll");
     a.set_now_ms(b.now_ms() + 100);
     first.on_tick(&a);
     assert!(a.take_calls().is_empty(), "the first VM no longer polls");
-    second.on_response(&b, answer(&tokens("e-6", true, false, &["x"])));
+    second.on_response(&b, answer(&b, &call, &tokens("e-6", true, false, &["x"])));
     first.on_tick(&a);
     assert!(revoked(&first, "x") && !revoked(&first, "p1"));
 }
@@ -170,36 +209,70 @@ fn faults_are_counted_and_back_off_with_the_set_kept() {
     let store = MemoryStore::default();
     let host = MemoryHost::vm(&store, 1_000_000);
     let mut fetcher = RevocationLoop::new(config(), 1, host.now_ms());
-    tick_until_call(&mut fetcher, &host);
-    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &["a"])));
-    let faults: Vec<(Reply, &str)> = vec![
-        (Reply::TooLarge(2 << 20), "too_large"),
+    let call = tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-1", true, false, &["a"])),
+    );
+    type Fault = Box<dyn Fn(&MemoryHost<'_>, &Call) -> Reply>;
+    let faults: Vec<(Fault, &str)> = vec![
+        (Box::new(|_, _| Reply::TooLarge(2 << 20)), "too_large"),
         (
-            Reply::Answer(Answer {
-                status: None,
-                ..Answer::default()
+            Box::new(|_, _| {
+                Reply::Answer(Answer {
+                    status: None,
+                    ..Answer::default()
+                })
             }),
             "timeout",
         ),
         (
-            Reply::Answer(Answer {
-                status: Some(200),
-                headers: Vec::new(),
-                body: tokens("e-2", true, false, &[]).into_bytes(),
+            Box::new(|_, _| {
+                Reply::Answer(Answer {
+                    status: Some(200),
+                    headers: Vec::new(),
+                    body: tokens("e-2", true, false, &[]).into_bytes(),
+                })
             }),
-            "missing_signature",
+            "unbound",
         ),
-        (answer("{\"cursor\": 5}"), "invalid"),
         (
-            answer(&tokens("e-0", true, false, &[])),
+            Box::new(|host, _| {
+                // The signed answer to an earlier poll, replayed.
+                let earlier = Call {
+                    token: 0,
+                    cluster: "feed".into(),
+                    headers: vec![(
+                        ":path".into(),
+                        "/v1/revocations?since=e-1&paged=1&nonce=0123456789abcdef0123456789abcdef"
+                            .into(),
+                    )],
+                    timeout_ms: 500,
+                };
+                answer(host, &earlier, &tokens("e-1", false, false, &[]))
+            }),
+            "replayed",
+        ),
+        (
+            Box::new(|host, call| answer(host, call, "{\"cursor\": 5}")),
+            "invalid",
+        ),
+        (
+            Box::new(|host, call| answer(host, call, &tokens("e-0", false, false, &[]))),
             "cursor_regression",
+        ),
+        (
+            Box::new(|host, call| {
+                answer_of_epoch(host, call, "older", &tokens("o-1", false, false, &[]))
+            }),
+            "epoch_rollback",
         ),
     ];
     let mut delay = 1_000;
     for (reply, label) in faults {
         host.advance_ms(delay + 100);
-        tick_until_call(&mut fetcher, &host);
-        fetcher.on_response(&host, reply);
+        let call = tick_until_call(&mut fetcher, &host);
+        fetcher.on_response(&host, reply(&host, &call));
         assert_eq!(
             host.counter(&format!("revocation.fetch_failed.{label}")),
             1,
@@ -212,7 +285,7 @@ fn faults_are_counted_and_back_off_with_the_set_kept() {
         assert!(host.take_calls().is_empty(), "{label}: backing off");
         delay = (delay * 2).min(8_000);
     }
-    assert_eq!(host.counter("revocation.fetch_failed"), 5);
+    assert_eq!(host.counter("revocation.fetch_failed"), 7);
 }
 
 #[test]
@@ -252,8 +325,11 @@ fn deny_on_stale_refuses_until_the_first_sync_and_after_staleness() {
     );
     fetcher.prime(&host);
     assert_eq!(fetcher.view.refuse_stale.get(), Some(1), "never synced");
-    tick_until_call(&mut fetcher, &host);
-    fetcher.on_response(&host, answer(&tokens("e-1", true, false, &[])));
+    let call = tick_until_call(&mut fetcher, &host);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-1", true, false, &[])),
+    );
     fetcher.on_tick(&host);
     assert_eq!(fetcher.view.refuse_stale.get(), None);
     // The feed goes away for longer than max_staleness_seconds.
@@ -273,4 +349,99 @@ fn deny_on_stale_refuses_until_the_first_sync_and_after_staleness() {
     }
     assert_eq!(fetcher.view.refuse_stale.get(), Some(1));
     assert_eq!(host.gauge("revocation.seconds_since_sync"), Some(35));
+}
+
+/// Lets `ms` pass with the VM ticking, as its timer does while a poll is
+/// held; asserts no other poll starts meanwhile.
+fn hold(l: &mut RevocationLoop, host: &MemoryHost<'_>, ms: u64) {
+    for _ in 0..ms / 100 {
+        host.advance_ms(100);
+        l.on_tick(host);
+    }
+    assert!(host.take_calls().is_empty(), "one poll at a time");
+}
+
+#[test]
+fn long_polls_follow_each_other_at_once_and_an_early_empty_answer_waits() {
+    let store = MemoryStore::default();
+    let host = MemoryHost::vm(&store, 1_000_000);
+    let long = FeedConfig {
+        wait_ms: 20_000,
+        ..config()
+    };
+    let mut fetcher = RevocationLoop::new(long, 1, host.now_ms());
+    let call = tick_until_call(&mut fetcher, &host);
+    assert_eq!(param(&call, "wait_ms"), "20000");
+    assert_eq!(call.timeout_ms, 20_500, "the wait plus timeout_ms");
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-1", true, false, &[])),
+    );
+    // The snapshot came at once: the next (held) poll goes out on the next tick.
+    host.advance_ms(100);
+    fetcher.on_tick(&host);
+    let call = host.take_calls().pop().expect("next poll at once");
+    // The feed held it 12 s and answered with news: poll again at once.
+    hold(&mut fetcher, &host, 12_000);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-2", false, false, &["x"])),
+    );
+    host.advance_ms(100);
+    fetcher.on_tick(&host);
+    let call = host.take_calls().pop().expect("next poll after news");
+    // Held the whole wait, nothing new: at once again.
+    hold(&mut fetcher, &host, 20_000);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-2", false, false, &[])),
+    );
+    host.advance_ms(100);
+    fetcher.on_tick(&host);
+    let call = host
+        .take_calls()
+        .pop()
+        .expect("next poll after a held empty answer");
+    // An early empty answer (a feed that does not hold polls): the interval.
+    host.advance_ms(50);
+    fetcher.on_response(
+        &host,
+        answer(&host, &call, &tokens("e-2", false, false, &[])),
+    );
+    host.advance_ms(500);
+    fetcher.on_tick(&host);
+    assert!(host.take_calls().is_empty(), "no polling in a loop");
+    host.advance_ms(600);
+    fetcher.on_tick(&host);
+    assert_eq!(host.take_calls().len(), 1);
+    assert_eq!(host.counter("revocation.fetch_ok"), 4);
+}
+
+#[test]
+fn a_fetcher_whose_lease_lapsed_does_not_publish() {
+    let store = MemoryStore::default();
+    let a = MemoryHost::vm(&store, 1_000_000);
+    let mut first = RevocationLoop::new(config(), 1, a.now_ms());
+    let call = tick_until_call(&mut first, &a);
+    first.on_response(&a, answer(&a, &call, &tokens("e-1", true, false, &["a"])));
+    a.advance_ms(1_100);
+    let slow = tick_until_call(&mut first, &a);
+    // The first VM stalls (a long apply) past its lease; the second takes
+    // over and publishes.
+    let b = MemoryHost::vm(&store, a.now_ms() + 2_500);
+    let mut second = RevocationLoop::new(config(), 2, b.now_ms());
+    second.on_tick(&b);
+    let call = tick_until_call(&mut second, &b);
+    second.on_response(&b, answer(&b, &call, &tokens("e-2", false, false, &["b"])));
+    a.set_now_ms(b.now_ms() + 10);
+    first.on_response(
+        &a,
+        answer(&a, &slow, &tokens("e-2x", false, false, &["stale"])),
+    );
+    assert_eq!(a.counter("revocation.publish_conflict"), 1);
+    assert_eq!(a.counter("revocation.fetch_ok"), 1);
+    let mut worker = RevocationLoop::new(config(), 3, b.now_ms());
+    worker.on_tick(&b);
+    assert!(revoked(&worker, "b") && !revoked(&worker, "stale"));
+    assert_eq!(worker.view.replica.borrow().meta.cursor, "e-2");
 }
