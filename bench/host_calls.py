@@ -7,10 +7,11 @@ and the request's header map) one Envoy runs one listener per N, identical
 but for N (each with its own VM); wrk loads them in turn, and Envoy's CPU
 time per request (user + system from /proc/<pid>/stat over the run, divided
 by the requests wrk completed, as `make bench` measures it) is fitted against
-N by least squares. The slope is the cost of one call; the intercept is what
-the request costs anyway. The fit uses N >= 1: a one-time effect of the
-first call (the route re-match after a header write) then shows as the
-difference between the fit's intercept and the N = 0 run, not in the slope.
+N by least squares over N >= 1. The slope is what each further call costs;
+the fit at N = 1 minus the N = 0 runs is what the first call of a request
+costs, which can be more: it meets Envoy's and the VM's code cold after
+the rest of the request's work, and a header write makes Envoy match the
+route again once. N = 0 runs first and last in each case.
 
 Same bench setup as bench/run.py, whose helpers this uses: Envoy
 `--concurrency 1` on core 0, wrk `-t1` on core 1, a direct_response route.
@@ -41,8 +42,11 @@ PROBE_WASM = os.environ.get("HOST_PROBE_WASM") or os.path.join(
     run.ROOT, "target", "wasm32-wasip1", "release", "jwt_auth_host_probe.wasm")
 RESULTS_MD = os.path.join(run.RESULTS, "host-calls.md")
 
-# N per listener: cheap calls to 64, the crypto and the local reply less far.
-CHEAP = (0, 1, 4, 16, 64)
+# N per listener: cheap calls to 256; calls on the larger maps (and the
+# removal of the 64 fill headers) to 64; the crypto to 4; the local reply
+# once, measured three times per round against N = 0.
+CHEAP = (0, 1, 4, 16, 64, 256)
+BOUNDED = (0, 1, 4, 16, 64)
 COSTLY = (0, 1, 2, 4)
 ONE = (0, 1)
 
@@ -55,10 +59,13 @@ FILL_VALUE = "0123456789abcdef"
 HCM_OPTIONS = {"common_http_protocol_options": {"max_headers_count": 512}}
 
 
-def case(cid, label, call, fill=0, ns=CHEAP, status=200):
+def case(cid, label, call, fill=0, ns=None, status=200, repeat=1):
     """One measured kind: `call` is the probe's `call` configuration;
-    `status` is the answer expected when N > 0."""
-    return {"id": cid, "label": label, "call": call, "fill": fill, "ns": ns, "status": status}
+    `status` is the answer expected when N > 0; `repeat` runs the N > 0
+    listeners that many times per round, alternating with N = 0."""
+    ns = ns or (BOUNDED if fill else CHEAP)
+    return {"id": cid, "label": label, "call": call, "fill": fill, "ns": ns, "status": status,
+            "repeat": repeat}
 
 
 def verify_case(cid, alg, form, verify):
@@ -116,7 +123,7 @@ def all_cases(verify):
              {"kind": "set_effective_context"}),
         case("local_reply", "local reply 403 (`proxy_send_local_response`) instead of "
              "continuing to the direct_response route", {"kind": "local_reply"}, ns=ONE,
-             status=403),
+             status=403, repeat=3),
     ]
 
 
@@ -139,9 +146,16 @@ def probe_listener(name, call, n, routes=None, self_test=None):
 # measuring
 
 
+def run_order(c, rnd):
+    """N = 0 first and last, N > 0 between (ascending in even rounds,
+    descending in odd ones), `repeat` times."""
+    inner = list(c["ns"][1:]) if rnd % 2 == 0 else list(c["ns"][:0:-1])
+    return ([0] + inner) * c["repeat"] + [0]
+
+
 def run_case(c, rnd, args):
-    """One Envoy with a listener per N; each loaded in turn (N ascending in
-    even rounds, descending in odd ones). Returns the runs, or a note."""
+    """One Envoy with a listener per N, loaded in run_order. Returns the
+    runs, or a note."""
     ns = list(c["ns"])
     envoy = run.Envoy("host-calls-%s" % c["id"], listeners=[
         probe_listener("probe_%d" % n, c["call"], n) for n in ns])
@@ -159,7 +173,7 @@ def run_case(c, rnd, args):
                 run.log(envoy.log_tail(10))
                 return [], "N=%d answered %d, want %d (%s)" % (n, status, want, body[:80])
         runs = []
-        for n in (ns if rnd % 2 == 0 else ns[::-1]):
+        for n in run_order(c, rnd):
             run.wrk(ports[n], None, args.warmup, args.connections, lines)
             res = run.wrk_cpu(envoy, None, args.seconds, args.connections, ports[n], lines)
             if envoy.proc.poll() is not None:
@@ -192,30 +206,33 @@ def fit(points):
     return a, b, r2, se
 
 
-def summarize(c, runs):
-    """Slope (pooled over rounds and per round), fit quality, the N = 0
-    cost and the first call's one-time extra."""
+def estimates(runs):
+    """(slope over N >= 1, first call = the fit at N = 1 minus the mean of
+    the N = 0 runs, R²) of some runs; with a single N > 0 there is no slope
+    and the first call is that N's mean minus N = 0's, per call."""
     zero = [r["cpu_us"] for r in runs if r["n"] == 0]
     calls = [(r["n"], r["cpu_us"]) for r in runs if r["n"] > 0]
-    out = {"y0": statistics.mean(zero) if zero else None, "rounds": []}
     if not zero or not calls:
-        return out
-    for rnd in sorted({r["round"] for r in runs}):
-        mine = [r for r in runs if r["round"] == rnd]
-        r0 = [r["cpu_us"] for r in mine if r["n"] == 0]
-        pts = [(r["n"], r["cpu_us"]) for r in mine if r["n"] > 0]
-        if len({n for n, _ in pts}) > 1:
-            out["rounds"].append(fit(pts)[1])
-        elif pts and r0:
-            # One N: the difference to N = 0 is the only estimate.
-            out["rounds"].append((pts[0][1] - r0[0]) / pts[0][0])
-    if len({n for n, _ in calls}) > 1:
-        a, b, r2, se = fit(calls)
-        out.update(slope=b, r2=r2, se=se, extra=a - out["y0"])
-    else:
-        n1 = calls[0][0]
-        out["slope"] = (statistics.mean(y for _, y in calls) - out["y0"]) / n1
-    return out
+        return None, None, None
+    y0 = statistics.mean(zero)
+    if len({n for n, _ in calls}) == 1:
+        n = calls[0][0]
+        return None, (statistics.mean(y for _, y in calls) - y0) / n, None
+    a, b, r2, _ = fit(calls)
+    return b, a + b - y0, r2
+
+
+def summarize(runs):
+    """Pooled over rounds and per round: the slope, the first call, R² of
+    the pooled fit and the mean N = 0 cost."""
+    slope, first, r2 = estimates(runs)
+    rounds = [estimates([r for r in runs if r["round"] == rnd])
+              for rnd in sorted({r["round"] for r in runs})]
+    zero = [r["cpu_us"] for r in runs if r["n"] == 0]
+    return {"slope": slope, "first": first, "r2": r2,
+            "y0": statistics.mean(zero) if zero else None,
+            "slopes": [e[0] for e in rounds if e[0] is not None],
+            "firsts": [e[1] for e in rounds if e[1] is not None]}
 
 
 # --------------------------------------------------------------------------
@@ -345,20 +362,22 @@ def fmt(v, spec=".2f"):
 
 def table(cases, results):
     base = results.get("header_get", {}).get("slope")
-    out = ["| host call | request headers | µs per call | per round | R² | µs/request at N=0 "
-           "| first call's extra µs | × a read by name |",
-           "|---|---:|---:|---|---:|---:|---:|---:|"]
+    out = ["| host call | request headers | µs per call (slope) | per round | R² "
+           "| first call in a request, µs | per round | µs/request at N=0 "
+           "| slope × a read by name |",
+           "|---|---:|---:|---|---:|---:|---|---:|---:|"]
     for c in cases:
         s = results.get(c["id"], {})
         if s.get("note"):
-            out.append("| %s | %s | %s | | | | | |" % (c["label"], map_label(c["fill"]),
-                                                   "FAILED: " + s["note"]))
+            out.append("| %s | %s | FAILED: %s | | | | | | |" % (
+                c["label"], map_label(c["fill"]), s["note"]))
             continue
         slope = s.get("slope")
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             c["label"], map_label(c["fill"]), fmt(slope),
-            ", ".join(fmt(x) for x in s.get("rounds", [])), fmt(s.get("r2"), ".3f"),
-            fmt(s.get("y0"), ".1f"), fmt(s.get("extra"), ".1f"),
+            ", ".join(fmt(x) for x in s.get("slopes", [])), fmt(s.get("r2"), ".3f"),
+            fmt(s.get("first"), ".1f"), ", ".join(fmt(x, ".1f") for x in s.get("firsts", [])),
+            fmt(s.get("y0"), ".1f"),
             fmt(slope / base if slope is not None and base else None, ".1f")))
     return "\n".join(out)
 
@@ -384,12 +403,15 @@ def document(machine, args, cases, results, route_lines, test_lines):
         "warm-up) loads them in turn against a direct_response route. Envoy CPU per "
         "request = user + system time over the run / requests. **µs per call** is the "
         "least-squares slope over N >= 1 of all %d rounds (per round: each round's own "
-        "slope; R²: of the pooled fit); N = %s for cheap calls, %s for verify_signature, "
-        "0 and 1 for the local reply (one point: its figure is N=1 minus N=0, the local "
-        "reply against the route's direct response). **First call's extra** = the fit's "
-        "intercept minus the N = 0 run: a one-time cost of the first call in a request "
-        "(for header writes, the route re-match). Rounds alternate the order of kinds and "
-        "of N. Every request carries `x-probe: present`; \"N headers\" counts the request "
+        "slope; R²: of the pooled fit): what each further call costs. **First call** = "
+        "the fit at N = 1 minus the mean of the N = 0 runs: what the first such call in a "
+        "request costs, which is more where it meets the code cold after the rest of the "
+        "request's work, and includes, after a header write, the route re-match. N = %s "
+        "for cheap calls (to 64 on the larger maps), %s for verify_signature; the local "
+        "reply has one point, N = 1 (the 403 instead of the route's direct response), "
+        "run three times a round against N = 0. N = 0 runs first and last in each kind; "
+        "rounds alternate the order of kinds and of N. Every request carries "
+        "`x-probe: present`; \"N headers\" counts the request "
         "map as the filter sees it (Envoy adds :authority, :path, :method, :scheme, "
         "x-forwarded-proto, x-request-id), the larger maps add `x-fill-<i>: %s`." % (
             run.ENVOY_CORE, args.connections, run.LOAD_CORE, args.seconds, args.warmup,
@@ -479,7 +501,7 @@ def main():
     for c in cases:
         r = results[c["id"]]
         if not r.get("note"):
-            r.update(summarize(c, r["runs"]))
+            r.update(summarize(r["runs"]))
     run.log("\n%s\n\n(%.0f s)" % (table(cases, results), time.time() - t0))
     os.makedirs(run.RESULTS, exist_ok=True)
     with open(RESULTS_MD, "w") as f:
