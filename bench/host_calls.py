@@ -17,7 +17,7 @@ Same bench setup as bench/run.py, whose helpers this uses: Envoy
 `--concurrency 1` on core 0, wrk `-t1` on core 1, a direct_response route.
 
     python3 bench/host_calls.py [--seconds 4] [--warmup 1] [--rounds 2]
-        [--connections 32] [--cases id,id,...]
+        [--connections 32] [--cases id,id,...] [--checks-only]
 
 Writes bench/results/host-calls.md (table, machine, checks, every run).
 Environment: ENVOY_BIN, BENCH_TOOL (as bench/run.py), HOST_PROBE_WASM
@@ -41,6 +41,7 @@ import run  # noqa: E402  (bench/run.py: processes, Envoy, wrk, machine)
 PROBE_WASM = os.environ.get("HOST_PROBE_WASM") or os.path.join(
     run.ROOT, "target", "wasm32-wasip1", "release", "jwt_auth_host_probe.wasm")
 RESULTS_MD = os.path.join(run.RESULTS, "host-calls.md")
+FIRST_CALL_MD = os.path.join(run.RESULTS, "host-calls-first-call.md")
 
 # N per listener: cheap calls to 256; calls on the larger maps (and the
 # removal of the 64 fill headers) to 64; the crypto to 4; the local reply
@@ -282,13 +283,17 @@ def route_check():
     return lines
 
 
+# verify-args' key forms, in the order the report lists them.
+KEY_FORMS = ("der", "pem", "pem_in_key_field", "pkcs1_der", "pkcs1_pem")
+
+
 def self_tests(verify):
     """verify_signature with each key form, and clear_route_cache, called
     once from the root context at configuration; the outcomes from Envoy's
     log."""
     tests = [{"label": "%s %s" % (alg, form), "function": "verify_signature",
               "argument_hex": verify["algs"][alg][form]}
-             for alg in sorted(verify["algs"]) for form in ("der", "pem", "pem_in_key_field")]
+             for alg in sorted(verify["algs"]) for form in KEY_FORMS if form in verify["algs"][alg]]
     tests.append({"label": "clear_route_cache (root context)",
                   "function": "clear_route_cache"})
     envoy = run.Envoy("host-calls-self-test", listeners=[
@@ -393,9 +398,16 @@ def runs_table(cases, results):
 
 
 def document(machine, args, cases, results, route_lines, test_lines):
+    first_call = ("**First-call run** (`--first-call %d`): every kind here ran only N = 0 and "
+                  "N = 1, %d times a round alternating (N = 0 first and last), so the first "
+                  "call's figure rests on %d + %d runs a round instead of a fit; there is no "
+                  "slope. The method below is otherwise the same." % (
+                      args.first_call, args.first_call, args.first_call + 1, args.first_call)
+                  if args.first_call else "")
     return "\n".join([
         "# jwt-auth-wasm: proxy-wasm host-call costs in Envoy", "",
         "\n".join(run.machine_lines(machine)), "",
+        first_call, "",
         "`make bench-host-calls` (bench/host_calls.py). bench/host-probe makes N host calls "
         "of one kind per request in `on_http_request_headers` and nothing else. Per kind, "
         "one Envoy (`--concurrency 1`, core %s) runs a listener per N (its own VM each, "
@@ -428,7 +440,9 @@ def document(machine, args, cases, results, route_lines, test_lines):
         "One call each at configuration (root context), a real signature over a minted "
         "token's signing input; `der`: DER SubjectPublicKeyInfo in `public_key` (what the "
         "filter sends), `pem`: the PEM text in `public_key_pem` (field 5), "
-        "`pem_in_key_field`: the PEM text in `public_key`.", "",
+        "`pem_in_key_field`: the PEM text in `public_key`; for RSA also the PKCS#1 "
+        "`RSAPublicKey` without the SubjectPublicKeyInfo wrapper, `pkcs1_der` in "
+        "`public_key` and `pkcs1_pem` (`RSA PUBLIC KEY`) in `public_key_pem`.", "",
         "\n".join(test_lines), "",
         "## Every run", "",
         runs_table(cases, results), "",
@@ -457,6 +471,13 @@ def main():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--cases", default="", help="comma-separated case ids (default: all)")
+    p.add_argument("--first-call", type=int, default=0, metavar="K",
+                   help="only N = 0 and N = 1, K times a round alternating: the first "
+                        "call in a request, more precisely (writes %s)" %
+                        os.path.relpath(FIRST_CALL_MD, run.ROOT))
+    p.add_argument("--checks-only", action="store_true",
+                   help="only what verify_signature accepts and the route check; "
+                        "prints them, writes nothing")
     args = p.parse_args()
     for what, path in (("Envoy", run.ENVOY), ("probe", PROBE_WASM), ("jwt-auth-bench", run.TOOL)):
         if not os.path.exists(path):
@@ -477,6 +498,8 @@ def main():
             sys.exit("unknown case(s) %s (one of %s)" % (
                 ", ".join(sorted(unknown)), ", ".join(c["id"] for c in cases)))
         cases = [c for c in cases if c["id"] in wanted]
+    if args.first_call:
+        cases = [dict(c, ns=ONE, repeat=args.first_call) for c in cases]
     machine = run.machine_info()
     PROBE_WASM, machine["wasm"] = probe_module()
     run.log("host calls: %d kinds, %d rounds, %d s per run after %d s warm-up; Envoy on core "
@@ -487,6 +510,8 @@ def main():
     route_lines = route_check()
     for line in test_lines + route_lines:
         run.log(line)
+    if args.checks_only:
+        return
     results = {c["id"]: {"runs": []} for c in cases}
     t0 = time.time()
     for rnd in range(args.rounds):
@@ -504,9 +529,10 @@ def main():
             r.update(summarize(r["runs"]))
     run.log("\n%s\n\n(%.0f s)" % (table(cases, results), time.time() - t0))
     os.makedirs(run.RESULTS, exist_ok=True)
-    with open(RESULTS_MD, "w") as f:
+    path = FIRST_CALL_MD if args.first_call else RESULTS_MD
+    with open(path, "w") as f:
         f.write(document(machine, args, cases, results, route_lines, test_lines))
-    run.log("wrote %s" % os.path.relpath(RESULTS_MD, run.ROOT))
+    run.log("wrote %s" % os.path.relpath(path, run.ROOT))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@
 #   HOST_CALLS_SECONDS=4 HOST_CALLS_ROUNDS=2   bench-host-calls: measured seconds
 #                           per run (after 1 s of warm-up), rounds
 #   HOST_CALLS_CASES="header_get time ..."     bench-host-calls: only these kinds
+#   HOST_CALLS_FIRST_CALL=K  bench-host-calls: only N = 0 and 1, K times a round,
+#                           for the first call in a request
+#                           -> bench/results/host-calls-first-call.md
 #
 # Envoy (--concurrency 1) is pinned to core 0, wrk and the native helper
 # servers to core 1. Run it on a quiet machine: every other process competes.
@@ -89,13 +92,15 @@ HOST_PROBE_WASM    := $(ROOT)/target/$(WASM_TARGET)/release/jwt_auth_host_probe.
 HOST_CALLS_SECONDS ?= 4
 HOST_CALLS_ROUNDS  ?= 2
 HOST_CALLS_CASES   ?=
+HOST_CALLS_FIRST_CALL ?=
 export HOST_PROBE_WASM
 bench-host-calls: .venv bench-tools bench-deps
 	$(CARGO) build --release --target $(WASM_TARGET) -p jwt-auth-host-probe
 	@$(PYTHON) $(ROOT)/tools/wasm_exports.py $(HOST_PROBE_WASM)
 	$(PYTHON) $(ROOT)/bench/host_calls.py --seconds $(HOST_CALLS_SECONDS) \
 	  --rounds $(HOST_CALLS_ROUNDS) \
-	  $(if $(strip $(HOST_CALLS_CASES)),--cases '$(call bench_csv,$(HOST_CALLS_CASES))')
+	  $(if $(strip $(HOST_CALLS_CASES)),--cases '$(call bench_csv,$(HOST_CALLS_CASES))') \
+	  $(if $(strip $(HOST_CALLS_FIRST_CALL)),--first-call $(HOST_CALLS_FIRST_CALL))
 
 ## bench-node: Node (for bench-wasm) from Debian when missing
 bench-node:

@@ -9,11 +9,16 @@
 //!
 //! - `der`: the DER key in `public_key` (field 2), what the filter sends;
 //! - `pem`: the same key as PEM text in `public_key_pem` (field 5);
-//! - `pem_in_key_field`: the PEM text in `public_key` (field 2).
+//! - `pem_in_key_field`: the PEM text in `public_key` (field 2);
+//!
+//! and for RSA two more, the PKCS#1 `RSAPublicKey` without the SPKI wrapper:
+//! `pkcs1_der` in `public_key` and `pkcs1_pem` (`RSA PUBLIC KEY`) in
+//! `public_key_pem`.
 //!
 //! Output: `{"expect_hex": "0801", "algs": {"RS256": {"der": HEX, "pem":
-//! HEX, "pem_in_key_field": HEX, "key_der_bytes": N, "key_pem_bytes": N}}}`;
-//! `expect_hex` is `VerifySignatureResult { result: true }` serialized.
+//! HEX, "pem_in_key_field": HEX, "pkcs1_der": HEX, "pkcs1_pem": HEX,
+//! "key_der_bytes": N, "key_pem_bytes": N}}}`; `expect_hex` is
+//! `VerifySignatureResult { result: true }` serialized.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -62,16 +67,50 @@ fn arguments(alg: &str) -> Result<Value, String> {
     };
     let jwk = Jwk::from_value(&key.jwk(Some(alg)))?;
     let der = jwk.spki().ok_or("verify-args: key has no SPKI")?;
-    let pem = pem(der);
+    let spki_pem = pem("PUBLIC KEY", der);
     let text = input.as_bytes();
-    let in_key_field = encode_arguments(hash, pem.as_bytes(), &signature, text);
-    Ok(json!({
+    let in_key_field = encode_arguments(hash, spki_pem.as_bytes(), &signature, text);
+    let mut out = json!({
         "der": hex(&encode_arguments(hash, der, &signature, text)),
         "pem": hex(&moved_to_pem_field(in_key_field.clone(), hash)?),
         "pem_in_key_field": hex(&in_key_field),
         "key_der_bytes": der.len(),
-        "key_pem_bytes": pem.len(),
-    }))
+        "key_pem_bytes": spki_pem.len(),
+    });
+    if ec_size.is_none() {
+        let pkcs1 = spki_key_bits(der).ok_or("verify-args: unexpected SPKI layout")?;
+        let pkcs1_pem = pem("RSA PUBLIC KEY", pkcs1);
+        let message = encode_arguments(hash, pkcs1_pem.as_bytes(), &signature, text);
+        out["pkcs1_der"] = json!(hex(&encode_arguments(hash, pkcs1, &signature, text)));
+        out["pkcs1_pem"] = json!(hex(&moved_to_pem_field(message, hash)?));
+    }
+    Ok(out)
+}
+
+/// The `subjectPublicKey` BIT STRING's content of a DER SubjectPublicKeyInfo
+/// (`SEQUENCE { AlgorithmIdentifier, BIT STRING }`): for RSA, the PKCS#1
+/// `RSAPublicKey`.
+fn spki_key_bits(spki: &[u8]) -> Option<&[u8]> {
+    let (_, body) = der_tlv(spki)?;
+    let (algorithm_len, _) = der_tlv(body)?;
+    let (_, bits) = der_tlv(body.get(algorithm_len..)?)?;
+    // The first content byte counts the unused bits: 0 for a key.
+    bits.split_first()
+        .and_then(|(&unused, key)| (unused == 0).then_some(key))
+}
+
+/// One DER TLV at the start of `der`: (its whole length, its content).
+fn der_tlv(der: &[u8]) -> Option<(usize, &[u8])> {
+    let first = usize::from(*der.get(1)?);
+    let (header, len) = if first < 0x80 {
+        (2, first)
+    } else {
+        let count = first & 0x7f;
+        let bytes = der.get(2..2 + count)?;
+        let len = bytes.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b));
+        (2 + count, len)
+    };
+    Some((header + len, der.get(header..header + len)?))
 }
 
 /// The same message with the key under `public_key_pem` instead of
@@ -88,15 +127,15 @@ fn moved_to_pem_field(mut message: Vec<u8>, hash: &str) -> Result<Vec<u8>, Strin
     }
 }
 
-/// DER SubjectPublicKeyInfo as a PEM `PUBLIC KEY` block, 64 characters a line.
-fn pem(der: &[u8]) -> String {
+/// DER as a PEM block with that label, 64 characters a line.
+fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
+    let mut out = format!("-----BEGIN {label}-----\n");
     for line in body.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(line));
         out.push('\n');
     }
-    out.push_str("-----END PUBLIC KEY-----\n");
+    out.push_str(&format!("-----END {label}-----\n"));
     out
 }
 
