@@ -3,9 +3,10 @@
 //!
 //! `make bench-host-calls` (bench/host_calls.py) loads it with several `n`
 //! per kind and fits Envoy's CPU time per request against `n`: the slope is
-//! what one call of that kind costs inside Envoy, apart from everything a
-//! request costs anyway (the SDK's per-request context, Envoy's calls into
-//! the VM), which is the same at every `n`.
+//! what each further call of that kind costs inside Envoy and `n` = 1
+//! against `n` = 0 what the first one in a request costs, apart from
+//! everything a request costs anyway (the SDK's per-request context,
+//! Envoy's calls into the VM), which is the same at every `n`.
 //!
 //! Plugin configuration (JSON):
 //!
