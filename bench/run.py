@@ -196,26 +196,31 @@ def static_cluster(name, port):
                     "address": "127.0.0.1", "port_value": port}}}}]}]}}
 
 
-def bootstrap(port, admin_port, auth_filters, clusters):
+def listener(name, port, auth_filters, hcm_options=None, routes=None):
+    """One HTTP listener on 127.0.0.1:port: auth_filters, then the router;
+    `routes` (default route_config()) and `hcm_options` override the HTTP
+    connection manager's defaults."""
     router = {"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network."
                  "http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "bench", "codec_type": "AUTO",
-        "route_config": route_config(),
+        "stat_prefix": name, "codec_type": "AUTO",
+        "route_config": routes or route_config(),
         "http_filters": auth_filters + [router],
     }
+    hcm.update(hcm_options or {})
+    return {"name": name, "address": {"socket_address": {
+        "address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": hcm}]}]}
+
+
+def bootstrap(admin_port, listeners, clusters):
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "static_resources": {
-            "listeners": [{"name": "bench", "address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": port}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": hcm}]}]}],
-            "clusters": clusters,
-        },
+        "static_resources": {"listeners": listeners, "clusters": clusters},
     }
 
 
@@ -231,12 +236,14 @@ def plugin_config(jwk, token_cache=None, revocation=None):
     return config
 
 
-def wasm_filter(wasm_path, plugin):
+def wasm_filter(wasm_path, plugin, name="jwt_auth"):
+    """The wasm filter running `wasm_path`; `name` is also its root_id and
+    vm_id (plugins with distinct names get distinct VMs)."""
     return {"name": "envoy.filters.http.wasm", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
         "config": {
-            "name": "jwt_auth", "root_id": "jwt_auth", "failure_policy": "FAIL_CLOSED",
-            "vm_config": {"vm_id": "jwt_auth", "runtime": "envoy.wasm.runtime.v8",
+            "name": name, "root_id": name, "failure_policy": "FAIL_CLOSED",
+            "vm_config": {"vm_id": name, "runtime": "envoy.wasm.runtime.v8",
                           "code": {"local": {"filename": wasm_path}}},
             "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                               "value": json.dumps(plugin)}}}}
@@ -269,11 +276,20 @@ def ext_authz_filter(authz_port):
 
 
 class Envoy:
-    def __init__(self, name, auth_filters, clusters=(), concurrency=1):
+    """One Envoy process. By default one listener ("bench", on `port`) with
+    `auth_filters`; `listeners` instead gives several, as (name, filters,
+    hcm_options, routes) tuples, on `ports` in that order."""
+
+    def __init__(self, name, auth_filters=(), clusters=(), concurrency=1, listeners=None):
         self.name = name
-        self.port = free_port()
+        listeners = listeners or [("bench", list(auth_filters), None, None)]
+        self.ports = [free_port() for _ in listeners]
+        self.port = self.ports[0]
         self.admin_port = free_port()
-        cfg = bootstrap(self.port, self.admin_port, auth_filters, list(clusters))
+        cfg = bootstrap(self.admin_port, [
+            listener(lname, port, filters, hcm_options, routes)
+            for (lname, filters, hcm_options, routes), port in zip(listeners, self.ports)],
+            list(clusters))
         self.config_path = os.path.join(RUN_DIR, name + ".json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f, indent=1)
@@ -345,11 +361,14 @@ def _ms(text):
     return float(m.group(1)) * _UNITS[m.group(2)] if m else None
 
 
-def wrk(port, token, seconds, connections):
+def wrk(port, token, seconds, connections, headers=()):
+    """`headers`: more request headers, as "name: value" lines."""
     argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c%d" % connections,
             "-d%ds" % seconds, "--latency", "--timeout", "5s"]
     if token:
         argv += ["-H", "Authorization: Bearer " + token]
+    for header in headers:
+        argv += ["-H", header]
     argv.append("http://127.0.0.1:%d/" % port)
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     res = {"rps": None, "p50": None, "p99": None, "non2xx": 0, "errors": 0, "raw": out}
@@ -474,10 +493,11 @@ def measure(envoy, token, args):
     return wrk_cpu(envoy, token, args.seconds, args.connections)
 
 
-def wrk_cpu(envoy, token, seconds, connections):
-    """One wrk run against `envoy`, plus Envoy's CPU time per request."""
+def wrk_cpu(envoy, token, seconds, connections, port=None, headers=()):
+    """One wrk run against `envoy` (its first listener unless `port`), plus
+    Envoy's CPU time per request."""
     before = envoy.cpu_seconds()
-    res = wrk(envoy.port, token, seconds, connections)
+    res = wrk(port or envoy.port, token, seconds, connections, headers)
     after = envoy.cpu_seconds()
     m = re.search(r"(\d+) requests in", res["raw"])
     res["cpu_us"] = None

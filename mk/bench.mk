@@ -11,6 +11,10 @@
 #                           a warm cache: in V8 (Node, the shipped profile) and
 #                           natively; no proxy, so small changes to the
 #                           decision code show above the noise
+#   make bench-host-calls   what each proxy-wasm host call costs inside Envoy
+#                           (bench/host-probe: N calls per request, slope of
+#                           Envoy CPU per request over N)
+#                           -> bench/results/host-calls.md
 #
 # Variables:
 #   BENCH_SECONDS=10        measured seconds per run (after a warm-up)
@@ -26,11 +30,17 @@
 #   BENCH_WASM=dist/plugin.wasm  the module measured: by default the shipped one
 #                           (`make release`: opt-level z, wasm-opt -Oz), not the
 #                           opt-level 3 build the tests load
+#   HOST_CALLS_SECONDS=4 HOST_CALLS_ROUNDS=2   bench-host-calls: measured seconds
+#                           per run (after 1 s of warm-up), rounds
+#   HOST_CALLS_CASES="header_get time ..."     bench-host-calls: only these kinds
+#   HOST_CALLS_FIRST_CALL=K  bench-host-calls: only N = 0 and 1, K times a round,
+#                           for the first call in a request
+#                           -> bench/results/host-calls-first-call.md
 #
 # Envoy (--concurrency 1) is pinned to core 0, wrk and the native helper
 # servers to core 1. Run it on a quiet machine: every other process competes.
 
-.PHONY: bench bench-revocation bench-wasm bench-tools bench-deps bench-node
+.PHONY: bench bench-revocation bench-wasm bench-host-calls bench-tools bench-deps bench-node
 
 BENCH_SECONDS      ?= 10
 BENCH_CONNECTIONS  ?= 32
@@ -75,6 +85,22 @@ bench-wasm: toolchain bench-node
 	@taskset -c 1 node --no-liftoff --no-warnings $(ROOT)/bench/wasm-decision/run.mjs $(WASM_DECISION)
 	@echo "natively (profile release), one core:"
 	@taskset -c 1 $(ROOT)/target/release/jwt-auth-wasm-decision
+
+## bench-host-calls: the probe, built and trimmed like the filter, N host
+## calls of one kind per request; µs per call = slope over N
+HOST_PROBE_WASM    := $(ROOT)/target/$(WASM_TARGET)/release/jwt_auth_host_probe.wasm
+HOST_CALLS_SECONDS ?= 4
+HOST_CALLS_ROUNDS  ?= 2
+HOST_CALLS_CASES   ?=
+HOST_CALLS_FIRST_CALL ?=
+export HOST_PROBE_WASM
+bench-host-calls: .venv bench-tools bench-deps
+	$(CARGO) build --release --target $(WASM_TARGET) -p jwt-auth-host-probe
+	@$(PYTHON) $(ROOT)/tools/wasm_exports.py $(HOST_PROBE_WASM)
+	$(PYTHON) $(ROOT)/bench/host_calls.py --seconds $(HOST_CALLS_SECONDS) \
+	  --rounds $(HOST_CALLS_ROUNDS) \
+	  $(if $(strip $(HOST_CALLS_CASES)),--cases '$(call bench_csv,$(HOST_CALLS_CASES))') \
+	  $(if $(strip $(HOST_CALLS_FIRST_CALL)),--first-call $(HOST_CALLS_FIRST_CALL))
 
 ## bench-node: Node (for bench-wasm) from Debian when missing
 bench-node:

@@ -350,7 +350,9 @@ fn a_replayed_answer_never_stands_in_for_news() {
     );
     wait_first_sync(&envoy);
     let victim = hs_token(&key, "rex", "jti-replayed");
-    assert_eq!(status_of(&envoy, &victim), 200);
+    // Under `deny` each worker refuses until its own first sync.
+    assert!(wait_until(Duration::from_secs(5), || (0..4)
+        .all(|_| status_of(&envoy, &victim) == 200)));
     // Let a few polls from the current cursor be recorded, then replay.
     thread::sleep(Duration::from_millis(2 * POLL_MS));
     path.replay(true);

@@ -355,18 +355,30 @@ impl ReplayingPath {
                     answer
                 }
                 None => {
-                    let headers: Vec<(&str, &str)> = req
-                        .headers
-                        .iter()
-                        .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .collect();
-                    let resp = crate::http::request(feed_port, &req.method, &req.path, &headers);
-                    let answer = (resp.status, resp.headers, resp.body_bytes);
-                    if answer.0 == 200 {
-                        recorded.lock().unwrap().insert(since, answer.clone());
+                    let mut head = format!(
+                        "{} {} HTTP/1.1\r\nhost: 127.0.0.1:{feed_port}\r\nconnection: close\r\n",
+                        req.method, req.path
+                    );
+                    for (n, v) in &req.headers {
+                        if n.eq_ignore_ascii_case("authorization") {
+                            head.push_str(&format!("{n}: {v}\r\n"));
+                        }
                     }
-                    answer
+                    head.push_str("\r\n");
+                    match crate::http::try_raw_request(feed_port, head.as_bytes()) {
+                        Ok(resp) => {
+                            let answer = (resp.status, resp.headers, resp.body_bytes);
+                            if answer.0 == 200 {
+                                recorded.lock().unwrap().insert(since, answer.clone());
+                            }
+                            answer
+                        }
+                        Err(e) => (
+                            502,
+                            Vec::new(),
+                            format!("feed unreachable: {e}").into_bytes(),
+                        ),
+                    }
                 }
             };
             let mut reply = Reply::new(status, "application/json", body);

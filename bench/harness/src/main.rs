@@ -7,6 +7,8 @@
 //!     Envoy ext_authz HTTP service running this project's decision code
 //! jwt-auth-bench feed --port P --entries N [--page-entries N]
 //!     a static revocation feed holding N revoked jtis, plus POST /admin/revoke
+//! jwt-auth-bench verify-args ALG...             `verify_signature` arguments
+//!     (valid signature; DER and PEM keys) for bench/host-probe, as JSON
 //! ```
 //!
 //! The servers are single-threaded (tokio current_thread, hyper 1 HTTP/1.1):
@@ -16,6 +18,7 @@ mod authz;
 mod feed;
 mod serve;
 mod tokens;
+mod verify_args;
 
 use std::process::ExitCode;
 
@@ -23,7 +26,8 @@ const USAGE: &str = "\
 usage: jwt-auth-bench tokens ALG... [--jtis N]
        jwt-auth-bench probe-config FILE
        jwt-auth-bench ext-authz --config FILE --port PORT
-       jwt-auth-bench feed --port PORT --entries N [--page-entries N]";
+       jwt-auth-bench feed --port PORT --entries N [--page-entries N]
+       jwt-auth-bench verify-args ALG...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         Some("probe-config") => probe_config(&args[1..]),
         Some("ext-authz") => authz::run(&args[1..]),
         Some("feed") => feed::run(&args[1..]),
+        Some("verify-args") => verify_args::run(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
