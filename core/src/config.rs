@@ -24,7 +24,7 @@ use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Require
 /// more; Envoy's own limit for all request headers is 60 KiB by default.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// How long a revocation poll may be held by the feed when nothing is new.
-pub const DEFAULT_FEED_WAIT_MS: u64 = 20_000;
+pub const DEFAULT_FEED_WAIT_MS: u64 = 15_000;
 /// Verified tokens a worker keeps per provider unless configured.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 1000;
 /// Default tolerance for `exp`, `nbf` and `iat` against the proxy's clock.
@@ -537,6 +537,20 @@ fn compile_revocation(
             ))
         }
     };
+    // Shipped manifests and examples hold placeholders for the feed's
+    // secrets: deployed as copied, the filter refuses to start rather than
+    // run with a published key.
+    for (name, value) in [
+        ("bearer_token", &r.bearer_token),
+        ("hmac_secret_base64", &r.hmac_secret_base64),
+    ] {
+        if value.as_deref().is_some_and(is_placeholder) {
+            return Err(ConfigError::new(
+                field(name),
+                "is a placeholder; set it to the value in the feed's Secret",
+            ));
+        }
+    }
     let hmac_secret = match &r.hmac_secret_base64 {
         None => None,
         Some(b64) => {
@@ -592,6 +606,11 @@ fn compile_revocation(
         clock_skew_seconds,
         max_pending_entries: r.max_pending_entries,
     })
+}
+
+/// `<REPLACE with ...>` and the like.
+fn is_placeholder(value: &str) -> bool {
+    value.contains(['<', '>']) || value.to_ascii_lowercase().contains("replace")
 }
 
 /// Standard or URL-safe alphabet, padded or not: operators paste secrets

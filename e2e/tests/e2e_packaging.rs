@@ -826,6 +826,17 @@ fn istio_documents() -> Vec<(String, Value)> {
 
 /// Runs `jwt-auth-check --config FILE --validate` on a plugin configuration.
 fn validate_plugin_config(what: &str, config: &Value) {
+    let (valid, output) = plugin_config_is_valid(config);
+    assert!(
+        valid,
+        "{what}: jwt-auth-check --validate refused the plugin configuration:\n{output}\n{}",
+        serde_json::to_string_pretty(config).unwrap()
+    );
+}
+
+/// Whether `jwt-auth-check --validate` accepts a plugin configuration, and
+/// what it said.
+fn plugin_config_is_valid(config: &Value) -> (bool, String) {
     let tmp = TempDir::new("validate");
     let file = tmp.path().join("plugin.json");
     fs::write(&file, serde_json::to_vec_pretty(config).unwrap()).unwrap();
@@ -835,14 +846,13 @@ fn validate_plugin_config(what: &str, config: &Value) {
         .arg("--validate")
         .output()
         .expect("run jwt-auth-check");
-    assert!(
-        out.status.success(),
-        "{what}: jwt-auth-check --validate refused the plugin configuration ({}):\n{}{}\n{}",
+    let said = format!(
+        "{}{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        serde_json::to_string_pretty(config).unwrap()
+        String::from_utf8_lossy(&out.stderr)
     );
+    (out.status.success(), said)
 }
 
 /// `outbound|<port>|<subset>|<host>` -> (port, host).
@@ -863,7 +873,6 @@ fn istio_manifests_parse_and_their_plugin_config_validates() {
     let docs = istio_documents();
     // host -> ports, from ServiceEntries and Services in the manifests.
     let mut endpoints: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut secrets: BTreeMap<String, Value> = BTreeMap::new();
     let mut tls_origination = Vec::new();
     for (_, doc) in &docs {
         let meta = &doc["metadata"];
@@ -894,9 +903,12 @@ fn istio_manifests_parse_and_their_plugin_config_validates() {
                 endpoints.insert(host, ports);
             }
             "Secret" => {
-                secrets.insert(
-                    meta["name"].as_str().unwrap().into(),
-                    doc["stringData"].clone(),
+                // A Secret with values would install (or overwrite) the
+                // operator's credentials with published ones.
+                let name = meta["name"].as_str().unwrap_or("?");
+                assert!(
+                    doc["data"].is_null() && doc["stringData"].is_null(),
+                    "deploy/istio ships Secret {name} with values"
                 );
             }
             "DestinationRule" => {
@@ -929,7 +941,7 @@ fn istio_manifests_parse_and_their_plugin_config_validates() {
         "DestinationRule",
         "Deployment",
         "Service",
-        "Secret",
+        "AuthorizationPolicy",
     ] {
         assert!(kinds.contains(&kind), "deploy/istio has a {kind}");
     }
@@ -962,9 +974,26 @@ fn istio_manifests_parse_and_their_plugin_config_validates() {
             spec["selector"]["matchLabels"].is_object() != spec["targetRefs"].is_array(),
             "{what}: either selector or targetRefs"
         );
-        let config = &spec["pluginConfig"];
-        assert!(config.is_object(), "{what}: pluginConfig");
-        validate_plugin_config(&what, config);
+        let shipped = &spec["pluginConfig"];
+        assert!(shipped.is_object(), "{what}: pluginConfig");
+        // As shipped the feed's secrets are placeholders the filter refuses;
+        // with the Secret's values filled in, the configuration is valid.
+        assert!(
+            !plugin_config_is_valid(shipped).0,
+            "{what}: the shipped pluginConfig must be refused until its secrets are filled in"
+        );
+        let mut filled = shipped.clone();
+        let feed = &mut filled["revocation"];
+        assert_eq!(feed["bearer_token"], "<REPLACE with read-token>", "{what}");
+        assert_eq!(
+            feed["hmac_secret_base64"], "<REPLACE with hmac-secret-base64>",
+            "{what}"
+        );
+        feed["bearer_token"] =
+            json!("6b1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f");
+        feed["hmac_secret_base64"] = json!("q3Xy9uVd2mTa7LkPz0BwRc5HsJf8GnEe1YiOoKtUbQA=");
+        validate_plugin_config(&what, &filled);
+        let config = &filled;
 
         // Every callout cluster is one Istio generates from these manifests.
         let mut callouts = Vec::new();
@@ -996,19 +1025,30 @@ fn istio_manifests_parse_and_their_plugin_config_validates() {
                 "{what}: {name} goes to {host}:{port} outside the mesh: a DestinationRule must originate TLS"
             );
         }
-        let feed = &config["revocation"];
-        let secret = secrets
-            .get("revocation-feed")
-            .expect("Secret revocation-feed");
-        assert_eq!(
-            feed["bearer_token"], secret["read-token"],
-            "{what}: feed read token = Secret"
-        );
-        assert_eq!(
-            feed["hmac_secret_base64"], secret["hmac-secret-base64"],
-            "{what}: feed HMAC key = Secret"
-        );
     }
+    // The admin API admits only the operators' principal.
+    let policies: Vec<&Value> = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == "AuthorizationPolicy")
+        .collect();
+    let admin = policies.iter().flat_map(|p| {
+        p["spec"]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r.to_string().contains("POST"))
+    });
+    let principals: Vec<String> = admin
+        .flat_map(|r| r["from"].as_array().into_iter().flatten())
+        .flat_map(|f| f["source"]["principals"].as_array().into_iter().flatten())
+        .map(|p| p.as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        principals,
+        ["cluster.local/ns/jwt-auth/sa/revocation-feed-admin"],
+        "{policies:?}"
+    );
 }
 
 #[test]

@@ -351,7 +351,31 @@ fn revocation_block() {
     assert_eq!(r.authority, "c");
     assert_eq!(r.path, "/v1/revocations");
     assert_eq!(r.on_stale, OnStale::Serve);
+    assert_eq!((r.wait_ms, r.accept_unbound_answers), (15_000, false));
+    assert_eq!(r.call_timeout_ms(), 15_500);
+    v["revocation"] = json!({"cluster": "c", "max_staleness_seconds": 10});
+    let r = load(&v).unwrap().revocation.unwrap();
+    assert_eq!(r.wait_ms, 5_000, "at most half of the staleness allowance");
+    v["revocation"] = json!({"cluster": "c", "wait_ms": 0, "accept_unbound_answers": true});
+    let r = load(&v).unwrap().revocation.unwrap();
+    assert_eq!((r.wait_ms, r.accept_unbound_answers), (0, true));
     for (block, field) in [
+        (
+            json!({"cluster": "c", "wait_ms": 16_000}),
+            "revocation.wait_ms",
+        ),
+        (
+            json!({"cluster": "c", "bearer_token": "<REPLACE with read-token>"}),
+            "revocation.bearer_token",
+        ),
+        (
+            json!({"cluster": "c", "bearer_token": "replace-me-feed-read-token"}),
+            "revocation.bearer_token",
+        ),
+        (
+            json!({"cluster": "c", "hmac_secret_base64": "<REPLACE with hmac-secret-base64>"}),
+            "revocation.hmac_secret_base64",
+        ),
         (json!({"cluster": ""}), "revocation.cluster"),
         (
             json!({"cluster": "c", "on_stale": "panic"}),
