@@ -1,4 +1,4 @@
-//! Adversarial end-to-end suite (issue 8, part 2): the built filter inside a
+//! Adversarial end-to-end suite: the built filter inside a
 //! real Envoy with the shipped `envoy.yaml` HTTP settings (`normalize_path`,
 //! `merge_slashes`, `path_with_escaped_slashes_action: REJECT_REQUEST`,
 //! `headers_with_underscores_action: DROP_HEADER`, `codec_type: AUTO`), every
