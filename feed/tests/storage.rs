@@ -12,6 +12,7 @@ use std::path::Path;
 fn token(jti: &str, exp: u64) -> Revocation {
     Revocation::Token(RevokedToken {
         jti: jti.into(),
+        iss: None,
         exp,
     })
 }
@@ -19,6 +20,7 @@ fn token(jti: &str, exp: u64) -> Revocation {
 fn subject(sub: &str, before: u64, exp: u64) -> Revocation {
     Revocation::Subject(RevokedSubject {
         sub: sub.into(),
+        iss: None,
         before,
         exp,
     })
