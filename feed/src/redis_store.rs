@@ -15,13 +15,6 @@
 //!   snapshots, trimmed with `ZREMRANGEBYSCORE`. The stream ID makes every
 //!   write its own member, so the same jti revoked twice, or for two
 //!   issuers, is two members.
-//!
-//! Kinds `t` and `s` are the encoding from before issuer scopes, unchanged:
-//! an unscoped entry is stored exactly as before, and entries written before
-//! issuers existed read as unscoped. A server that predates `ti`/`si` fails
-//! the polls that would carry them (a malformed entry to it) rather than
-//! serve them unscoped, so every replica sharing a Redis must be upgraded
-//! before scoped entries are written.
 //! - `{P}:last` — the ID of the newest entry (kept even when the stream has
 //!   been trimmed empty), the cursor of an up-to-date client.
 //! - `{P}:trimmed` — the ID of the newest entry ever trimmed from the stream
@@ -32,6 +25,13 @@
 //!   Redis loses its data the epoch is re-created and every proxy resets.
 //! - `{P}:floor` — the highest `exp` below which the live set has been
 //!   trimmed (it only grows). Snapshot pages need it, see below.
+//!
+//! Kinds `t` and `s` are the encoding from before issuer scopes, unchanged:
+//! an unscoped entry is stored exactly as before, and entries written before
+//! issuers existed read as unscoped. A server that predates `ti`/`si` fails
+//! the polls that would carry them (a malformed entry to it) rather than
+//! serve them unscoped, so every replica sharing a Redis must be upgraded
+//! before scoped entries are written.
 //!
 //! Snapshot pages (for a client that sent `paged=1`): a snapshot pinned at
 //! stream ID `S` is every live-set member with a stream ID up to `S`; pages
@@ -812,7 +812,7 @@ fn split_scoped_tail(tail: &str) -> Option<(&str, &str)> {
     Some((iss, id))
 }
 
-/// One XRANGE item: `[id, ["r", "<kind> <exp> <before> <id>"]]`.
+/// One XRANGE item: `[id, ["r", "<kind> <exp> <before> <tail>"]]`.
 fn parse_stream_entry(v: Value) -> Option<(String, Revocation)> {
     let Value::Array(pair) = v else { return None };
     let mut pair = pair.into_iter();

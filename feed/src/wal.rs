@@ -249,32 +249,33 @@ fn decode_payload(
         let exp = u64_at(payload, p + 9);
         let before = u64_at(payload, p + 17);
         p += ENTRY_FIXED;
-        if !matches!(
-            kind,
-            KIND_TOKEN | KIND_SUBJECT | KIND_TOKEN_ISS | KIND_SUBJECT_ISS
-        ) {
-            return Err(bad(format!("entry {i} has unknown kind {kind}")));
-        }
+        let (is_token, scoped) = match kind {
+            KIND_TOKEN => (true, false),
+            KIND_SUBJECT => (false, false),
+            KIND_TOKEN_ISS => (true, true),
+            KIND_SUBJECT_ISS => (false, true),
+            other => return Err(bad(format!("entry {i} has unknown kind {other}"))),
+        };
         let id = read_str(payload, &mut p).map_err(|e| bad(format!("entry {i} id {e}")))?;
-        let iss = match kind {
-            KIND_TOKEN_ISS | KIND_SUBJECT_ISS => {
-                Some(read_str(payload, &mut p).map_err(|e| bad(format!("entry {i} iss {e}")))?)
-            }
-            _ => None,
+        let iss = if scoped {
+            Some(read_str(payload, &mut p).map_err(|e| bad(format!("entry {i} iss {e}")))?)
+        } else {
+            None
         };
         if seq <= *last_seq {
             return Err(bad(format!(
                 "entry {i} has sequence {seq}, not above {last_seq}"
             )));
         }
-        let rev = match kind {
-            KIND_TOKEN | KIND_TOKEN_ISS => Revocation::Token(RevokedToken { jti: id, iss, exp }),
-            _ => Revocation::Subject(RevokedSubject {
+        let rev = if is_token {
+            Revocation::Token(RevokedToken { jti: id, iss, exp })
+        } else {
+            Revocation::Subject(RevokedSubject {
                 sub: id,
                 iss,
                 before,
                 exp,
-            }),
+            })
         };
         *last_seq = seq;
         out.push((seq, rev));
