@@ -10,44 +10,34 @@ use std::borrow::Cow;
 use crate::cache::{TokenCaches, Verified};
 use crate::config::{KeySource, Policy, Provider};
 use crate::extract::{self, ExtractError, Found, TokenSource};
-use crate::identity;
 use crate::jwt::{self, JsonObject, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
+use crate::request::Request;
 use crate::rules::{self, Requirement};
+use crate::token_removal::{self, Carried};
 
-/// What the decision needs of a request. Header names are lowercase (as
-/// Envoy hands them over); values are raw bytes because a client may send
-/// anything.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub method: &'a str,
-    /// The `:path` pseudo-header: path plus query string.
-    pub path: &'a str,
-    pub headers: &'a [Header<'a>],
-}
-
-/// One request header as the proxy hands it over: the name, and the value
-/// as raw bytes (a value may hold any byte). Borrowed, so reading a
-/// request's headers costs no allocation per header.
-pub type Header<'a> = (&'a str, &'a [u8]);
-
-/// Borrows owned headers as [`Header`]s (for callers that build them).
-pub fn header_refs(owned: &[(String, Vec<u8>)]) -> Vec<Header<'_>> {
-    owned
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
-        .collect()
-}
-
-/// The revocation lookup the decision consults for every verified token.
+/// The revocation lookup the decision consults for every verified token:
+/// its issuer, `jti`, `sub` and `iat`.
 pub trait RevocationCheck {
-    fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> bool;
+    fn is_revoked(
+        &self,
+        iss: Option<&str>,
+        jti: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<u64>,
+    ) -> bool;
 }
 
 /// For configurations without revocation.
 pub struct NoRevocation;
 
 impl RevocationCheck for NoRevocation {
-    fn is_revoked(&self, _: Option<&str>, _: Option<&str>, _: Option<u64>) -> bool {
+    fn is_revoked(
+        &self,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: Option<u64>,
+    ) -> bool {
         false
     }
 }
@@ -273,12 +263,13 @@ fn authenticate(
         ..
     } = requirement
     else {
-        return Ok(Allow {
+        let allow = Allow {
             kind: AllowKind::Bypassed,
             provider: None,
             set_headers: Vec::new(),
             remove_headers: stripped,
-        });
+        };
+        return Ok(without_credentials(allow, policy, request));
     };
     let candidates: Vec<(usize, &Provider)> = providers
         .iter()
@@ -360,10 +351,11 @@ fn authenticate(
     let claims = token.claims;
     let verified = Verified {
         exp: numeric_seconds(&claims, "exp"),
+        iss: claims.str("iss").map(Cow::into_owned),
         jti: claims.str("jti").map(Cow::into_owned),
         sub: claims.str("sub").map(Cow::into_owned),
         iat: numeric_seconds(&claims, "iat"),
-        set_headers: identity_headers(provider, &claims),
+        set_headers: identity_headers(policy, provider, &claims),
         claims,
     };
     let allow = authorize(provider, &verified, requirement, env, stripped)
@@ -393,10 +385,12 @@ fn authorize(
         deny.retry_after = Some(retry_after);
         return Err(deny);
     }
-    if env
-        .revocation
-        .is_revoked(token.jti.as_deref(), token.sub.as_deref(), token.iat)
-    {
+    if env.revocation.is_revoked(
+        token.iss.as_deref(),
+        token.jti.as_deref(),
+        token.sub.as_deref(),
+        token.iat,
+    ) {
         return Err(Deny::new(
             401,
             Some("invalid_token"),
@@ -439,35 +433,57 @@ fn authorize(
 
 /// Unless the provider forwards it, the token leaves every place the route
 /// reads that carries it, whichever provider's source found it (the same
-/// token may arrive twice): those headers, and the query parameters and
-/// cookies (see [`token_outside_headers`]). A header the filter writes needs
-/// no removal: writing replaces every value the client sent under that name.
+/// token may arrive twice). A client-sent header the filter also writes is
+/// removed all the same, before the write: what the upstream sees under
+/// that name never depends on how the proxy replaces values.
 fn without_token(
-    mut allow: Allow,
+    allow: Allow,
     provider: &Provider,
     found: &Found<'_>,
     request: &Request<'_>,
     sources: &[&TokenSource],
 ) -> Allow {
-    if !provider.forward {
-        for name in headers_carrying(sources, found.token, request) {
-            if !allow.remove_headers.contains(name) {
-                allow.remove_headers.push(name.clone());
-            }
-        }
-        for (name, value) in token_outside_headers(sources, found.token, request) {
-            match value {
-                Some(value) => allow.set_headers.push((name.to_string(), value)),
-                None => allow.remove_headers.push(name.to_string()),
-            }
+    if provider.forward {
+        return allow;
+    }
+    take_out(allow, sources, Carried::Value(found.token), request)
+}
+
+/// On a bypassed route no token is read, but none may pass either: every
+/// place a provider without `forward` reads loses what it carries.
+fn without_credentials(allow: Allow, policy: &Policy, request: &Request<'_>) -> Allow {
+    let mut sources: Vec<&TokenSource> = Vec::new();
+    for source in policy
+        .providers
+        .iter()
+        .filter(|p| !p.forward)
+        .flat_map(|p| p.sources.iter())
+    {
+        if !sources.contains(&source) {
+            sources.push(source);
         }
     }
-    let Allow {
-        set_headers,
-        remove_headers,
-        ..
-    } = &mut allow;
-    remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
+    if sources.is_empty() {
+        return allow;
+    }
+    take_out(allow, &sources, Carried::Any, request)
+}
+
+fn take_out(
+    mut allow: Allow,
+    sources: &[&TokenSource],
+    carried: Carried<'_>,
+    request: &Request<'_>,
+) -> Allow {
+    for (name, value) in token_removal::writes(sources, carried, request) {
+        match value {
+            Some(value) => allow.set_headers.push((name.to_string(), value)),
+            None if !allow.remove_headers.iter().any(|n| n == name) => {
+                allow.remove_headers.push(name.to_string())
+            }
+            None => {}
+        }
+    }
     allow
 }
 
@@ -502,7 +518,11 @@ fn select_provider<'p>(
     }
 }
 
-fn identity_headers(provider: &Provider, claims: &JsonObject) -> Vec<(String, String)> {
+fn identity_headers(
+    policy: &Policy,
+    provider: &Provider,
+    claims: &JsonObject,
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = provider
         .claim_to_headers
         .iter()
@@ -512,129 +532,11 @@ fn identity_headers(provider: &Provider, claims: &JsonObject) -> Vec<(String, St
         // The payload exactly as the issuer signed it.
         headers.push((name.clone(), URL_SAFE_NO_PAD.encode(claims.text())));
     }
+    if let Some(name) = &policy.provider_header {
+        // The provider whose keys verified the token, never a claim.
+        headers.push((name.clone(), provider.name.clone()));
+    }
     headers
-}
-
-/// The source headers that carry `token` (no allocation: this runs on
-/// every allowed request).
-fn headers_carrying<'s>(
-    sources: &'s [&'s TokenSource],
-    token: &'s str,
-    request: &'s Request<'_>,
-) -> impl Iterator<Item = &'s String> + 's {
-    sources.iter().filter_map(move |source| {
-        let TokenSource::Header { name, prefix } = source else {
-            return None;
-        };
-        let carries = request.headers.iter().any(|(n, v)| {
-            *n == name
-                && std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
-                    .is_some_and(|v| same_text(v, token))
-        });
-        carries.then_some(name)
-    })
-}
-
-/// `a == b`, settled without reading the text when both are the same slice
-/// (the header the token was taken from).
-fn same_text(a: &str, b: &str) -> bool {
-    std::ptr::eq(a, b) || a == b
-}
-
-/// Without `forward`, the token also leaves the query string and the cookies
-/// it may have come in, so that it never reaches the upstream or its access
-/// logs: `:path` without the parameters that carry it, `cookie` without the
-/// cookies that carry it (`None`: remove the header, nothing else was in it).
-fn token_outside_headers(
-    sources: &[&TokenSource],
-    token: &str,
-    request: &Request<'_>,
-) -> Vec<(&'static str, Option<String>)> {
-    let mut params = Vec::new();
-    let mut cookies = Vec::new();
-    for source in sources {
-        match source {
-            TokenSource::Param(name) => params.push(name.as_str()),
-            TokenSource::Cookie(name) => cookies.push(name.as_str()),
-            TokenSource::Header { .. } => {}
-        }
-    }
-    let mut out = Vec::new();
-    if !params.is_empty() {
-        if let Some(path) = path_without_token(request.path, &params, token) {
-            out.push((":path", Some(path)));
-        }
-    }
-    if !cookies.is_empty() {
-        if let Some(cookie) = cookies_without_token(request, &cookies, token) {
-            out.push(("cookie", cookie));
-        }
-    }
-    out
-}
-
-/// `path` without the query parameters named in `names` whose value is
-/// `token`; `None` when there is none. Everything else keeps its order and
-/// spelling.
-fn path_without_token(path: &str, names: &[&str], token: &str) -> Option<String> {
-    // Envoy never hands over such a path. Other callers get it unchanged:
-    // unlike a cookie header, `:path` cannot be dropped, and Envoy would
-    // refuse the written value anyway.
-    if !identity::header_safe(path) {
-        return None;
-    }
-    let (base, rest) = path.split_once('?')?;
-    let (query, fragment) = match rest.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (rest, None),
-    };
-    let (dropped, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|pair| {
-        let (k, v) = extract::query_pair(pair);
-        names.contains(&k) && v == token
-    });
-    if dropped.is_empty() {
-        return None;
-    }
-    let mut out = base.to_string();
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    Some(out)
-}
-
-/// The cookies of the request without those named in `names` whose value is
-/// `token`: `Some(Some(rest))`, or `Some(None)` when nothing else is left;
-/// `None` when no cookie carries the token.
-fn cookies_without_token(
-    request: &Request<'_>,
-    names: &[&str],
-    token: &str,
-) -> Option<Option<String>> {
-    let mut kept = Vec::new();
-    let mut dropped = false;
-    for (_, value) in request.headers.iter().filter(|(n, _)| *n == "cookie") {
-        // A cookie header that is not UTF-8 already refused the request.
-        let value = std::str::from_utf8(value).ok()?;
-        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let carries =
-                extract::cookie_pair(pair).is_some_and(|(k, v)| names.contains(&k) && v == token);
-            if carries {
-                dropped = true;
-            } else {
-                kept.push(pair);
-            }
-        }
-    }
-    // What cannot be written back (see `path_without_token`) goes entirely.
-    let rest = kept.join("; ");
-    dropped.then(|| (!kept.is_empty() && identity::header_safe(&rest)).then_some(rest))
 }
 
 /// `iat`-style numeric dates may be integers or floats.

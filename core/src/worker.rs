@@ -12,10 +12,11 @@ use std::collections::HashMap;
 
 use crate::cache::TokenCaches;
 use crate::config::{KeySource, Policy};
-use crate::decision::{decide, Decision, Env, RemoteKeys, Request};
+use crate::decision::{decide, Decision, Env, RemoteKeys};
 use crate::host::{CallToken, Host, Reply};
 use crate::jwt::{KeySet, SignatureAccelerator};
 use crate::remote_keys::KeyFetchLoop;
+use crate::request::Request;
 use crate::revocation::feed_loop::{RevocationLoop, RevocationView};
 
 /// Tick period when only remote keys need a timer.

@@ -1,7 +1,8 @@
 //! One request through the filter: the header map read from Envoy, the
 //! core's decision, and the answer written back.
 
-use jwt_auth_core::decision::{Decision, Header, Request};
+use jwt_auth_core::decision::Decision;
+use jwt_auth_core::request::{Header, Request};
 use jwt_auth_core::worker::{Step, Worker};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType, Status};

@@ -1,5 +1,6 @@
 use super::*;
 use crate::cache::TokenCaches;
+use crate::request::header_refs;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -67,7 +68,13 @@ fn policy(v: Value) -> Policy {
 
 struct Revoked(&'static str);
 impl RevocationCheck for Revoked {
-    fn is_revoked(&self, jti: Option<&str>, _: Option<&str>, _: Option<u64>) -> bool {
+    fn is_revoked(
+        &self,
+        _: Option<&str>,
+        jti: Option<&str>,
+        _: Option<&str>,
+        _: Option<u64>,
+    ) -> bool {
         jti == Some(self.0)
     }
 }
@@ -194,7 +201,8 @@ fn spoofed_identity_is_removed_everywhere() {
     let a = allowed(run(&p, "GET", "/public", &[("x-user-id", "mallory")]));
     assert_eq!(a.kind, AllowKind::Anonymous);
     assert_eq!(a.remove_headers, vec!["x-user-id"]);
-    // With a valid token for another user, the header is overwritten.
+    // With a valid token for another user, the client's header is removed
+    // and the filter's written.
     let a = allowed(run(
         &p,
         "GET",
@@ -207,6 +215,7 @@ fn spoofed_identity_is_removed_everywhere() {
     assert!(a
         .set_headers
         .contains(&("x-user-id".into(), "alice".into())));
+    assert!(a.remove_headers.contains(&"x-user-id".to_string()));
     // A claim the token lacks: the client's header is removed, not kept.
     let t = mint(
         SECRET,
@@ -1047,5 +1056,78 @@ fn other_query_parameters_stay_as_sent() {
     ] {
         let a = allowed(run(&p, "GET", &path, &[]));
         assert_eq!(written(&a, ":path").as_deref(), Some(expected), "{path}");
+    }
+}
+
+#[test]
+fn a_bypassed_route_passes_no_token_on() {
+    let p = every_place(false);
+    let t = token("alice");
+    let a = allowed(run(
+        &p,
+        "GET",
+        &format!("/healthz?access_token={t}&probe=1"),
+        &[
+            ("authorization", &bearer(&t)),
+            ("cookie", &format!("theme=dark; session={t}")),
+        ],
+    ));
+    assert_eq!(a.kind, AllowKind::Bypassed);
+    assert!(a.remove_headers.contains(&"authorization".to_string()));
+    assert_eq!(written(&a, ":path").as_deref(), Some("/healthz?probe=1"));
+    assert_eq!(written(&a, "cookie").as_deref(), Some("theme=dark"));
+    // Any value in those places goes, verified or not; other credentials
+    // (another scheme) stay.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+    ));
+    assert!(a.remove_headers.is_empty());
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("authorization", "Bearer garbage")],
+    ));
+    assert_eq!(a.remove_headers, vec!["authorization".to_string()]);
+    // A provider that forwards keeps its token on bypassed routes too.
+    let p = every_place(true);
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("authorization", &bearer(&t))],
+    ));
+    assert!(a.remove_headers.is_empty());
+}
+
+#[test]
+fn provider_header_names_the_provider_that_verified() {
+    let mut v = config();
+    v["provider_header"] = json!("X-Verified-By");
+    let p = policy(v);
+    assert!(p.strip_headers.contains(&"x-verified-by".to_string()));
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[
+            ("x-verified-by", "spoofed"),
+            ("authorization", &bearer(&token("alice"))),
+        ],
+    ));
+    assert_eq!(written(&a, "x-verified-by").as_deref(), Some("main"));
+    assert!(a.remove_headers.contains(&"x-verified-by".to_string()));
+    // Not written where no token was verified; the client's copy still goes.
+    let a = allowed(run(&p, "GET", "/healthz", &[("x-verified-by", "spoofed")]));
+    assert_eq!(written(&a, "x-verified-by"), None);
+    assert!(a.remove_headers.contains(&"x-verified-by".to_string()));
+    for clash in ["authorization", "x-user-id", "host"] {
+        let mut v = config();
+        v["provider_header"] = json!(clash);
+        let e = Policy::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.field, "provider_header", "{clash}");
     }
 }

@@ -3,9 +3,9 @@
 //! that asked.
 
 use super::*;
-use crate::decision::header_refs;
 use crate::host::memory::{MemoryHost, MemoryStore};
 use crate::host::Answer;
+use crate::request::header_refs;
 use serde_json::json;
 use testkit::{jwks_json, mint, Key};
 
