@@ -175,7 +175,7 @@ fn main() -> ExitCode {
         path: &args.path,
         headers: &header_refs(&headers),
     };
-    let keys = match load_remote_keys(&policy, &args.jwks_files) {
+    let keys = match load_remote_keys(policy, &args.jwks_files) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("jwt-auth-check: {e}");
@@ -186,7 +186,7 @@ fn main() -> ExitCode {
         remote_keys: &keys,
         ..Env::basic(now)
     };
-    let decision = decide(&policy, &request, &env);
+    let decision = decide(policy, &request, &env);
     let mut out = report(&decision);
     // What the rules saw: the canonical path, and the rule it matched.
     match canonical(&args.path, policy.escaped_slashes) {
