@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use jwt_auth_core::config::Policy;
 use jwt_auth_core::decision::{self, Decision, Env};
-use jwt_auth_core::request::{header_refs, Request};
+use jwt_auth_core::request::{self, header_refs};
 
 use crate::serve::{respond, serve, Body};
 
@@ -35,7 +35,7 @@ fn check(policy: &Policy, req: &Request<Incoming>) -> hyper::Response<Body> {
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
-    let request = Request {
+    let request = request::Request {
         method: req.method().as_str(),
         path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
         headers: &header_refs(&headers),
