@@ -415,9 +415,9 @@ fn report(decision: &Decision) -> Value {
         }
         Decision::Deny(d) => json!({
             "decision": "deny",
-            "status": d.status,
-            "reason": d.description,
-            "label": d.label,
+            "status": d.status(),
+            "reason": d.description(),
+            "label": d.label(),
             "www_authenticate": d.www_authenticate(),
             "set_headers": {},
             "removed_headers": [],

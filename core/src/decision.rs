@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use crate::cache::{TokenCaches, Verified};
 use crate::config::{KeySource, Policy, Provider};
+pub use crate::deny::{Deny, DenyReason};
 use crate::extract::{self, ExtractError, Found, TokenSource};
 use crate::jwt::{self, JsonObject, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
 use crate::request::Request;
@@ -120,78 +121,6 @@ pub struct Allow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deny {
-    pub status: u16,
-    /// RFC 6750 error code, or `None` when no credentials were sent.
-    pub error: Option<&'static str>,
-    /// One short phrase; never holds the token.
-    pub description: String,
-    /// Stable metric label.
-    pub label: &'static str,
-    pub realm: String,
-    pub retry_after: Option<u64>,
-    /// The provider with remote keys this refusal is about (an unknown
-    /// `kid`, or no keys fetched yet): the glue may refetch or wait.
-    pub remote_provider: Option<usize>,
-}
-
-impl Deny {
-    fn new(
-        status: u16,
-        error: Option<&'static str>,
-        description: &str,
-        label: &'static str,
-    ) -> Self {
-        Deny {
-            status,
-            error,
-            description: description.to_string(),
-            label,
-            realm: String::new(),
-            retry_after: None,
-            remote_provider: None,
-        }
-    }
-
-    fn invalid_token(e: &TokenError) -> Self {
-        Deny::new(401, Some("invalid_token"), &e.description(), e.label())
-    }
-
-    /// `WWW-Authenticate` per RFC 6750 §3. Every part is either fixed text or
-    /// a phrase made by this crate, never request data, so quoting is safe.
-    pub fn www_authenticate(&self) -> String {
-        match self.error {
-            None => format!("Bearer realm=\"{}\"", self.realm),
-            Some(error) => format!(
-                "Bearer realm=\"{}\", error=\"{}\", error_description=\"{}\"",
-                self.realm, error, self.description
-            ),
-        }
-    }
-
-    /// The JSON body: `{"error": ..., "error_description": ...}`.
-    pub fn body(&self) -> String {
-        let body = serde_json::json!({
-            "error": self.error.unwrap_or("unauthorized"),
-            "error_description": self.description,
-        });
-        body.to_string()
-    }
-
-    /// Response headers besides the content type.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![("content-type", "application/json".to_string())];
-        if self.status == 401 || self.status == 403 || self.status == 400 {
-            headers.push(("www-authenticate", self.www_authenticate()));
-        }
-        if let Some(secs) = self.retry_after {
-            headers.push(("retry-after", secs.to_string()));
-        }
-        headers
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow(Allow),
     Deny(Deny),
@@ -201,7 +130,7 @@ impl Decision {
     pub fn label(&self) -> &'static str {
         match self {
             Decision::Allow(a) => a.kind.label(),
-            Decision::Deny(d) => d.label,
+            Decision::Deny(d) => d.label(),
         }
     }
 }
@@ -247,14 +176,8 @@ fn authenticate(
 ) -> Result<Allow, Deny> {
     // Rules decide on the path the backend will serve; a path whose meaning
     // depends on who reads it is refused before any rule.
-    let path = crate::path::canonical(request.path, policy.escaped_slashes).map_err(|_| {
-        Deny::new(
-            400,
-            Some("invalid_request"),
-            "ambiguous path",
-            "ambiguous_path",
-        )
-    })?;
+    let path = crate::path::canonical(request.path, policy.escaped_slashes)
+        .map_err(|_| Deny::new(DenyReason::AmbiguousPath))?;
     let requirement = rules::find(&policy.rules, request.method, &path)
         .map_or(&policy.default_requirement, |r| &r.requires);
     let Requirement::Token {
@@ -291,17 +214,12 @@ fn authenticate(
                 remove_headers: stripped,
             })
         }
-        Ok(None) => return Err(Deny::new(401, None, "token required", "missing")),
-        Err(ExtractError::Multiple) => {
-            return Err(Deny::new(
-                400,
-                Some("invalid_request"),
-                "multiple tokens",
-                "multiple_tokens",
-            ))
-        }
+        Ok(None) => return Err(Deny::new(DenyReason::Missing)),
+        Err(ExtractError::Multiple) => return Err(Deny::new(DenyReason::MultipleTokens)),
         Err(ExtractError::Unreadable) => {
-            return Err(Deny::invalid_token(&TokenError::Malformed("not text")))
+            return Err(Deny::new(DenyReason::InvalidToken(TokenError::Malformed(
+                "not text",
+            ))))
         }
     };
     if let Some(cache) = env.cache {
@@ -321,33 +239,29 @@ fn authenticate(
         .map(|(_, p)| p.max_token_bytes)
         .max()
         .unwrap_or(0);
-    let token = jwt::parse(found.token, limit).map_err(|e| Deny::invalid_token(&e))?;
+    let token =
+        jwt::parse(found.token, limit).map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
     let (index, provider) = select_provider(&candidates, &found, &token)?;
     if found.token.len() > provider.max_token_bytes {
-        return Err(Deny::invalid_token(&TokenError::TooLarge));
+        return Err(Deny::new(DenyReason::InvalidToken(TokenError::TooLarge)));
     }
     let keys: &KeySet = match &provider.keys {
         KeySource::Inline(keys) => keys,
         KeySource::Remote(_) => env.remote_keys.keys(index).ok_or_else(|| {
-            let mut deny = Deny::new(
-                401,
-                Some("invalid_token"),
-                "signing keys unavailable",
-                "keys_unavailable",
-            );
+            let mut deny = Deny::new(DenyReason::KeysUnavailable);
             deny.remote_provider = Some(index);
             deny
         })?,
     };
     keys.verify_with(&token, env.accelerator).map_err(|e| {
-        let mut deny = Deny::invalid_token(&e);
+        let mut deny = Deny::new(DenyReason::InvalidToken(e.clone()));
         if matches!(provider.keys, KeySource::Remote(_)) && e == TokenError::UnknownKid {
             deny.remote_provider = Some(index);
         }
         deny
     })?;
     jwt::check_claims(&token.claims, &provider.claims, env.now)
-        .map_err(|e| Deny::invalid_token(&e))?;
+        .map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
     let claims = token.claims;
     let verified = Verified {
         exp: numeric_seconds(&claims, "exp"),
@@ -376,12 +290,7 @@ fn authorize(
     stripped: Vec<String>,
 ) -> Result<Allow, Deny> {
     if let Some(retry_after) = env.stale_revocations {
-        let mut deny = Deny::new(
-            503,
-            Some("temporarily_unavailable"),
-            "revocation data stale",
-            "revocation_stale",
-        );
+        let mut deny = Deny::new(DenyReason::RevocationStale);
         deny.retry_after = Some(retry_after);
         return Err(deny);
     }
@@ -391,12 +300,7 @@ fn authorize(
         token.sub.as_deref(),
         token.iat,
     ) {
-        return Err(Deny::new(
-            401,
-            Some("invalid_token"),
-            "token revoked",
-            "revoked",
-        ));
+        return Err(Deny::new(DenyReason::Revoked));
     }
     if let Requirement::Token {
         permissions,
@@ -406,21 +310,11 @@ fn authorize(
     {
         if let Some(rule) = permissions {
             if !rule.allows(&token.claims) {
-                return Err(Deny::new(
-                    403,
-                    Some("insufficient_scope"),
-                    "insufficient permissions",
-                    "insufficient_permissions",
-                ));
+                return Err(Deny::new(DenyReason::InsufficientPermissions));
             }
         }
         if !conditions.iter().all(|c| c.allows(&token.claims)) {
-            return Err(Deny::new(
-                403,
-                Some("insufficient_scope"),
-                "claim requirement not met",
-                "insufficient_claims",
-            ));
+            return Err(Deny::new(DenyReason::InsufficientClaims));
         }
     }
     Ok(Allow {
@@ -514,7 +408,7 @@ fn select_provider<'p>(
     let mut open = readers.iter().filter(|(_, p)| p.issuer.is_none());
     match (open.next(), open.next()) {
         (Some(p), None) => Ok(*p),
-        _ => Err(Deny::invalid_token(&TokenError::WrongIssuer)),
+        _ => Err(Deny::new(DenyReason::InvalidToken(TokenError::WrongIssuer))),
     }
 }
 

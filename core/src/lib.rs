@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod config;
 pub mod decision;
+pub mod deny;
 pub mod extract;
 pub mod fetcher;
 pub mod host;

@@ -57,7 +57,7 @@ fn apply(decision: &Decision) -> Action {
                 headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let body = deny.body();
             let _ = hostcalls::send_http_response(
-                u32::from(deny.status),
+                u32::from(deny.status()),
                 headers,
                 Some(body.as_bytes()),
             );

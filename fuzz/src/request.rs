@@ -517,9 +517,9 @@ fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decisio
         }
         Decision::Deny(deny) => {
             assert!(
-                matches!(deny.status, 400 | 401 | 403 | 503),
+                matches!(deny.status(), 400 | 401 | 403 | 503),
                 "status {}",
-                deny.status
+                deny.status()
             );
             let www = deny.www_authenticate();
             assert!(

@@ -59,7 +59,7 @@ fn check(policy: &Policy, req: &Request<Incoming>) -> hyper::Response<Body> {
         Decision::Deny(deny) => {
             let headers = deny.headers();
             let out: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            respond(deny.status, &out, deny.body())
+            respond(deny.status(), &out, deny.body())
         }
     }
 }

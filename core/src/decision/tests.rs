@@ -236,9 +236,9 @@ fn spoofed_identity_is_removed_everywhere() {
 fn missing_token() {
     let p = policy(config());
     let d = denied(run(&p, "GET", "/x", &[]));
-    assert_eq!(d.status, 401);
+    assert_eq!(d.status(), 401);
     assert_eq!(d.www_authenticate(), "Bearer realm=\"api\"");
-    assert_eq!(d.label, "missing");
+    assert_eq!(d.label(), "missing");
     let body: Value = serde_json::from_str(&d.body()).unwrap();
     assert_eq!(body["error_description"], "token required");
     assert!(d
@@ -288,12 +288,12 @@ fn invalid_tokens_are_401_with_reason() {
     ];
     for (t, label) in cases {
         let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))]));
-        assert_eq!(d.status, 401, "{label}");
-        assert_eq!(d.error, Some("invalid_token"), "{label}");
+        assert_eq!(d.status(), 401, "{label}");
+        assert_eq!(d.error(), Some("invalid_token"), "{label}");
         assert!(
-            d.label.starts_with(label),
+            d.label().starts_with(label),
             "expected {label}, got {}",
-            d.label
+            d.label()
         );
         let www = d.www_authenticate();
         assert!(
@@ -304,15 +304,15 @@ fn invalid_tokens_are_401_with_reason() {
         assert!(!d.body().contains(&t) || t.is_empty(), "token echoed");
     }
     let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&none))]));
-    assert_eq!(d.status, 401);
+    assert_eq!(d.status(), 401);
     let d = denied(run(
         &p,
         "GET",
         "/x",
         &[("authorization", &bearer(&mint(SECRET, hs, refresh)))],
     ));
-    assert_eq!(d.status, 401);
-    assert_eq!(d.description, "required claim mismatch");
+    assert_eq!(d.status(), 401);
+    assert_eq!(d.description(), "required claim mismatch");
 }
 
 #[test]
@@ -326,7 +326,7 @@ fn oversized_token_is_refused_before_parsing() {
         "/x",
         &[("authorization", &bearer(&token("alice")))],
     ));
-    assert_eq!(d.label, "too_large");
+    assert_eq!(d.label(), "too_large");
 }
 
 #[test]
@@ -343,7 +343,7 @@ fn default_token_limit_takes_large_tokens() {
     // One byte over the limit is refused before any parsing.
     let over = "a".repeat(64 * 1024 + 1);
     let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&over))]));
-    assert_eq!((d.status, d.label), (401, "too_large"));
+    assert_eq!((d.status(), d.label()), (401, "too_large"));
 }
 
 #[test]
@@ -360,7 +360,7 @@ fn ambiguous_paths_are_refused_before_any_rule() {
     ] {
         let d = denied(run(&p, "GET", path, &[]));
         assert_eq!(
-            (d.status, d.error, d.label, d.description.as_str()),
+            (d.status(), d.error(), d.label(), d.description().as_str()),
             (
                 400,
                 Some("invalid_request"),
@@ -387,18 +387,18 @@ fn rules_decide_on_the_path_the_backend_serves() {
         "/public;x/../x",
     ] {
         let d = denied(run(&p, "GET", path, &[]));
-        assert_eq!((d.status, d.label), (401, "missing"), "{path}");
+        assert_eq!((d.status(), d.label()), (401, "missing"), "{path}");
     }
     // Spellings of a permission-protected path a backend serves as that
     // path meet its rule, not the weaker default.
     let user = bearer(&token("alice"));
     for path in ["/ADMIN", "/Admin/x", "/admin;v=1", "//admin", "/%61dmin"] {
         let d = denied(run(&p, "GET", path, &[("authorization", &user)]));
-        assert_eq!(d.label, "insufficient_permissions", "{path}");
+        assert_eq!(d.label(), "insufficient_permissions", "{path}");
     }
     for path in ["/ops", "/ops/", "/ops;x=1", "/OPS", "/x/../ops"] {
         let d = denied(run(&p, "POST", path, &[("authorization", &user)]));
-        assert_eq!(d.label, "insufficient_claims", "{path}");
+        assert_eq!(d.label(), "insufficient_claims", "{path}");
     }
     // The bypass still covers its own canonical spellings.
     for path in ["/healthz", "/HEALTHZ/live", "/healthz;x", "/x/../healthz"] {
@@ -413,11 +413,11 @@ fn escaped_slashes_can_be_matched_decoded() {
     v["escaped_slashes"] = json!("match_decoded");
     let p = policy(v);
     let d = denied(run(&p, "GET", "/healthz/..%2Fadmin", &[]));
-    assert_eq!((d.status, d.label), (401, "missing"));
+    assert_eq!((d.status(), d.label()), (401, "missing"));
     let a = allowed(run(&p, "GET", "/healthz%2Flive", &[]));
     assert_eq!(a.kind, AllowKind::Bypassed);
     let d = denied(run(&p, "GET", "/healthz/%252e%252e/admin", &[]));
-    assert_eq!(d.label, "ambiguous_path", "double encoding stays refused");
+    assert_eq!(d.label(), "ambiguous_path", "double encoding stays refused");
 }
 
 #[test]
@@ -432,8 +432,8 @@ fn multiple_tokens_are_a_bad_request() {
             ("authorization", &bearer(&token("b"))),
         ],
     ));
-    assert_eq!(d.status, 400);
-    assert_eq!(d.error, Some("invalid_request"));
+    assert_eq!(d.status(), 400);
+    assert_eq!(d.error(), Some("invalid_request"));
 }
 
 #[test]
@@ -445,7 +445,7 @@ fn allow_missing_still_refuses_a_bad_token() {
         "/public",
         &[("authorization", "Bearer x.y.z")],
     ));
-    assert_eq!(d.status, 401);
+    assert_eq!(d.status(), 401);
     let a = allowed(run(
         &p,
         "GET",
@@ -459,7 +459,7 @@ fn allow_missing_still_refuses_a_bad_token() {
 fn unmatched_method_falls_to_secure_default() {
     let p = policy(config());
     // DELETE matches no rule: a valid token is still required.
-    assert_eq!(denied(run(&p, "DELETE", "/x", &[])).status, 401);
+    assert_eq!(denied(run(&p, "DELETE", "/x", &[])).status(), 401);
     assert!(matches!(
         run(
             &p,
@@ -494,7 +494,7 @@ fn permissions_and_claim_conditions_are_403() {
         "/admin",
         &[("authorization", &bearer(&token("a")))],
     ));
-    assert_eq!(d.status, 403);
+    assert_eq!(d.status(), 403);
     assert_eq!(d.www_authenticate(), "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient permissions\"");
     assert!(matches!(
         run(
@@ -512,11 +512,11 @@ fn permissions_and_claim_conditions_are_403() {
             "/ops",
             &[("authorization", &bearer(&token("a")))]
         ))
-        .status,
+        .status(),
         403
     );
     // No token or a bad one stays 401 on a permission route.
-    assert_eq!(denied(run(&p, "GET", "/admin", &[])).status, 401);
+    assert_eq!(denied(run(&p, "GET", "/admin", &[])).status(), 401);
     assert_eq!(
         denied(run(
             &p,
@@ -524,7 +524,7 @@ fn permissions_and_claim_conditions_are_403() {
             "/admin",
             &[("authorization", "Bearer a.b.c")]
         ))
-        .status,
+        .status(),
         401
     );
 }
@@ -539,8 +539,8 @@ fn revoked_token_is_refused() {
         &[("authorization", &bearer(&token("alice")))],
         &Revoked("jti-alice"),
     ));
-    assert_eq!(d.status, 401);
-    assert_eq!(d.description, "token revoked");
+    assert_eq!(d.status(), 401);
+    assert_eq!(d.description(), "token revoked");
     assert!(matches!(
         run_with(
             &p,
@@ -596,7 +596,7 @@ fn issuer_selects_the_provider() {
         "/",
         &[("authorization", &bearer(&mint(SECRET, hs.clone(), partner)))],
     ));
-    assert_eq!(d.label, "bad_signature");
+    assert_eq!(d.label(), "bad_signature");
     let mut stranger = claims("s");
     stranger["iss"] = json!("https://stranger.example.com");
     let d = denied(run(
@@ -605,7 +605,7 @@ fn issuer_selects_the_provider() {
         "/",
         &[("authorization", &bearer(&mint(SECRET, hs, stranger)))],
     ));
-    assert_eq!(d.label, "wrong_issuer");
+    assert_eq!(d.label(), "wrong_issuer");
 }
 
 #[test]
@@ -625,7 +625,7 @@ fn query_and_cookie_sources() {
     ));
     // The default Authorization header is not read once sources are listed.
     assert_eq!(
-        denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))])).label,
+        denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))])).label(),
         "missing"
     );
 }
@@ -646,7 +646,7 @@ fn stale_revocations_refuse_tokens_only() {
         headers: &headers,
     };
     let d = denied(decide(&p, &req("/x"), &env));
-    assert_eq!(d.status, 503);
+    assert_eq!(d.status(), 503);
     assert!(d.headers().contains(&("retry-after", "2".to_string())));
     assert!(!d.headers().iter().any(|(n, _)| *n == "www-authenticate"));
     // Bypassed and anonymous requests do not depend on revocation data.
@@ -668,7 +668,7 @@ fn stale_revocations_refuse_tokens_only() {
         path: "/x",
         headers: &header_refs(&bad),
     };
-    assert_eq!(denied(decide(&p, &r, &env)).status, 401);
+    assert_eq!(denied(decide(&p, &r, &env)).status(), 401);
 }
 
 struct Fetched(Option<KeySet>);
@@ -703,9 +703,9 @@ fn run_remote(p: &Policy, keys: &Fetched, auth: &str) -> Decision {
 fn remote_keys_verify_once_fetched() {
     let p = policy(remote_config());
     let d = denied(run_remote(&p, &Fetched(None), &bearer(&token("a"))));
-    assert_eq!(d.status, 401);
-    assert_eq!(d.label, "keys_unavailable");
-    assert_eq!(d.description, "signing keys unavailable");
+    assert_eq!(d.status(), 401);
+    assert_eq!(d.label(), "keys_unavailable");
+    assert_eq!(d.description(), "signing keys unavailable");
     assert_eq!(d.remote_provider, Some(0), "the glue may wait for keys");
     let keys = KeySet::from_jwks(&json!({"keys": [oct("k1", SECRET)]})).unwrap();
     let a = allowed(run_remote(
@@ -721,7 +721,7 @@ fn remote_keys_verify_once_fetched() {
         &Fetched(Some(keys.clone())),
         &bearer(&rotated),
     ));
-    assert_eq!(d.label, "unknown_kid");
+    assert_eq!(d.label(), "unknown_kid");
     assert_eq!(d.remote_provider, Some(0));
     // Other failures do not.
     let d = denied(run_remote(
@@ -733,7 +733,7 @@ fn remote_keys_verify_once_fetched() {
             claims("a"),
         )),
     ));
-    assert_eq!(d.label, "bad_signature");
+    assert_eq!(d.label(), "bad_signature");
     assert_eq!(d.remote_provider, None);
     // Missing tokens never wait for keys.
     let none: Vec<(String, Vec<u8>)> = Vec::new();
@@ -743,7 +743,7 @@ fn remote_keys_verify_once_fetched() {
         headers: &header_refs(&none),
     };
     let env = Env::basic(NOW);
-    assert_eq!(denied(decide(&p, &request, &env)).label, "missing");
+    assert_eq!(denied(decide(&p, &request, &env)).label(), "missing");
 }
 
 #[test]
@@ -758,7 +758,7 @@ fn inline_provider_ignores_remote_keys() {
             claims("a"),
         )),
     ));
-    assert_eq!(d.label, "unknown_kid");
+    assert_eq!(d.label(), "unknown_kid");
     assert_eq!(d.remote_provider, None, "inline keys are never refetched");
 }
 
@@ -785,18 +785,18 @@ fn cache_hits_skip_verification_but_not_the_rules() {
     let second = allowed(decide(&p, &req("/x"), &env));
     assert_eq!(first, second, "a hit gives the same answer");
     // Rules still apply on a hit: permissions, revocation, expiry.
-    assert_eq!(denied(decide(&p, &req("/admin"), &env)).status, 403);
+    assert_eq!(denied(decide(&p, &req("/admin"), &env)).status(), 403);
     let revoked = Env {
         cache: Some(&cache),
         revocation: &Revoked("jti-alice"),
         ..Env::basic(NOW)
     };
-    assert_eq!(denied(decide(&p, &req("/x"), &revoked)).label, "revoked");
+    assert_eq!(denied(decide(&p, &req("/x"), &revoked)).label(), "revoked");
     let later = Env {
         cache: Some(&cache),
         ..Env::basic(NOW + 600 + 61)
     };
-    assert_eq!(denied(decide(&p, &req("/x"), &later)).label, "expired");
+    assert_eq!(denied(decide(&p, &req("/x"), &later)).label(), "expired");
     assert_eq!(cache.entries(), 0, "expired entry dropped");
     // Refused tokens are never cached.
     let bad = vec![(
@@ -813,7 +813,7 @@ fn cache_hits_skip_verification_but_not_the_rules() {
         path: "/x",
         headers: &header_refs(&bad),
     };
-    assert_eq!(denied(decide(&p, &r, &env)).label, "bad_signature");
+    assert_eq!(denied(decide(&p, &r, &env)).label(), "bad_signature");
     assert_eq!(cache.entries(), 0);
 }
 
@@ -855,7 +855,7 @@ fn cached_token_from_another_place_is_not_a_hit_for_a_provider_that_does_not_rea
             },
             &env
         ))
-        .label,
+        .label(),
         "missing"
     );
 }
