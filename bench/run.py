@@ -42,12 +42,17 @@ WASM = os.environ.get("JWT_AUTH_WASM") or os.path.join(
     ROOT, "target", "wasm32-wasip1", "release", "jwt_auth_wasm.wasm")
 EMPTY_WASM = os.environ.get("BENCH_EMPTY_WASM") or os.path.join(
     ROOT, "target", "wasm32-wasip1", "release", "jwt_auth_empty_filter.wasm")
+# BENCH_BASE_WASM: another build of the filter (say, of the commit before a
+# change) for the wasm_cache_base variant, so a change is measured side by
+# side with what it replaces, in one run.
+BASE_WASM = os.environ.get("BENCH_BASE_WASM")
 TOOL = os.environ.get("BENCH_TOOL") or os.path.join(ROOT, "target", "release", "jwt-auth-bench")
 
 ENVOY_CORE = "0"
 LOAD_CORE = "1"
 ALL_ALGS = ["HS256", "RS256", "ES256", "EdDSA"]
-ALL_VARIANTS = ["passthrough", "wasm_empty", "jwt_authn", "jwt_authn_cache", "wasm", "wasm_cache", "ext_authz"]
+ALL_VARIANTS = ["passthrough", "wasm_empty", "jwt_authn", "jwt_authn_cache", "wasm", "wasm_cache", "ext_authz",
+                "wasm_cache_base"]
 VARIANT_LABEL = {
     "passthrough": "passthrough (no auth filter)",
     "wasm_empty": "empty proxy-wasm filter (the SDK's floor)",
@@ -56,6 +61,7 @@ VARIANT_LABEL = {
     "wasm": "jwt-auth-wasm, no cache",
     "wasm_cache": "jwt-auth-wasm, token_cache 10000",
     "ext_authz": "ext_authz -> native service (same core)",
+    "wasm_cache_base": "jwt-auth-wasm of BENCH_BASE_WASM, token_cache 10000",
 }
 NA_CACHE = "n/a (not supported by this build)"
 
@@ -520,11 +526,16 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
         filters = [wasm_filter(EMPTY_WASM, {})]
     elif variant in ("jwt_authn", "jwt_authn_cache"):
         filters = [jwt_authn_filter(jwk, cache=variant == "jwt_authn_cache")]
-    elif variant in ("wasm", "wasm_cache"):
-        if variant == "wasm_cache" and not cache_ok:
+    elif variant in ("wasm", "wasm_cache", "wasm_cache_base"):
+        if variant != "wasm" and not cache_ok:
             row["note"] = NA_CACHE
             return row
-        size = 10000 if variant == "wasm_cache" else 0
+        if variant == "wasm_cache_base":
+            if not BASE_WASM:
+                row["note"] = "n/a (BENCH_BASE_WASM not set)"
+                return row
+            wasm_path = BASE_WASM
+        size = 0 if variant == "wasm" else 10000
         plugin = plugin_config(jwk, token_cache=size if cache_ok else None)
         if not cache_ok:
             row["note"] = "build has no token_cache: no cache"
@@ -749,7 +760,8 @@ def draw_chart(rows, algs, variants):
         terms.stdout + terms.stderr) else "png size 1000,600"
     titles = {"jwt_authn": "Envoy jwt_authn", "jwt_authn_cache": "Envoy jwt_authn + cache",
               "wasm": "jwt-auth-wasm", "wasm_cache": "jwt-auth-wasm + token_cache",
-              "ext_authz": "ext_authz + native service"}
+              "ext_authz": "ext_authz + native service",
+              "wasm_cache_base": "baseline module + token_cache"}
     n = len(shown)
     bars = []
     labels = []

@@ -21,7 +21,9 @@
 #   BENCH_CONNECTIONS=32    wrk connections (one wrk thread)
 #   BENCH_ALGS="HS256 RS256 ES256 EdDSA"
 #   BENCH_VARIANTS="passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache ext_authz"
-#                           (passthrough always runs: it is the reference)
+#                           (passthrough always runs: it is the reference;
+#                           wasm_cache_base: the module BENCH_BASE_WASM names,
+#                           say a build of the previous commit, side by side)
 #   BENCH_ROUNDS=1          run every variant N times (interleaved); median
 #   BENCH_REVOCATION=1      make bench also runs the revocation benchmark
 #   BENCH_REVOCATION_SIZES="0 100000 500000 1000000"   BENCH_REVOCATION_TRIALS=30
