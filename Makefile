@@ -35,7 +35,7 @@ LINT_DEPS :=
 
 -include $(ROOT)/mk/*.mk
 
-.PHONY: help toolchain envoy build check-bin lint fmt test test-only run token echo-upstream clean-run
+.PHONY: help toolchain envoy build check check-bin lint fmt test test-only run token echo-upstream clean-run
 
 help:
 	@echo "targets: toolchain .venv build check-bin lint fmt test test-only run token"
@@ -80,6 +80,12 @@ fmt:
 ## test: everything CI runs
 test: toolchain .venv build lint $(TEST_DEPS)
 	$(CARGO) test --workspace --no-fail-fast
+
+## check: the fast loop, no Envoy: rustfmt, clippy, the native unit tests
+check: toolchain
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test
 
 ## test-only: cargo test against the already built wasm and Envoy
 test-only:

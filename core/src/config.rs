@@ -11,13 +11,14 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::claim_path::ClaimPath;
 use crate::extract::TokenSource;
 use crate::identity::ClaimHeader;
 use crate::jwt::{ClaimPolicy, KeySet};
 use crate::path::EscapedSlashes;
 use crate::remote_keys::RemoteJwksConfig;
 use crate::revocation::feed::{FeedConfig, OnStale};
-use crate::rules::{ClaimCondition, ClaimPath, PathMatch, PermissionRule, Requirement, Rule};
+use crate::rules::{ClaimCondition, PathMatch, PermissionRule, Requirement, Rule};
 
 /// Default upper bound for a token, checked before any parsing. Identity
 /// providers that put group lists in the token issue tokens of 10 KB and

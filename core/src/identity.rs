@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
+use crate::claim_path::ClaimPath;
 use crate::jwt::JsonObject;
-use crate::rules::ClaimPath;
 
 /// One `claim_to_headers` entry: a claim (a dotted path for nested claims)
 /// and the lowercase header it is written to.
@@ -27,16 +27,6 @@ impl ClaimHeader {
     pub fn value(&self, claims: &JsonObject) -> Option<String> {
         render(&self.claim.get(claims)?)
     }
-}
-
-/// Follows a dotted path through nested objects.
-pub fn lookup(claims: &JsonObject, path: &[String]) -> Option<Value> {
-    let (first, rest) = path.split_first()?;
-    let mut value = claims.value(first)?;
-    for key in rest {
-        value = value.get_mut(key).map(Value::take)?;
-    }
-    Some(value)
 }
 
 /// Strings, numbers and booleans as text; arrays of them joined with `,`.

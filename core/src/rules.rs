@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::identity::lookup;
+use crate::claim_path::ClaimPath;
 use crate::jwt::JsonObject;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,34 +54,6 @@ pub struct PermissionRule {
 pub struct ClaimCondition {
     pub path: ClaimPath,
     pub allowed: Vec<Value>,
-}
-
-/// A claim name, split once at load time for nested lookups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimPath {
-    name: String,
-    segments: Vec<String>,
-}
-
-impl ClaimPath {
-    pub fn new(name: &str) -> Self {
-        ClaimPath {
-            name: name.to_string(),
-            segments: name.split('.').map(str::to_string).collect(),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// A top-level claim whose name holds a dot (providers use URL-like
-    /// claim names) is found before the nested path.
-    pub fn get(&self, claims: &JsonObject) -> Option<Value> {
-        claims
-            .value(&self.name)
-            .or_else(|| lookup(claims, &self.segments))
-    }
 }
 
 impl Rule {

@@ -12,7 +12,7 @@
 //! Meta: `JRM1` | version u64 | base u64 | snapshot u64 | oldest_delta u64 |
 //! last_sync_ms u64 | held u64 | cursor_len u16 | cursor bytes.
 
-use super::set::Entry;
+use super::set::{Entry, EntrySink};
 
 const BATCH_MAGIC: &[u8; 4] = b"JRB1";
 const META_MAGIC: &[u8; 4] = b"JRM2";
@@ -69,22 +69,6 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Batch, CodecError> {
     let mut entries = Vec::new();
     let version = decode_batch_into(bytes, &mut entries)?;
     Ok(Batch { version, entries })
-}
-
-/// Where decoded entries go.
-pub trait EntrySink {
-    /// Called once with the record count, before the first entry.
-    fn reserve(&mut self, count: usize);
-    fn push(&mut self, entry: Entry);
-}
-
-impl EntrySink for Vec<Entry> {
-    fn reserve(&mut self, count: usize) {
-        self.reserve_exact(count);
-    }
-    fn push(&mut self, entry: Entry) {
-        Vec::push(self, entry);
-    }
 }
 
 /// Decodes a batch entry by entry, without collecting it first: a

@@ -221,7 +221,23 @@ impl BucketIndex {
 /// Snapshots are decoded straight into a set. A snapshot lists its tokens
 /// in digest order, so they are appended to an array sized once from the
 /// record count: no rehash, no doubling, no second copy.
-impl super::codec::EntrySink for RevocationSet {
+/// Where decoded entries go.
+pub trait EntrySink {
+    /// Called once with the record count, before the first entry.
+    fn reserve(&mut self, count: usize);
+    fn push(&mut self, entry: Entry);
+}
+
+impl EntrySink for Vec<Entry> {
+    fn reserve(&mut self, count: usize) {
+        self.reserve_exact(count);
+    }
+    fn push(&mut self, entry: Entry) {
+        Vec::push(self, entry);
+    }
+}
+
+impl EntrySink for RevocationSet {
     fn reserve(&mut self, count: usize) {
         if self.tokens.is_empty() && self.overlay.is_empty() {
             self.tokens.reserve_exact(count);
@@ -595,7 +611,6 @@ mod tests {
     /// snapshot appended then reindexed, appends not reindexed yet, purges.
     #[test]
     fn lookups_agree_with_a_plain_set_on_every_path() {
-        use crate::revocation::codec::EntrySink;
         use std::collections::HashSet;
         let tok = |i: u64, exp: u64| Entry::Token {
             id: digest(&format!("jti-{i}")),
@@ -775,7 +790,6 @@ mod tests {
 
     #[test]
     fn unsorted_stream_still_loads() {
-        use crate::revocation::codec::EntrySink;
         let mut set = RevocationSet::new();
         set.reserve(3);
         for (id, exp) in [(5u128, 1u64), (3, 2), (5, 9), (9, 4)] {
