@@ -795,7 +795,7 @@ def draw_chart(rows, algs, variants):
 
 
 # --------------------------------------------------------------------------
-# revocation scale (issue 3)
+# revocation scale
 
 
 def percentile(values, p):
@@ -1077,7 +1077,7 @@ def revoke_delays(envoy, feed_port, jti_tokens, poll_ms):
 def revocation_doc(results, poll_ms, args):
     base = next((r for r in results if r["entries"] == 0 and r.get("rss_kib")), None)
     lines = [
-        "## Revocation scale (issue 3)", "",
+        "## Revocation scale", "",
         "Envoy with the filter (HS256, no token cache) and a static feed "
         "(`jwt-auth-bench feed`, jtis of 32 hex characters, the `reset` snapshot in pages of "
         "50,000 entries, about 3 MB each; snapshot MB is the total) on core %s; "

@@ -1,4 +1,4 @@
-# Benchmarks (issue 6; revocation scale from issue 3). See bench/README.md.
+# Benchmarks. See bench/README.md.
 #
 #   make bench              passthrough, an empty proxy-wasm filter (the floor
 #                           of any filter on the SDK), Envoy jwt_authn (with/without cache),

@@ -1,4 +1,4 @@
-# Fuzzing (issue 8): cargo-fuzz targets in fuzz/ (a crate of its own, outside
+# Fuzzing: cargo-fuzz targets in fuzz/ (a crate of its own, outside
 # the root workspace). Details, results and how to reproduce: fuzz/README.md.
 #
 #   make fuzz          installs the nightly toolchain and cargo-fuzz when missing,

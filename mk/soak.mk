@@ -1,4 +1,4 @@
-# Soak under load (issue 8, part 4). See soak/README.md.
+# Soak under load. See soak/README.md.
 #
 #   make soak [DURATION=60s]   wrk against Envoy + the filter with valid,
 #                              invalid and revoked tokens while the soak's

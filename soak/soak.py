@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Soak test (issue 8, part 4): wrk drives a real Envoy with the jwt-auth
+"""Soak test: wrk drives a real Envoy with the jwt-auth
 filter, with a mix of valid, invalid and revoked tokens, while the revocation
 feed written here revokes one more token every second.
 
@@ -108,6 +108,17 @@ class Feed:
                "revoked": [{"jti": j, "exp": e} for j, e in entries], "revoked_subjects": []}
         return json.dumps(doc, separators=(",", ":")).encode()
 
+    def binding(self, since, nonce, body):
+        """The answer bound to its poll (protocol/src/lib.rs, "Bound answers")."""
+        epoch, now = "e1", int(time.time())
+        def field(text):
+            data = text.encode()
+            return len(data).to_bytes(8, "big") + data
+        mac = hmac.new(self.secret, b"jwt-auth-wasm revocation binding v2\0" + field(since)
+                       + field(nonce) + field(epoch) + now.to_bytes(8, "big")
+                       + hashlib.sha256(body).digest(), hashlib.sha256).hexdigest()
+        return "v=2,t=%d,epoch=%s,sig=%s" % (now, epoch, mac)
+
     def serve(self):
         feed = self
 
@@ -115,14 +126,17 @@ class Feed:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
-                since = None
+                params = {}
                 if "?" in self.path:
                     for pair in self.path.split("?", 1)[1].split("&"):
-                        if pair.startswith("since="):
-                            since = pair[len("since="):]
+                        name, _, value = pair.partition("=")
+                        params[name] = value
+                since = params.get("since")
                 body = feed.body(since)
                 sig = hmac.new(feed.secret, body, hashlib.sha256).hexdigest()
-                reply_json(self, body, {"x-revocation-signature": "sha256=" + sig})
+                binding = feed.binding(since or "", params.get("nonce", ""), body)
+                reply_json(self, body, {"x-revocation-signature": "sha256=" + sig,
+                                        "x-revocation-binding": binding})
 
             def log_message(self, *_args):
                 pass

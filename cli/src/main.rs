@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_auth_core::config::Policy;
-use jwt_auth_core::decision::{decide, header_refs, Decision, Env, RemoteKeys, Request};
+use jwt_auth_core::decision::{decide, Decision, Env, RemoteKeys};
 use jwt_auth_core::jwt::KeySet;
 use jwt_auth_core::path::canonical;
 use jwt_auth_core::remote_keys::parse_jwks;
+use jwt_auth_core::request::{header_refs, Request};
 use jwt_auth_core::rules;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -115,27 +116,49 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let bytes = match plugin_config_json(bytes) {
-        Ok(b) => b,
+    let configs = match plugin_configs(bytes) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("jwt-auth-check: {}: {e}", args.config);
             return ExitCode::from(2);
         }
     };
-    let policy = match Policy::from_json(&bytes) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("jwt-auth-check: {e}");
-            return ExitCode::from(2);
+    let mut policies = Vec::with_capacity(configs.len());
+    for (i, bytes) in configs.iter().enumerate() {
+        match Policy::from_json(bytes) {
+            Ok(p) => policies.push(p),
+            Err(e) if configs.len() == 1 => {
+                eprintln!("jwt-auth-check: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("jwt-auth-check: plugin {} of {}: {e}", i + 1, configs.len());
+                return ExitCode::from(2);
+            }
         }
-    };
+    }
+    warn_shared_namespaces(&policies);
     if args.validate {
-        println!(
-            "{}",
-            json!({"valid": true, "providers": policy.providers.len(), "rules": policy.rules.len()})
-        );
+        let summary = |p: &Policy| json!({"providers": p.providers.len(), "rules": p.rules.len()});
+        let out = match policies.as_slice() {
+            [policy] => {
+                let mut one = summary(policy);
+                one["valid"] = json!(true);
+                one
+            }
+            all => json!({"valid": true, "plugins": all.iter().map(summary).collect::<Vec<_>>()}),
+        };
+        println!("{out}");
         return ExitCode::SUCCESS;
     }
+    let [policy] = policies.as_slice() else {
+        eprintln!(
+            "jwt-auth-check: {}: {} plugin configurations; a decision needs one at a time",
+            args.config,
+            policies.len()
+        );
+        return ExitCode::from(2);
+    };
     let now = args.now.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -152,7 +175,7 @@ fn main() -> ExitCode {
         path: &args.path,
         headers: &header_refs(&headers),
     };
-    let keys = match load_remote_keys(&policy, &args.jwks_files) {
+    let keys = match load_remote_keys(policy, &args.jwks_files) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("jwt-auth-check: {e}");
@@ -163,7 +186,7 @@ fn main() -> ExitCode {
         remote_keys: &keys,
         ..Env::basic(now)
     };
-    let decision = decide(&policy, &request, &env);
+    let decision = decide(policy, &request, &env);
     let mut out = report(&decision);
     // What the rules saw: the canonical path, and the rule it matched.
     match canonical(&args.path, policy.escaped_slashes) {
@@ -194,17 +217,17 @@ impl RemoteKeys for FileKeys {
     }
 }
 
-/// The plugin configuration as JSON: a JSON configuration is passed
+/// The plugin configurations as JSON: a JSON configuration is passed
 /// through untouched (so errors point into the file as written); an Envoy
 /// configuration (JSON or YAML) gives the `configuration` of its wasm
 /// filter; other YAML is read as a WasmPlugin manifest's
 /// `spec.pluginConfig` (also inside a `kind: List`, as `kubectl get -o
 /// yaml` writes it) or as the configuration itself.
-fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+fn plugin_configs(bytes: Vec<u8>) -> Result<Vec<Vec<u8>>, String> {
     if bytes.trim_ascii_start().first() == Some(&b'{') {
         return match serde_json::from_slice::<Value>(&bytes) {
-            Ok(envoy) if envoy.get("static_resources").is_some() => envoy_filter_config(&envoy),
-            _ => Ok(bytes),
+            Ok(envoy) if envoy.get("static_resources").is_some() => envoy_filter_configs(&envoy),
+            _ => Ok(vec![bytes]),
         };
     }
     let mut documents = Vec::new();
@@ -235,13 +258,10 @@ fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         .collect();
     if let [envoy] = documents.as_slice() {
         if envoy.get("static_resources").is_some() {
-            return envoy_filter_config(envoy);
+            return envoy_filter_configs(envoy);
         }
     }
-    let config = match (plugins.as_slice(), documents.as_slice()) {
-        ([plugin], _) => plugin["spec"]
-            .get("pluginConfig")
-            .ok_or("the WasmPlugin has no spec.pluginConfig")?,
+    let configs: Vec<&Value> = match (plugins.as_slice(), documents.as_slice()) {
         ([], []) => return Err("the file is empty".to_string()),
         ([], [manifest]) if manifest.get("apiVersion").is_some() => {
             return Err(format!(
@@ -249,28 +269,52 @@ fn plugin_config_json(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
                 manifest["kind"]
             ))
         }
-        ([], [config]) => config,
-        ([], _) => return Err("expected one configuration or one WasmPlugin".to_string()),
-        (_, _) => {
-            return Err(format!(
-                "{} WasmPlugins in one file; give one at a time",
-                plugins.len()
-            ))
-        }
+        ([], [config]) => vec![config],
+        ([], _) => return Err("expected one configuration or WasmPlugin manifests".to_string()),
+        (plugins, _) => plugins
+            .iter()
+            .map(|plugin| {
+                plugin["spec"]
+                    .get("pluginConfig")
+                    .ok_or("a WasmPlugin has no spec.pluginConfig")
+            })
+            .collect::<Result<_, _>>()?,
     };
-    let mut notes = Vec::new();
-    yaml11_booleans(config, "", &mut notes);
-    for (path, text) in notes {
-        eprintln!(
-            "jwt-auth-check: note: {path} is the text {text:?} here; Kubernetes (YAML 1.1) reads it as a boolean unless it is quoted"
-        );
+    let mut out = Vec::with_capacity(configs.len());
+    for config in configs {
+        let mut notes = Vec::new();
+        yaml11_booleans(config, "", &mut notes);
+        for (path, text) in notes {
+            eprintln!(
+                "jwt-auth-check: note: {path} is the text {text:?} here; Kubernetes (YAML 1.1) reads it as a boolean unless it is quoted"
+            );
+        }
+        out.push(serde_json::to_vec(config).map_err(|e| e.to_string())?);
     }
-    serde_json::to_vec(config).map_err(|e| e.to_string())
+    Ok(out)
 }
 
-/// The plugin configuration of the one wasm HTTP filter in an Envoy
-/// configuration: its `config.configuration` StringValue, JSON text.
-fn envoy_filter_config(envoy: &Value) -> Result<Vec<u8>, String> {
+/// Plugins of one proxy that share a namespace count into the same metrics
+/// (their shared-data keys stay apart: they carry the providers' and feeds'
+/// identities).
+fn warn_shared_namespaces(policies: &[Policy]) {
+    for (i, a) in policies.iter().enumerate() {
+        for (j, b) in policies.iter().enumerate().skip(i + 1) {
+            if a.namespace == b.namespace {
+                eprintln!(
+                    "jwt-auth-check: warning: plugins {} and {} share the namespace \"{}\": their metrics add up; give each plugin its own \"namespace\"",
+                    i + 1,
+                    j + 1,
+                    a.namespace
+                );
+            }
+        }
+    }
+}
+
+/// The plugin configurations of the wasm HTTP filters in an Envoy
+/// configuration: each `config.configuration` StringValue, JSON text.
+fn envoy_filter_configs(envoy: &Value) -> Result<Vec<Vec<u8>>, String> {
     fn find<'v>(value: &'v Value, found: &mut Vec<&'v Value>) {
         match value {
             Value::Object(members) => {
@@ -288,19 +332,20 @@ fn envoy_filter_config(envoy: &Value) -> Result<Vec<u8>, String> {
     }
     let mut filters = Vec::new();
     find(envoy, &mut filters);
-    match filters.as_slice() {
-        [filter] => filter["config"]["configuration"]["value"]
-            .as_str()
-            .map(|text| text.as_bytes().to_vec())
-            .ok_or_else(|| {
-                "the wasm filter has no config.configuration value (a StringValue)".to_string()
-            }),
-        [] => Err("an Envoy configuration without a wasm HTTP filter".to_string()),
-        _ => Err(format!(
-            "{} wasm HTTP filters in the Envoy configuration; give one configuration at a time",
-            filters.len()
-        )),
+    if filters.is_empty() {
+        return Err("an Envoy configuration without a wasm HTTP filter".to_string());
     }
+    filters
+        .iter()
+        .map(|filter| {
+            filter["config"]["configuration"]["value"]
+                .as_str()
+                .map(|text| text.as_bytes().to_vec())
+                .ok_or_else(|| {
+                    "a wasm filter has no config.configuration value (a StringValue)".to_string()
+                })
+        })
+        .collect()
 }
 
 /// Strings that Kubernetes' YAML 1.1 reader takes for booleans when
@@ -370,9 +415,9 @@ fn report(decision: &Decision) -> Value {
         }
         Decision::Deny(d) => json!({
             "decision": "deny",
-            "status": d.status,
-            "reason": d.description,
-            "label": d.label,
+            "status": d.status(),
+            "reason": d.description(),
+            "label": d.label(),
             "www_authenticate": d.www_authenticate(),
             "set_headers": {},
             "removed_headers": [],

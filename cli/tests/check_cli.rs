@@ -349,7 +349,7 @@ fn validates_a_wasmplugin_manifest_and_yaml() {
         (
             "two.yaml",
             "kind: WasmPlugin\nspec: {pluginConfig: {}}\n---\nkind: WasmPlugin\nspec: {pluginConfig: {}}\n",
-            "2 WasmPlugins in one file",
+            "plugin 1 of 2: invalid configuration: missing field `providers`",
         ),
         ("broken.yaml", "- a\n- b\n: [\n", "not JSON or YAML"),
         (
@@ -363,6 +363,44 @@ fn validates_a_wasmplugin_manifest_and_yaml() {
         assert_eq!(code, 2, "{name}: {err}");
         assert!(err.contains(why), "{name}: {err}");
     }
+
+    // Several WasmPlugins are validated together, and plugins sharing a
+    // namespace (whose metrics would add up) are named.
+    let plugin = |ns: &str, issuer: &str| {
+        format!(
+            "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {{name: p}}\nspec:\n  pluginConfig:\n    namespace: {ns}\n    providers:\n    - name: main\n      issuer: {issuer}\n      jwks: {{keys: [{{kty: oct, alg: HS256, k: ewsyLdZyFFlLAEtOhHl8BRniPyW7cPGlR6aH9XUxhow}}]}}\n"
+        )
+    };
+    let shared = yaml(
+        "shared.yaml",
+        &format!(
+            "{}---\n{}",
+            plugin("edge", "https://a.test"),
+            plugin("edge", "https://b.test")
+        ),
+    );
+    let (code, out, err) = check(&["--config", &shared, "--validate"]);
+    assert_eq!((code, out["valid"].clone()), (0, json!(true)), "{err}");
+    assert_eq!(out["plugins"].as_array().map(Vec::len), Some(2));
+    assert!(
+        err.contains("warning: plugins 1 and 2 share the namespace \"edge\""),
+        "{err}"
+    );
+    let apart = yaml(
+        "apart.yaml",
+        &format!(
+            "{}---\n{}",
+            plugin("a", "https://a.test"),
+            plugin("b", "https://b.test")
+        ),
+    );
+    let (code, _, err) = check(&["--config", &apart, "--validate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    // A decision needs one configuration.
+    let (code, _, err) = check(&["--config", &shared, "--path", "/x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("2 plugin configurations"), "{err}");
 }
 
 /// An Envoy configuration is checked by the `configuration` of its wasm

@@ -7,7 +7,8 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use jwt_auth_core::cache::TokenCaches;
 use jwt_auth_core::config::Policy;
-use jwt_auth_core::decision::{decide, header_refs, Decision, Env, Request};
+use jwt_auth_core::decision::{decide, Decision, Env};
+use jwt_auth_core::request::{header_refs, Request};
 use testkit::bench::{decision_case, NOW};
 
 fn setup(alg: &str) -> (Policy, Vec<(String, Vec<u8>)>) {

@@ -20,6 +20,7 @@ use crate::jwt::JsonObject;
 pub struct Verified {
     pub claims: JsonObject,
     pub exp: Option<u64>,
+    pub iss: Option<String>,
     pub jti: Option<String>,
     pub sub: Option<String>,
     pub iat: Option<u64>,
@@ -246,6 +247,7 @@ mod tests {
     fn verified(exp: u64, sub: &str) -> Verified {
         Verified {
             claims: JsonObject::of(&serde_json::json!({})),
+            iss: None,
             exp: Some(exp),
             jti: None,
             sub: Some(sub.into()),

@@ -74,6 +74,8 @@ struct RawConfig {
     native_verification: bool,
     #[serde(default)]
     escaped_slashes: Option<String>,
+    #[serde(default)]
+    provider_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +349,8 @@ pub struct Policy {
     pub native_verification: bool,
     /// What an escaped `/` or `\` in a request path means.
     pub escaped_slashes: EscapedSlashes,
+    /// The header that names the provider whose keys verified the token.
+    pub provider_header: Option<String>,
 }
 
 impl Policy {
@@ -431,7 +435,34 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         permissions: None,
         claims: Vec::new(),
     };
+    let provider_header = match &raw.provider_header {
+        None => None,
+        Some(h) => {
+            let name = header_name(h, "provider_header")?;
+            if is_reserved_header(&name) {
+                return Err(ConfigError::new(
+                    "provider_header",
+                    format!("header \"{name}\" is reserved and cannot be written"),
+                ));
+            }
+            let clash = providers.iter().any(|p| {
+                p.sources
+                    .iter()
+                    .any(|s| s.header_name() == Some(name.as_str()))
+                    || p.claim_to_headers.iter().any(|c| c.header == name)
+                    || p.payload_header.as_deref() == Some(name.as_str())
+            });
+            if clash {
+                return Err(ConfigError::new(
+                    "provider_header",
+                    format!("header \"{name}\" is already a token source or an identity header"),
+                ));
+            }
+            Some(name)
+        }
+    };
     let mut strip = BTreeSet::new();
+    strip.extend(provider_header.clone());
     for p in &providers {
         for h in p
             .claim_to_headers
@@ -463,6 +494,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         namespace,
         native_verification: raw.native_verification,
         escaped_slashes,
+        provider_header,
     })
 }
 

@@ -9,45 +9,36 @@ use std::borrow::Cow;
 
 use crate::cache::{TokenCaches, Verified};
 use crate::config::{KeySource, Policy, Provider};
+pub use crate::deny::{Deny, DenyReason};
 use crate::extract::{self, ExtractError, Found, TokenSource};
-use crate::identity;
 use crate::jwt::{self, JsonObject, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
+use crate::request::Request;
 use crate::rules::{self, Requirement};
+use crate::token_removal::{self, Carried};
 
-/// What the decision needs of a request. Header names are lowercase (as
-/// Envoy hands them over); values are raw bytes because a client may send
-/// anything.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub method: &'a str,
-    /// The `:path` pseudo-header: path plus query string.
-    pub path: &'a str,
-    pub headers: &'a [Header<'a>],
-}
-
-/// One request header as the proxy hands it over: the name, and the value
-/// as raw bytes (a value may hold any byte). Borrowed, so reading a
-/// request's headers costs no allocation per header.
-pub type Header<'a> = (&'a str, &'a [u8]);
-
-/// Borrows owned headers as [`Header`]s (for callers that build them).
-pub fn header_refs(owned: &[(String, Vec<u8>)]) -> Vec<Header<'_>> {
-    owned
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
-        .collect()
-}
-
-/// The revocation lookup the decision consults for every verified token.
+/// The revocation lookup the decision consults for every verified token:
+/// its issuer, `jti`, `sub` and `iat`.
 pub trait RevocationCheck {
-    fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> bool;
+    fn is_revoked(
+        &self,
+        iss: Option<&str>,
+        jti: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<u64>,
+    ) -> bool;
 }
 
 /// For configurations without revocation.
 pub struct NoRevocation;
 
 impl RevocationCheck for NoRevocation {
-    fn is_revoked(&self, _: Option<&str>, _: Option<&str>, _: Option<u64>) -> bool {
+    fn is_revoked(
+        &self,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: Option<u64>,
+    ) -> bool {
         false
     }
 }
@@ -130,78 +121,6 @@ pub struct Allow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deny {
-    pub status: u16,
-    /// RFC 6750 error code, or `None` when no credentials were sent.
-    pub error: Option<&'static str>,
-    /// One short phrase; never holds the token.
-    pub description: String,
-    /// Stable metric label.
-    pub label: &'static str,
-    pub realm: String,
-    pub retry_after: Option<u64>,
-    /// The provider with remote keys this refusal is about (an unknown
-    /// `kid`, or no keys fetched yet): the glue may refetch or wait.
-    pub remote_provider: Option<usize>,
-}
-
-impl Deny {
-    fn new(
-        status: u16,
-        error: Option<&'static str>,
-        description: &str,
-        label: &'static str,
-    ) -> Self {
-        Deny {
-            status,
-            error,
-            description: description.to_string(),
-            label,
-            realm: String::new(),
-            retry_after: None,
-            remote_provider: None,
-        }
-    }
-
-    fn invalid_token(e: &TokenError) -> Self {
-        Deny::new(401, Some("invalid_token"), &e.description(), e.label())
-    }
-
-    /// `WWW-Authenticate` per RFC 6750 §3. Every part is either fixed text or
-    /// a phrase made by this crate, never request data, so quoting is safe.
-    pub fn www_authenticate(&self) -> String {
-        match self.error {
-            None => format!("Bearer realm=\"{}\"", self.realm),
-            Some(error) => format!(
-                "Bearer realm=\"{}\", error=\"{}\", error_description=\"{}\"",
-                self.realm, error, self.description
-            ),
-        }
-    }
-
-    /// The JSON body: `{"error": ..., "error_description": ...}`.
-    pub fn body(&self) -> String {
-        let body = serde_json::json!({
-            "error": self.error.unwrap_or("unauthorized"),
-            "error_description": self.description,
-        });
-        body.to_string()
-    }
-
-    /// Response headers besides the content type.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![("content-type", "application/json".to_string())];
-        if self.status == 401 || self.status == 403 || self.status == 400 {
-            headers.push(("www-authenticate", self.www_authenticate()));
-        }
-        if let Some(secs) = self.retry_after {
-            headers.push(("retry-after", secs.to_string()));
-        }
-        headers
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow(Allow),
     Deny(Deny),
@@ -211,7 +130,7 @@ impl Decision {
     pub fn label(&self) -> &'static str {
         match self {
             Decision::Allow(a) => a.kind.label(),
-            Decision::Deny(d) => d.label,
+            Decision::Deny(d) => d.label(),
         }
     }
 }
@@ -257,14 +176,8 @@ fn authenticate(
 ) -> Result<Allow, Deny> {
     // Rules decide on the path the backend will serve; a path whose meaning
     // depends on who reads it is refused before any rule.
-    let path = crate::path::canonical(request.path, policy.escaped_slashes).map_err(|_| {
-        Deny::new(
-            400,
-            Some("invalid_request"),
-            "ambiguous path",
-            "ambiguous_path",
-        )
-    })?;
+    let path = crate::path::canonical(request.path, policy.escaped_slashes)
+        .map_err(|_| Deny::new(DenyReason::AmbiguousPath))?;
     let requirement = rules::find(&policy.rules, request.method, &path)
         .map_or(&policy.default_requirement, |r| &r.requires);
     let Requirement::Token {
@@ -273,12 +186,13 @@ fn authenticate(
         ..
     } = requirement
     else {
-        return Ok(Allow {
+        let allow = Allow {
             kind: AllowKind::Bypassed,
             provider: None,
             set_headers: Vec::new(),
             remove_headers: stripped,
-        });
+        };
+        return Ok(without_credentials(allow, policy, request));
     };
     let candidates: Vec<(usize, &Provider)> = providers
         .iter()
@@ -300,17 +214,12 @@ fn authenticate(
                 remove_headers: stripped,
             })
         }
-        Ok(None) => return Err(Deny::new(401, None, "token required", "missing")),
-        Err(ExtractError::Multiple) => {
-            return Err(Deny::new(
-                400,
-                Some("invalid_request"),
-                "multiple tokens",
-                "multiple_tokens",
-            ))
-        }
+        Ok(None) => return Err(Deny::new(DenyReason::Missing)),
+        Err(ExtractError::Multiple) => return Err(Deny::new(DenyReason::MultipleTokens)),
         Err(ExtractError::Unreadable) => {
-            return Err(Deny::invalid_token(&TokenError::Malformed("not text")))
+            return Err(Deny::new(DenyReason::InvalidToken(TokenError::Malformed(
+                "not text",
+            ))))
         }
     };
     if let Some(cache) = env.cache {
@@ -330,40 +239,37 @@ fn authenticate(
         .map(|(_, p)| p.max_token_bytes)
         .max()
         .unwrap_or(0);
-    let token = jwt::parse(found.token, limit).map_err(|e| Deny::invalid_token(&e))?;
+    let token =
+        jwt::parse(found.token, limit).map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
     let (index, provider) = select_provider(&candidates, &found, &token)?;
     if found.token.len() > provider.max_token_bytes {
-        return Err(Deny::invalid_token(&TokenError::TooLarge));
+        return Err(Deny::new(DenyReason::InvalidToken(TokenError::TooLarge)));
     }
     let keys: &KeySet = match &provider.keys {
         KeySource::Inline(keys) => keys,
         KeySource::Remote(_) => env.remote_keys.keys(index).ok_or_else(|| {
-            let mut deny = Deny::new(
-                401,
-                Some("invalid_token"),
-                "signing keys unavailable",
-                "keys_unavailable",
-            );
+            let mut deny = Deny::new(DenyReason::KeysUnavailable);
             deny.remote_provider = Some(index);
             deny
         })?,
     };
     keys.verify_with(&token, env.accelerator).map_err(|e| {
-        let mut deny = Deny::invalid_token(&e);
+        let mut deny = Deny::new(DenyReason::InvalidToken(e.clone()));
         if matches!(provider.keys, KeySource::Remote(_)) && e == TokenError::UnknownKid {
             deny.remote_provider = Some(index);
         }
         deny
     })?;
     jwt::check_claims(&token.claims, &provider.claims, env.now)
-        .map_err(|e| Deny::invalid_token(&e))?;
+        .map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
     let claims = token.claims;
     let verified = Verified {
         exp: numeric_seconds(&claims, "exp"),
+        iss: claims.str("iss").map(Cow::into_owned),
         jti: claims.str("jti").map(Cow::into_owned),
         sub: claims.str("sub").map(Cow::into_owned),
         iat: numeric_seconds(&claims, "iat"),
-        set_headers: identity_headers(provider, &claims),
+        set_headers: identity_headers(policy, provider, &claims),
         claims,
     };
     let allow = authorize(provider, &verified, requirement, env, stripped)
@@ -384,25 +290,17 @@ fn authorize(
     stripped: Vec<String>,
 ) -> Result<Allow, Deny> {
     if let Some(retry_after) = env.stale_revocations {
-        let mut deny = Deny::new(
-            503,
-            Some("temporarily_unavailable"),
-            "revocation data stale",
-            "revocation_stale",
-        );
+        let mut deny = Deny::new(DenyReason::RevocationStale);
         deny.retry_after = Some(retry_after);
         return Err(deny);
     }
-    if env
-        .revocation
-        .is_revoked(token.jti.as_deref(), token.sub.as_deref(), token.iat)
-    {
-        return Err(Deny::new(
-            401,
-            Some("invalid_token"),
-            "token revoked",
-            "revoked",
-        ));
+    if env.revocation.is_revoked(
+        token.iss.as_deref(),
+        token.jti.as_deref(),
+        token.sub.as_deref(),
+        token.iat,
+    ) {
+        return Err(Deny::new(DenyReason::Revoked));
     }
     if let Requirement::Token {
         permissions,
@@ -412,21 +310,11 @@ fn authorize(
     {
         if let Some(rule) = permissions {
             if !rule.allows(&token.claims) {
-                return Err(Deny::new(
-                    403,
-                    Some("insufficient_scope"),
-                    "insufficient permissions",
-                    "insufficient_permissions",
-                ));
+                return Err(Deny::new(DenyReason::InsufficientPermissions));
             }
         }
         if !conditions.iter().all(|c| c.allows(&token.claims)) {
-            return Err(Deny::new(
-                403,
-                Some("insufficient_scope"),
-                "claim requirement not met",
-                "insufficient_claims",
-            ));
+            return Err(Deny::new(DenyReason::InsufficientClaims));
         }
     }
     Ok(Allow {
@@ -439,35 +327,57 @@ fn authorize(
 
 /// Unless the provider forwards it, the token leaves every place the route
 /// reads that carries it, whichever provider's source found it (the same
-/// token may arrive twice): those headers, and the query parameters and
-/// cookies (see [`token_outside_headers`]). A header the filter writes needs
-/// no removal: writing replaces every value the client sent under that name.
+/// token may arrive twice). A client-sent header the filter also writes is
+/// removed all the same, before the write: what the upstream sees under
+/// that name never depends on how the proxy replaces values.
 fn without_token(
-    mut allow: Allow,
+    allow: Allow,
     provider: &Provider,
     found: &Found<'_>,
     request: &Request<'_>,
     sources: &[&TokenSource],
 ) -> Allow {
-    if !provider.forward {
-        for name in headers_carrying(sources, found.token, request) {
-            if !allow.remove_headers.contains(name) {
-                allow.remove_headers.push(name.clone());
-            }
-        }
-        for (name, value) in token_outside_headers(sources, found.token, request) {
-            match value {
-                Some(value) => allow.set_headers.push((name.to_string(), value)),
-                None => allow.remove_headers.push(name.to_string()),
-            }
+    if provider.forward {
+        return allow;
+    }
+    take_out(allow, sources, Carried::Value(found.token), request)
+}
+
+/// On a bypassed route no token is read, but none may pass either: every
+/// place a provider without `forward` reads loses what it carries.
+fn without_credentials(allow: Allow, policy: &Policy, request: &Request<'_>) -> Allow {
+    let mut sources: Vec<&TokenSource> = Vec::new();
+    for source in policy
+        .providers
+        .iter()
+        .filter(|p| !p.forward)
+        .flat_map(|p| p.sources.iter())
+    {
+        if !sources.contains(&source) {
+            sources.push(source);
         }
     }
-    let Allow {
-        set_headers,
-        remove_headers,
-        ..
-    } = &mut allow;
-    remove_headers.retain(|name| !set_headers.iter().any(|(n, _)| n == name));
+    if sources.is_empty() {
+        return allow;
+    }
+    take_out(allow, &sources, Carried::Any, request)
+}
+
+fn take_out(
+    mut allow: Allow,
+    sources: &[&TokenSource],
+    carried: Carried<'_>,
+    request: &Request<'_>,
+) -> Allow {
+    for (name, value) in token_removal::writes(sources, carried, request) {
+        match value {
+            Some(value) => allow.set_headers.push((name.to_string(), value)),
+            None if !allow.remove_headers.iter().any(|n| n == name) => {
+                allow.remove_headers.push(name.to_string())
+            }
+            None => {}
+        }
+    }
     allow
 }
 
@@ -498,11 +408,15 @@ fn select_provider<'p>(
     let mut open = readers.iter().filter(|(_, p)| p.issuer.is_none());
     match (open.next(), open.next()) {
         (Some(p), None) => Ok(*p),
-        _ => Err(Deny::invalid_token(&TokenError::WrongIssuer)),
+        _ => Err(Deny::new(DenyReason::InvalidToken(TokenError::WrongIssuer))),
     }
 }
 
-fn identity_headers(provider: &Provider, claims: &JsonObject) -> Vec<(String, String)> {
+fn identity_headers(
+    policy: &Policy,
+    provider: &Provider,
+    claims: &JsonObject,
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = provider
         .claim_to_headers
         .iter()
@@ -512,129 +426,11 @@ fn identity_headers(provider: &Provider, claims: &JsonObject) -> Vec<(String, St
         // The payload exactly as the issuer signed it.
         headers.push((name.clone(), URL_SAFE_NO_PAD.encode(claims.text())));
     }
+    if let Some(name) = &policy.provider_header {
+        // The provider whose keys verified the token, never a claim.
+        headers.push((name.clone(), provider.name.clone()));
+    }
     headers
-}
-
-/// The source headers that carry `token` (no allocation: this runs on
-/// every allowed request).
-fn headers_carrying<'s>(
-    sources: &'s [&'s TokenSource],
-    token: &'s str,
-    request: &'s Request<'_>,
-) -> impl Iterator<Item = &'s String> + 's {
-    sources.iter().filter_map(move |source| {
-        let TokenSource::Header { name, prefix } = source else {
-            return None;
-        };
-        let carries = request.headers.iter().any(|(n, v)| {
-            *n == name
-                && std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
-                    .is_some_and(|v| same_text(v, token))
-        });
-        carries.then_some(name)
-    })
-}
-
-/// `a == b`, settled without reading the text when both are the same slice
-/// (the header the token was taken from).
-fn same_text(a: &str, b: &str) -> bool {
-    std::ptr::eq(a, b) || a == b
-}
-
-/// Without `forward`, the token also leaves the query string and the cookies
-/// it may have come in, so that it never reaches the upstream or its access
-/// logs: `:path` without the parameters that carry it, `cookie` without the
-/// cookies that carry it (`None`: remove the header, nothing else was in it).
-fn token_outside_headers(
-    sources: &[&TokenSource],
-    token: &str,
-    request: &Request<'_>,
-) -> Vec<(&'static str, Option<String>)> {
-    let mut params = Vec::new();
-    let mut cookies = Vec::new();
-    for source in sources {
-        match source {
-            TokenSource::Param(name) => params.push(name.as_str()),
-            TokenSource::Cookie(name) => cookies.push(name.as_str()),
-            TokenSource::Header { .. } => {}
-        }
-    }
-    let mut out = Vec::new();
-    if !params.is_empty() {
-        if let Some(path) = path_without_token(request.path, &params, token) {
-            out.push((":path", Some(path)));
-        }
-    }
-    if !cookies.is_empty() {
-        if let Some(cookie) = cookies_without_token(request, &cookies, token) {
-            out.push(("cookie", cookie));
-        }
-    }
-    out
-}
-
-/// `path` without the query parameters named in `names` whose value is
-/// `token`; `None` when there is none. Everything else keeps its order and
-/// spelling.
-fn path_without_token(path: &str, names: &[&str], token: &str) -> Option<String> {
-    // Envoy never hands over such a path. Other callers get it unchanged:
-    // unlike a cookie header, `:path` cannot be dropped, and Envoy would
-    // refuse the written value anyway.
-    if !identity::header_safe(path) {
-        return None;
-    }
-    let (base, rest) = path.split_once('?')?;
-    let (query, fragment) = match rest.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (rest, None),
-    };
-    let (dropped, kept): (Vec<&str>, Vec<&str>) = query.split('&').partition(|pair| {
-        let (k, v) = extract::query_pair(pair);
-        names.contains(&k) && v == token
-    });
-    if dropped.is_empty() {
-        return None;
-    }
-    let mut out = base.to_string();
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    Some(out)
-}
-
-/// The cookies of the request without those named in `names` whose value is
-/// `token`: `Some(Some(rest))`, or `Some(None)` when nothing else is left;
-/// `None` when no cookie carries the token.
-fn cookies_without_token(
-    request: &Request<'_>,
-    names: &[&str],
-    token: &str,
-) -> Option<Option<String>> {
-    let mut kept = Vec::new();
-    let mut dropped = false;
-    for (_, value) in request.headers.iter().filter(|(n, _)| *n == "cookie") {
-        // A cookie header that is not UTF-8 already refused the request.
-        let value = std::str::from_utf8(value).ok()?;
-        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let carries =
-                extract::cookie_pair(pair).is_some_and(|(k, v)| names.contains(&k) && v == token);
-            if carries {
-                dropped = true;
-            } else {
-                kept.push(pair);
-            }
-        }
-    }
-    // What cannot be written back (see `path_without_token`) goes entirely.
-    let rest = kept.join("; ");
-    dropped.then(|| (!kept.is_empty() && identity::header_safe(&rest)).then_some(rest))
 }
 
 /// `iat`-style numeric dates may be integers or floats.

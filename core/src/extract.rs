@@ -1,7 +1,7 @@
 //! Where a token comes from: request headers (with a scheme prefix such as
 //! `Bearer `), query parameters, or cookies.
 
-use crate::decision::Request;
+use crate::request::Request;
 
 /// One place a provider reads its token from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +167,7 @@ pub(crate) fn cookie_pair(pair: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::Header;
+    use crate::request::Header;
 
     fn req<'a>(path: &'a str, headers: &'a [Header<'a>]) -> Request<'a> {
         Request {

@@ -40,19 +40,31 @@ pub fn lookup(claims: &JsonObject, path: &[String]) -> Option<Value> {
 }
 
 /// Strings, numbers and booleans as text; arrays of them joined with `,`.
-/// Objects, nulls and any value holding a control character (CR, LF, NUL:
-/// header injection; any other: Envoy refuses it) give no header at all.
+/// A value an upstream could read in two ways gives no header at all:
+/// objects and nulls; text holding a control character, tab included (CR,
+/// LF and NUL would allow header injection, and Envoy refuses the others);
+/// text with leading or trailing whitespace (HTTP parsers trim it, so
+/// `"admin\t"` would arrive as `admin`); and an array element holding the
+/// separator (`"dev,admin"` would read as two groups) or surrounded by
+/// whitespace.
 pub fn render(value: &Value) -> Option<String> {
     let text = match value {
         Value::Array(items) => {
             let parts = items.iter().map(scalar).collect::<Option<Vec<_>>>()?;
+            if parts.iter().any(|p| p.contains(',') || !exact_value(p)) {
+                return None;
+            }
             parts.join(",")
         }
         other => scalar(other)?,
     };
-    // Envoy refuses a request whose header value holds a control
-    // character (503): such a claim is not written at all.
-    header_safe(&text).then_some(text)
+    exact_value(&text).then_some(text)
+}
+
+/// Whether an HTTP parser hands `text` on as it is: no control character
+/// and no whitespace to trim at either end.
+fn exact_value(text: &str) -> bool {
+    !text.bytes().any(|b| b < 0x20 || b == 0x7f) && text.trim_matches([' ', '\t']) == text
 }
 
 /// Whether Envoy takes `text` as a header value: no control character but
@@ -101,6 +113,24 @@ mod tests {
         assert_eq!(get("org.nope"), None);
         assert_eq!(get("org"), None, "objects are not written");
         assert_eq!(get("https://x.io/tenant").as_deref(), Some("t9"));
+    }
+
+    #[test]
+    fn values_an_upstream_could_read_two_ways_are_never_written() {
+        let c = claims(json!({
+            "groups": ["dev,admin", "ops"],
+            "spaced": ["dev", " admin"],
+            "tab": "admin\t",
+            "lead": " admin",
+            "inner": "Ada Lovelace",
+            "plain": ["dev", "ops"]
+        }));
+        let get = |claim: &str| ClaimHeader::new(claim, "x".into()).value(&c);
+        for claim in ["groups", "spaced", "tab", "lead"] {
+            assert_eq!(get(claim), None, "{claim}");
+        }
+        assert_eq!(get("inner").as_deref(), Some("Ada Lovelace"));
+        assert_eq!(get("plain").as_deref(), Some("dev,ops"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod config;
 pub mod decision;
+pub mod deny;
 pub mod extract;
 pub mod fetcher;
 pub mod host;
@@ -17,7 +18,9 @@ pub mod lease;
 pub mod native;
 pub mod path;
 pub mod remote_keys;
+pub mod request;
 pub mod revocation;
 pub mod rules;
 pub mod schedule;
+pub mod token_removal;
 pub mod worker;

@@ -12,10 +12,12 @@ use std::collections::HashMap;
 
 use crate::cache::TokenCaches;
 use crate::config::{KeySource, Policy};
-use crate::decision::{decide, Decision, Env, RemoteKeys, Request};
+use crate::decision::{decide, Decision, Env, RemoteKeys};
+use crate::deny::DenyReason;
 use crate::host::{CallToken, Host, Reply};
-use crate::jwt::{KeySet, SignatureAccelerator};
+use crate::jwt::{KeySet, SignatureAccelerator, TokenError};
 use crate::remote_keys::KeyFetchLoop;
+use crate::request::Request;
 use crate::revocation::feed_loop::{RevocationLoop, RevocationView};
 
 /// Tick period when only remote keys need a timer.
@@ -193,16 +195,19 @@ impl Worker {
         let decision = self.decide_now(request, now_ms / 1000);
         if let Decision::Deny(deny) = &decision {
             if let Some(index) = deny.remote_provider {
-                if deny.label == "keys_unavailable" && self.may_wait(index, now_ms, waiting_since) {
-                    self.waiting
-                        .borrow_mut()
-                        .push((context_id, waiting_since.unwrap_or(now_ms)));
-                    return Step::Wait;
-                }
-                if deny.label == "unknown_kid" {
-                    if let Some(l) = self.key_loops.borrow().iter().find(|l| l.index == index) {
-                        l.signal_unknown_kid(host);
+                match deny.reason {
+                    DenyReason::KeysUnavailable if self.may_wait(index, now_ms, waiting_since) => {
+                        self.waiting
+                            .borrow_mut()
+                            .push((context_id, waiting_since.unwrap_or(now_ms)));
+                        return Step::Wait;
                     }
+                    DenyReason::InvalidToken(TokenError::UnknownKid) => {
+                        if let Some(l) = self.key_loops.borrow().iter().find(|l| l.index == index) {
+                            l.signal_unknown_kid(host);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

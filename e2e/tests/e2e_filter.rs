@@ -762,7 +762,15 @@ fn invalid_tokens_are_401_invalid_token() {
 fn bypass_route_and_path_tricks() {
     let envoy = start_main();
     let mut report = Report::default();
-    for p in ["/healthz", "/healthz/live", "//healthz", "/healthz/./x"] {
+    // Letter case is no way around a rule: `/HEALTHZ` is the bypassed path
+    // to a case-insensitive router, and so to the filter.
+    for p in [
+        "/healthz",
+        "/healthz/live",
+        "//healthz",
+        "/healthz/./x",
+        "/HEALTHZ",
+    ] {
         let (path, marker) = target(p);
         let resp = envoy.get(&path, &[]);
         report.case(p, expect_identity(&envoy, &resp, &marker, &[], &[]));
@@ -774,7 +782,6 @@ fn bypass_route_and_path_tricks() {
         "/healthz/%2e%2e/api",
         "/./healthz/../../api",
         "/api/healthz",
-        "/HEALTHZ",
     ] {
         let (path, marker) = target(p);
         let resp = envoy.get(&path, &[]);

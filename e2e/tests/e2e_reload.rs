@@ -1,4 +1,4 @@
-//! Fault injection (issue 8, part 3): an Envoy configuration reload and a hot
+//! Fault injection: an Envoy configuration reload and a hot
 //! restart while traffic flows. Decisions must stay right through the switch
 //! (valid token -> 200, no token -> 401, revoked token -> never allowed), the
 //! new configuration must apply afterwards, and revocations must still be

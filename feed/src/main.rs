@@ -36,7 +36,8 @@ struct Cli {
 enum Command {
     /// Run the feed server.
     Serve(Box<ServeArgs>),
-    /// Revoke one token (--jti) or every token of a subject issued before a time (--sub --before).
+    /// Revoke one token (--jti) or every token of a subject issued before a time (--sub --before),
+    /// of one issuer (--iss) or of every issuer.
     Revoke(RevokeArgs),
 }
 
@@ -218,6 +219,11 @@ struct RevokeArgs {
     #[arg(long, value_name = "N", requires = "sub")]
     before: Option<u64>,
 
+    /// Refuse only tokens whose iss claim is exactly this issuer (a jti or a sub is unique
+    /// only within its issuer). Without it the revocation applies to every issuer.
+    #[arg(long, value_name = "ISS")]
+    iss: Option<String>,
+
     /// Unix seconds after which the revocation may be forgotten (the token's exp, or the
     /// latest exp of the subject's tokens issued before --before).
     #[arg(long, value_name = "N")]
@@ -372,10 +378,16 @@ async fn wait_for_signal() {
 
 async fn revoke(args: RevokeArgs) -> Result<(), String> {
     logger::init(LevelFilter::Warn);
+    let iss = args.iss;
     let entry = match (args.jti, args.sub, args.before) {
-        (Some(jti), None, None) => Revocation::Token(RevokedToken { jti, exp: args.exp }),
+        (Some(jti), None, None) => Revocation::Token(RevokedToken {
+            jti,
+            iss,
+            exp: args.exp,
+        }),
         (None, Some(sub), Some(before)) => Revocation::Subject(RevokedSubject {
             sub,
+            iss,
             before,
             exp: args.exp,
         }),

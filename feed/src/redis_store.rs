@@ -4,12 +4,17 @@
 //! would keep them in one slot):
 //!
 //! - `{P}:stream` — a Stream, one entry per revocation (`XADD *`) with one
-//!   field `r` = `<kind> <exp> <before> <id>` (kind `t` for a jti, `s` for a
-//!   sub; the id last since it may contain spaces). One field rather than four
-//!   halves the Redis CPU an `XRANGE` costs. Stream IDs are the cursor
-//!   positions: `XRANGE (<cursor> +` is the delta.
-//! - `{P}:live` — a sorted set scored by `exp` holding every unexpired entry;
-//!   the source of reset snapshots, trimmed with `ZREMRANGEBYSCORE`.
+//!   field `r` = `<kind> <exp> <before> <tail>` (kind `t` for a jti, `s` for
+//!   a sub, tail `<id>`; kind `ti`/`si` for a jti/sub of one issuer, tail
+//!   `<iss byte length> <iss> <id>`; the tail last since the id and the
+//!   issuer may contain spaces). One field rather than four halves the Redis
+//!   CPU an `XRANGE` costs. Stream IDs are the cursor positions:
+//!   `XRANGE (<cursor> +` is the delta.
+//! - `{P}:live` — a sorted set scored by `exp` holding every unexpired entry
+//!   as `<kind> <exp> <before> <stream id> <tail>`; the source of reset
+//!   snapshots, trimmed with `ZREMRANGEBYSCORE`. The stream ID makes every
+//!   write its own member, so the same jti revoked twice, or for two
+//!   issuers, is two members.
 //! - `{P}:last` — the ID of the newest entry (kept even when the stream has
 //!   been trimmed empty), the cursor of an up-to-date client.
 //! - `{P}:trimmed` — the ID of the newest entry ever trimmed from the stream
@@ -20,6 +25,13 @@
 //!   Redis loses its data the epoch is re-created and every proxy resets.
 //! - `{P}:floor` — the highest `exp` below which the live set has been
 //!   trimmed (it only grows). Snapshot pages need it, see below.
+//!
+//! Kinds `t` and `s` are the encoding from before issuer scopes, unchanged:
+//! an unscoped entry is stored exactly as before, and entries written before
+//! issuers existed read as unscoped. A server that predates `ti`/`si` fails
+//! the polls that would carry them (a malformed entry to it) rather than
+//! serve them unscoped, so every replica sharing a Redis must be upgraded
+//! before scoped entries are written.
 //!
 //! Snapshot pages (for a client that sent `paged=1`): a snapshot pinned at
 //! stream ID `S` is every live-set member with a stream ID up to `S`; pages
@@ -54,6 +66,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::{Script, Value};
 use revocation_protocol::{Revocation, RevokedSubject, RevokedToken};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -538,10 +551,8 @@ impl RedisStore {
             .arg(new_epoch())
             .arg(&k.appended);
         for r in &entries {
-            match r {
-                Revocation::Token(t) => inv.arg("t").arg(t.exp).arg(0).arg(&t.jti),
-                Revocation::Subject(s) => inv.arg("s").arg(s.exp).arg(s.before).arg(&s.sub),
-            };
+            let (kind, exp, before, tail) = encode_entry(r);
+            inv.arg(kind).arg(exp).arg(before).arg(tail.as_ref());
         }
         let v: Value = inv
             .invoke_async(&mut self.conn.clone())
@@ -735,8 +746,26 @@ fn parse_cursor(c: &str) -> Option<(&str, (u64, u64))> {
     (!epoch.is_empty() && id.1 < u64::MAX).then_some((epoch, id))
 }
 
-/// `<kind> <exp> <before> <stream id> <id>`; the id goes last because it may
-/// contain spaces.
+/// Kind, `exp`, `before` and tail of an entry, as the append script joins
+/// them into the stream field and the live-set member (see the module docs).
+fn encode_entry(r: &Revocation) -> (&'static str, u64, u64, Cow<'_, str>) {
+    let (kind, scoped_kind, exp, before, id) = match r {
+        Revocation::Token(t) => ("t", "ti", t.exp, 0, &t.jti),
+        Revocation::Subject(s) => ("s", "si", s.exp, s.before, &s.sub),
+    };
+    match r.iss() {
+        None => (kind, exp, before, Cow::Borrowed(id.as_str())),
+        Some(iss) => (
+            scoped_kind,
+            exp,
+            before,
+            Cow::Owned(format!("{} {iss} {id}", iss.len())),
+        ),
+    }
+}
+
+/// `<kind> <exp> <before> <stream id> <tail>`; the tail goes last because it
+/// may contain spaces.
 fn parse_member(m: &str) -> Option<Revocation> {
     parse_member_sid(m).map(|(_, r)| r)
 }
@@ -748,23 +777,42 @@ fn parse_member_sid(m: &str) -> Option<((u64, u64), Revocation)> {
     let exp: u64 = it.next()?.parse().ok()?;
     let before: u64 = it.next()?.parse().ok()?;
     let sid = parse_id(it.next()?)?;
-    let id = it.next()?.to_string();
-    Some((sid, make(kind, id, exp, before)?))
+    Some((sid, make(kind, it.next()?, exp, before)?))
 }
 
-fn make(kind: &str, id: String, exp: u64, before: u64) -> Option<Revocation> {
-    match kind {
-        "t" => Some(Revocation::Token(RevokedToken { jti: id, exp })),
-        "s" => Some(Revocation::Subject(RevokedSubject {
+/// The entry of kind `kind` with tail `tail` (see [`encode_entry`]).
+fn make(kind: &str, tail: &str, exp: u64, before: u64) -> Option<Revocation> {
+    let (iss, id) = match kind {
+        "t" | "s" => (None, tail),
+        "ti" | "si" => {
+            let (iss, id) = split_scoped_tail(tail)?;
+            (Some(iss.to_string()), id)
+        }
+        _ => return None,
+    };
+    let id = id.to_string();
+    Some(match kind {
+        "t" | "ti" => Revocation::Token(RevokedToken { jti: id, iss, exp }),
+        _ => Revocation::Subject(RevokedSubject {
             sub: id,
+            iss,
             before,
             exp,
-        })),
-        _ => None,
-    }
+        }),
+    })
 }
 
-/// One XRANGE item: `[id, ["r", "<kind> <exp> <before> <id>"]]`.
+/// `<iss byte length> <iss> <id>` split into issuer and id; None when the
+/// length does not fit the text or the issuer is empty.
+fn split_scoped_tail(tail: &str) -> Option<(&str, &str)> {
+    let (len, rest) = tail.split_once(' ')?;
+    let len: usize = len.parse().ok()?;
+    let iss = rest.get(..len).filter(|iss| !iss.is_empty())?;
+    let id = rest.get(len..)?.strip_prefix(' ')?;
+    Some((iss, id))
+}
+
+/// One XRANGE item: `[id, ["r", "<kind> <exp> <before> <tail>"]]`.
 fn parse_stream_entry(v: Value) -> Option<(String, Revocation)> {
     let Value::Array(pair) = v else { return None };
     let mut pair = pair.into_iter();
@@ -779,9 +827,76 @@ fn parse_stream_entry(v: Value) -> Option<(String, Revocation)> {
             let kind = it.next()?;
             let exp: u64 = it.next()?.parse().ok()?;
             let before: u64 = it.next()?.parse().ok()?;
-            let rev = make(kind, it.next()?.to_string(), exp, before)?;
+            let rev = make(kind, it.next()?, exp, before)?;
             return Some((into_text(id)?, rev));
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(jti: &str, iss: Option<&str>) -> Revocation {
+        Revocation::Token(RevokedToken {
+            jti: jti.into(),
+            iss: iss.map(str::to_string),
+            exp: 7,
+        })
+    }
+
+    fn subject(sub: &str, iss: Option<&str>) -> Revocation {
+        Revocation::Subject(RevokedSubject {
+            sub: sub.into(),
+            iss: iss.map(str::to_string),
+            before: 3,
+            exp: 7,
+        })
+    }
+
+    /// The live-set member the append script makes of an entry.
+    fn member(r: &Revocation, sid: &str) -> String {
+        let (kind, exp, before, tail) = encode_entry(r);
+        format!("{kind} {exp} {before} {sid} {tail}")
+    }
+
+    #[test]
+    fn entries_round_trip_through_members() {
+        for r in [
+            token("a", None),
+            token("with spaces", None),
+            token("a", Some("https://idp.example.com")),
+            token("1 x", Some("9 spaced issuer 12")),
+            token("é", Some("ü")),
+            subject("alice", None),
+            subject("alice smith", Some("B")),
+        ] {
+            let m = member(&r, "1700000000000-3");
+            assert_eq!(parse_member_sid(&m), Some(((1700000000000, 3), r)), "{m}");
+        }
+    }
+
+    #[test]
+    fn member_encodings_are_pinned() {
+        assert_eq!(member(&token("a b", None), "5-0"), "t 7 0 5-0 a b");
+        assert_eq!(member(&subject("u", None), "5-0"), "s 7 3 5-0 u");
+        assert_eq!(
+            member(&token("a b", Some("I s")), "5-0"),
+            "ti 7 0 5-0 3 I s a b"
+        );
+        assert_eq!(member(&subject("u", Some("é")), "5-0"), "si 7 3 5-0 2 é u");
+    }
+
+    #[test]
+    fn malformed_scoped_tails_are_refused() {
+        for tail in [
+            "", "3", "3 ab", "x ab c", "0  c", "4 abc", "2 é", "1 ab c", "-1 a b",
+        ] {
+            assert_eq!(make("ti", tail, 7, 0), None, "tail {tail:?}");
+        }
+        assert_eq!(make("x", "a", 7, 0), None);
+        // Unscoped kinds take the tail as the id, whatever it holds.
+        assert_eq!(make("t", "3 ab c", 7, 0), Some(token("3 ab c", None)));
+    }
 }

@@ -5,8 +5,16 @@
 //! header  := magic "RVFDLOG1" (8) | version u32 | epoch u64 | base_seq u64 | crc32 u32   (32 bytes)
 //! record  := len u32 | crc32(payload) u32 | payload                                        (len = payload bytes)
 //! payload := count u32 | entry{count}
-//! entry   := seq u64 | kind u8 (1 = jti, 2 = sub) | exp u64 | before u64 | id_len u32 | id (UTF-8)
+//! entry   := seq u64 | kind u8 | exp u64 | before u64 | id_len u32 | id (UTF-8) | scope
+//! kind    := 1 (jti) | 2 (sub) | 3 (jti of one issuer) | 4 (sub of one issuer)
+//! scope   := nothing for kinds 1 and 2 | iss_len u32 | iss (UTF-8) for kinds 3 and 4
 //! ```
+//!
+//! Kinds 1 and 2 are the layout from before issuer scopes, unchanged: an
+//! unscoped entry is written exactly as it was, and a log written before
+//! issuers existed replays as unscoped entries. A server that predates
+//! kinds 3 and 4 refuses to start on a log that holds them (an unknown kind
+//! is a corrupt record to it) rather than serve them unscoped.
 //!
 //! All integers are little-endian. One admin request is one record, so a
 //! crash can never leave half of a request in the log: the CRC covers the
@@ -32,7 +40,10 @@ pub const MAX_RECORD_LEN: usize = 256 << 20;
 
 const KIND_TOKEN: u8 = 1;
 const KIND_SUBJECT: u8 = 2;
-const ENTRY_FIXED: usize = 8 + 1 + 8 + 8 + 4;
+const KIND_TOKEN_ISS: u8 = 3;
+const KIND_SUBJECT_ISS: u8 = 4;
+/// seq, kind, exp, before: what precedes the id's length.
+const ENTRY_FIXED: usize = 8 + 1 + 8 + 8;
 
 /// The log file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,16 +137,21 @@ where
         count += 1;
         out.extend_from_slice(&seq.to_le_bytes());
         let (kind, exp, before, id) = match rev {
-            Revocation::Token(t) => (KIND_TOKEN, t.exp, 0, t.jti.as_bytes()),
-            Revocation::Subject(s) => (KIND_SUBJECT, s.exp, s.before, s.sub.as_bytes()),
+            Revocation::Token(t) => (KIND_TOKEN, t.exp, 0, &t.jti),
+            Revocation::Subject(s) => (KIND_SUBJECT, s.exp, s.before, &s.sub),
         };
-        out.push(kind);
+        let iss = rev.iss();
+        out.push(match (kind, iss) {
+            (KIND_TOKEN, Some(_)) => KIND_TOKEN_ISS,
+            (KIND_SUBJECT, Some(_)) => KIND_SUBJECT_ISS,
+            (kind, _) => kind,
+        });
         out.extend_from_slice(&exp.to_le_bytes());
         out.extend_from_slice(&before.to_le_bytes());
-        // Ids are capped at MAX_ID_BYTES by the admin API; the saturation is
-        // only there so this function has no failure path.
-        out.extend_from_slice(&u32::try_from(id.len()).unwrap_or(u32::MAX).to_le_bytes());
-        out.extend_from_slice(id);
+        push_str(out, id);
+        if let Some(iss) = iss {
+            push_str(out, iss);
+        }
     }
     let payload_start = start + RECORD_OVERHEAD;
     out[payload_start..payload_start + 4].copy_from_slice(&count.to_le_bytes());
@@ -232,29 +248,34 @@ fn decode_payload(
         let kind = payload[p + 8];
         let exp = u64_at(payload, p + 9);
         let before = u64_at(payload, p + 17);
-        let id_len = u32_at(payload, p + 25) as usize;
         p += ENTRY_FIXED;
-        let Some(id_bytes) = payload.get(p..p + id_len) else {
-            return Err(bad(format!("entry {i} id runs past the record")));
+        let (is_token, scoped) = match kind {
+            KIND_TOKEN => (true, false),
+            KIND_SUBJECT => (false, false),
+            KIND_TOKEN_ISS => (true, true),
+            KIND_SUBJECT_ISS => (false, true),
+            other => return Err(bad(format!("entry {i} has unknown kind {other}"))),
         };
-        p += id_len;
+        let id = read_str(payload, &mut p).map_err(|e| bad(format!("entry {i} id {e}")))?;
+        let iss = if scoped {
+            Some(read_str(payload, &mut p).map_err(|e| bad(format!("entry {i} iss {e}")))?)
+        } else {
+            None
+        };
         if seq <= *last_seq {
             return Err(bad(format!(
                 "entry {i} has sequence {seq}, not above {last_seq}"
             )));
         }
-        let id = match std::str::from_utf8(id_bytes) {
-            Ok(s) if !s.is_empty() => s.to_string(),
-            _ => return Err(bad(format!("entry {i} id is empty or not UTF-8"))),
-        };
-        let rev = match kind {
-            KIND_TOKEN => Revocation::Token(RevokedToken { jti: id, exp }),
-            KIND_SUBJECT => Revocation::Subject(RevokedSubject {
+        let rev = if is_token {
+            Revocation::Token(RevokedToken { jti: id, iss, exp })
+        } else {
+            Revocation::Subject(RevokedSubject {
                 sub: id,
+                iss,
                 before,
                 exp,
-            }),
-            other => return Err(bad(format!("entry {i} has unknown kind {other}"))),
+            })
         };
         *last_seq = seq;
         out.push((seq, rev));
@@ -266,6 +287,32 @@ fn decode_payload(
         )));
     }
     Ok(())
+}
+
+/// Appends `len u32 | bytes`. Strings are capped at MAX_ID_BYTES by the
+/// admin API; the saturation is only there so encoding has no failure path.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Reads a `len u32 | bytes` string at `*p` and moves past it; a string
+/// that runs past the payload, is empty or is not UTF-8 is refused (the
+/// encoder never writes one).
+fn read_str(payload: &[u8], p: &mut usize) -> Result<String, &'static str> {
+    let len_end = *p + 4;
+    if payload.len() < len_end {
+        return Err("runs past the record");
+    }
+    let len = u32_at(payload, *p) as usize;
+    let Some(bytes) = payload.get(len_end..len_end.saturating_add(len)) else {
+        return Err("runs past the record");
+    };
+    *p = len_end + len;
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.is_empty() => Ok(s.to_string()),
+        _ => Err("is empty or not UTF-8"),
+    }
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

@@ -136,6 +136,21 @@ pub async fn bad_input_is_400_naming_the_field(b: Backend) {
         ),
         (format!("[{},7]", tok("a", exp)), Some("revocations[1]")),
         (r#"{"revocations":"x"}"#.into(), Some("revocations")),
+        (r#"{"jti":"a","iss":"","exp":5}"#.into(), Some("iss")),
+        (r#"{"jti":"a","iss":null,"exp":5}"#.into(), Some("iss")),
+        (
+            format!(r#"{{"sub":"u","iss":7,"before":{t},"exp":{exp}}}"#),
+            Some("iss"),
+        ),
+        (
+            format!(r#"{{"jti":"a","iss":"{}","exp":{exp}}}"#, "i".repeat(1025)),
+            Some("iss"),
+        ),
+        (
+            format!(r#"[{},{{"jti":"b","iss":[],"exp":{exp}}}]"#, tok("a", exp)),
+            Some("revocations[1].iss"),
+        ),
+        (r#"{"jti":"a","issuer":"A","exp":5}"#.into(), Some("issuer")),
     ];
     for (body, field) in cases {
         let resp = h.post(&body).await;
@@ -1086,6 +1101,101 @@ pub async fn stale_snapshot_continuation_gets_a_fresh_reset(b: Backend) {
     assert_eq!(jtis(&r), ["x", "y", "z"]);
 }
 
+/// Entries of a response as `(kind:id, iss)`, sorted.
+fn scoped(r: &FeedResponse) -> Vec<(String, Option<String>)> {
+    let mut v: Vec<(String, Option<String>)> = r
+        .revoked
+        .iter()
+        .map(|t| (format!("jti:{}", t.jti), t.iss.clone()))
+        .chain(
+            r.revoked_subjects
+                .iter()
+                .map(|s| (format!("sub:{}", s.sub), s.iss.clone())),
+        )
+        .collect();
+    v.sort();
+    v
+}
+
+/// The entries of several pages (a page may repeat one: the union counts).
+fn scoped_union(pages: &[FeedResponse]) -> Vec<(String, Option<String>)> {
+    let mut all: Vec<_> = pages.iter().flat_map(scoped).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// One jti and one sub revoked for two issuers and for every issuer: six
+/// entries that the admin API, both stores, every kind of answer and a
+/// restart keep apart, with the issuer in every answer and bound answers
+/// still verifying.
+pub async fn entries_scoped_by_issuer_stay_apart(b: Backend) {
+    let secret = b"feed-signing-secret".to_vec();
+    let mut h = Harness::start(
+        b,
+        Opts {
+            hmac: Some(secret.clone()),
+            ..capped(2)
+        },
+    )
+    .await;
+    let exp = now() + 3600;
+    let t = now();
+    let c0 = h.feed_paged(None).await.cursor;
+    let odd = "https://idp.example.com/tenant one/é";
+    let body = format!(
+        r#"[{{"jti":"1","iss":"A","exp":{exp}}},{{"jti":"1","iss":"{odd}","exp":{exp}}},
+            {{"jti":"1","exp":{exp}}},
+            {{"sub":"alice","iss":"A","before":{t},"exp":{exp}}},
+            {{"sub":"alice","iss":"B","before":{t},"exp":{exp}}},
+            {{"sub":"alice","before":{t},"exp":{exp}}}]"#
+    );
+    let resp = h.post(&body).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(v["accepted"], 6);
+    let head = v["cursor"].as_str().unwrap().to_string();
+    let want = vec![
+        ("jti:1".to_string(), None),
+        ("jti:1".to_string(), Some("A".to_string())),
+        ("jti:1".to_string(), Some(odd.to_string())),
+        ("sub:alice".to_string(), None),
+        ("sub:alice".to_string(), Some("A".to_string())),
+        ("sub:alice".to_string(), Some("B".to_string())),
+    ];
+    for round in ["written", "after a restart"] {
+        // Whole snapshot (unpaged), paged snapshot and paged delta.
+        let whole = h.feed(None).await;
+        assert_eq!(scoped(&whole), want, "snapshot {round}");
+        assert_eq!(whole.cursor, head);
+        let pages = h.feed_pages(None).await;
+        assert!(pages.len() >= 3, "{round}: {} pages", pages.len());
+        assert_eq!(scoped_union(&pages), want, "snapshot pages {round}");
+        let delta = h.feed_pages(Some(&c0)).await;
+        assert!(!delta[0].reset);
+        assert_eq!(scoped_union(&delta), want, "delta pages {round}");
+        // A bound answer carrying issuers verifies; an unscoped entry keeps
+        // its bytes (no "iss" at all).
+        let n = nonce();
+        let resp = h.poll(None, &n, None).await;
+        assert!(binding(&resp, &secret, None, &n).is_ok(), "{round}");
+        let n = nonce();
+        let resp = h.poll(Some(&c0), &n, None).await;
+        assert!(binding(&resp, &secret, Some(&c0), &n).is_ok(), "{round}");
+        let text = String::from_utf8_lossy(&h.get_with(None, None).await.body).into_owned();
+        for piece in [
+            format!(r#"{{"jti":"1","exp":{exp}}}"#),
+            format!(r#"{{"jti":"1","iss":"A","exp":{exp}}}"#),
+            format!(r#"{{"sub":"alice","before":{t},"exp":{exp}}}"#),
+            format!(r#"{{"sub":"alice","iss":"B","before":{t},"exp":{exp}}}"#),
+        ] {
+            assert!(text.contains(&piece), "{round}: {piece} in {text}");
+        }
+        assert!(!text.contains("null"), "{text}");
+        h.restart().await;
+    }
+}
+
 macro_rules! suite {
     ($backend:ident, $b:expr) => {
         mod $backend {
@@ -1121,6 +1231,7 @@ macro_rules! suite {
                 big_deltas_are_paged_with_more,
                 snapshot_pages_continue_while_writes_happen,
                 stale_snapshot_continuation_gets_a_fresh_reset,
+                entries_scoped_by_issuer_stay_apart,
             );
         }
     };
@@ -1267,4 +1378,81 @@ async fn redis_snapshot_pages_survive_trimming_of_their_score() {
         }
     }
     assert_eq!(union(&pages), ["l1", "l2"]);
+}
+
+/// Redis only: stream entries and live-set members written before issuer
+/// scopes existed (kinds `t` and `s`, made here by hand rather than by the
+/// store) read as unscoped entries in deltas and snapshots, beside scoped
+/// entries written afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_entries_written_before_issuers_read_as_unscoped() {
+    let h = Harness::start(Backend::Redis, Opts::default()).await;
+    let exp = now() + 3600;
+    let before = now() - 10;
+    let mut con = ::redis::Client::open(h.redis.as_ref().unwrap().url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: Option<String> = ::redis::cmd("SET")
+        .arg("{test}:epoch")
+        .arg("0123456789abcdef")
+        .arg("NX")
+        .query(&mut con)
+        .unwrap();
+    let mut last = String::new();
+    for (kind, b, id) in [("t", 0, "old jti with spaces"), ("s", before, "old-sub")] {
+        let field = format!("{kind} {exp} {b} {id}");
+        last = ::redis::cmd("XADD")
+            .arg("{test}:stream")
+            .arg("*")
+            .arg("r")
+            .arg(&field)
+            .query(&mut con)
+            .unwrap();
+        let member = format!("{kind} {exp} {b} {last} {id}");
+        let _: i64 = ::redis::cmd("ZADD")
+            .arg("{test}:live")
+            .arg(exp)
+            .arg(&member)
+            .query(&mut con)
+            .unwrap();
+    }
+    let _: () = ::redis::cmd("SET")
+        .arg("{test}:last")
+        .arg(&last)
+        .query(&mut con)
+        .unwrap();
+    let old = vec![
+        ("jti:old jti with spaces".to_string(), None),
+        ("sub:old-sub".to_string(), None),
+    ];
+    let snap = h.feed(None).await;
+    assert_eq!(scoped(&snap), old);
+    assert_eq!(snap.revoked_subjects[0].before, before);
+    assert_eq!(snap.cursor, format!("0123456789abcdef-{last}"));
+    let start = "0123456789abcdef-0-0";
+    assert_eq!(scoped(&h.feed(Some(start)).await), old, "delta");
+
+    h.revoke(&format!(
+        r#"{{"jti":"old jti with spaces","iss":"A B","exp":{exp}}}"#
+    ))
+    .await;
+    let mut both = old.clone();
+    both.insert(
+        1,
+        (
+            "jti:old jti with spaces".to_string(),
+            Some("A B".to_string()),
+        ),
+    );
+    assert_eq!(scoped(&h.feed(None).await), both);
+    assert_eq!(scoped_union(&h.feed_pages(None).await), both);
+    assert_eq!(scoped(&h.feed(Some(start)).await), both, "delta");
+    assert_eq!(
+        scoped(&h.feed(Some(&snap.cursor)).await),
+        [(
+            "jti:old jti with spaces".to_string(),
+            Some("A B".to_string())
+        )]
+    );
 }

@@ -184,6 +184,8 @@ async fn revoke_command_writes_through_the_admin_api() {
             ADMIN.as_str(),
             "--jti",
             "cli-jti",
+            "--iss",
+            "https://idp.example.com",
             "--exp",
             "4102444800",
         ]);
@@ -215,8 +217,13 @@ async fn revoke_command_writes_through_the_admin_api() {
     assert_eq!(code, 0, "{err}");
     let snap = snapshot(&HttpClient::new(), &feed.base).await;
     assert_eq!(snap.revoked[0].jti, "cli-jti");
+    assert_eq!(
+        snap.revoked[0].iss.as_deref(),
+        Some("https://idp.example.com")
+    );
     assert_eq!(snap.revoked_subjects[0].sub, "cli-sub");
     assert_eq!(snap.revoked_subjects[0].before, 1_700_000_000);
+    assert_eq!(snap.revoked_subjects[0].iss, None, "no --iss: every issuer");
 
     // A wrong token is reported with the server's words and exit code 1.
     let (code, _, err) = tokio::task::spawn_blocking({
@@ -281,6 +288,26 @@ fn usage_errors_are_reported() {
             "t",
             "--sub",
             "s",
+            "--before",
+            "5",
+            "--iss",
+            "",
+            "--exp",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("--iss: must be a non-empty string"), "{err}");
+    let (code, _, err) = cli(
+        &[
+            "revoke",
+            "--url",
+            "http://127.0.0.1:1",
+            "--admin-token",
+            "t",
+            "--sub",
+            "s",
             "--exp",
             "5",
         ],
@@ -301,6 +328,11 @@ fn usage_errors_are_reported() {
         "REVOCATION_FEED_ADMIN_TOKEN",
     ] {
         assert!(out.contains(flag), "--help lacks {flag}");
+    }
+    let (code, out, _) = cli(&["revoke", "--help"], &[]);
+    assert_eq!(code, 0);
+    for flag in ["--jti", "--sub", "--before", "--iss", "--exp"] {
+        assert!(out.contains(flag), "revoke --help lacks {flag}");
     }
 }
 

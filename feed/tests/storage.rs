@@ -12,6 +12,7 @@ use std::path::Path;
 fn token(jti: &str, exp: u64) -> Revocation {
     Revocation::Token(RevokedToken {
         jti: jti.into(),
+        iss: None,
         exp,
     })
 }
@@ -19,9 +20,74 @@ fn token(jti: &str, exp: u64) -> Revocation {
 fn subject(sub: &str, before: u64, exp: u64) -> Revocation {
     Revocation::Subject(RevokedSubject {
         sub: sub.into(),
+        iss: None,
         before,
         exp,
     })
+}
+
+/// `entry` scoped to issuer `iss`.
+fn of(iss: &str, entry: Revocation) -> Revocation {
+    match entry {
+        Revocation::Token(t) => Revocation::Token(RevokedToken {
+            iss: Some(iss.into()),
+            ..t
+        }),
+        Revocation::Subject(s) => Revocation::Subject(RevokedSubject {
+            iss: Some(iss.into()),
+            ..s
+        }),
+    }
+}
+
+/// One record in the layout from before issuer scopes, written by hand
+/// (not by `wal`): entries `(seq, kind, exp, before, id)`, kind 1 for a jti
+/// and 2 for a sub.
+fn pre_issuer_record(entries: &[(u64, u8, u64, u64, &str)]) -> Vec<u8> {
+    let mut payload = (entries.len() as u32).to_le_bytes().to_vec();
+    for (seq, kind, exp, before, id) in entries {
+        payload.extend_from_slice(&seq.to_le_bytes());
+        payload.push(*kind);
+        payload.extend_from_slice(&exp.to_le_bytes());
+        payload.extend_from_slice(&before.to_le_bytes());
+        payload.extend_from_slice(&(id.len() as u32).to_le_bytes());
+        payload.extend_from_slice(id.as_bytes());
+    }
+    let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The 32-byte header of that layout, also by hand.
+fn pre_issuer_header(epoch: u64, base_seq: u64) -> Vec<u8> {
+    let mut out = b"RVFDLOG1".to_vec();
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out.extend_from_slice(&base_seq.to_le_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Entries of a response as `(kind:id, iss)`, sorted.
+fn scoped_ids(r: &FeedResponse) -> Vec<(String, Option<String>)> {
+    let mut v: Vec<(String, Option<String>)> = r
+        .revoked
+        .iter()
+        .map(|t| (t.jti.clone(), t.iss.clone()))
+        .chain(
+            r.revoked_subjects
+                .iter()
+                .map(|s| (format!("sub:{}", s.sub), s.iss.clone())),
+        )
+        .collect();
+    v.sort();
+    v
+}
+
+fn pair(id: &str, iss: Option<&str>) -> (String, Option<String>) {
+    (id.to_string(), iss.map(str::to_string))
 }
 
 fn now() -> u64 {
@@ -110,7 +176,10 @@ fn a_torn_last_record_is_cut_at_every_length() {
     let groups = vec![
         vec![(1, token("keep-1", 10))],
         vec![(2, token("keep-2", 10)), (3, subject("keep-3", 1, 10))],
-        vec![(4, token("torn-a", 10)), (5, token("torn-b", 10))],
+        vec![
+            (4, of("issuer-a", token("torn-a", 10))),
+            (5, of("issuer-b", subject("torn-b", 1, 10))),
+        ],
     ];
     let (bytes, ends) = image(&groups);
     let boundary = ends[1];
@@ -357,5 +426,130 @@ async fn an_empty_append_is_refused_and_leaves_the_log_alone() {
     s.close();
     let s = open(dir.path());
     assert_eq!(all_ids(&snapshot(&s)), ["a"]);
+    s.close();
+}
+
+#[test]
+fn scoped_entries_round_trip_and_unscoped_ones_keep_their_old_bytes() {
+    let groups = vec![vec![
+        (1, of("https://idp.example.com", token("a", 10))),
+        (2, of("issuer with spaces é", subject("s p a c e", 5, 20))),
+        (3, token("a", 10)),
+        (4, of("B", token("a", 10))),
+    ]];
+    let (bytes, _) = image(&groups);
+    let r = wal::replay(&bytes).unwrap();
+    assert_eq!(r.entries, groups[0]);
+
+    // Unscoped entries are written exactly as before issuers existed.
+    let old = [(7, 1, 10, 0, "jti é"), (8, 2, 20, 5, "sub x")];
+    let mut new = Vec::new();
+    wal::encode_record(
+        [(7, &token("jti é", 10)), (8, &subject("sub x", 5, 20))],
+        &mut new,
+    );
+    assert_eq!(new, pre_issuer_record(&old));
+    assert_eq!(
+        &wal::encode_header(&Header {
+            epoch: 9,
+            base_seq: 3
+        })[..],
+        pre_issuer_header(9, 3)
+    );
+
+    // A scoped entry: kind 3 (jti) or 4 (sub), the issuer after the id.
+    let mut rec = Vec::new();
+    wal::encode_record([(1, &of("iss", subject("u", 2, 3)))], &mut rec);
+    let entry = &rec[RECORD_OVERHEAD + 4..];
+    assert_eq!(entry[8], 4);
+    assert_eq!(&entry[25..29], &1u32.to_le_bytes());
+    assert_eq!(&entry[29..30], b"u");
+    assert_eq!(&entry[30..34], &3u32.to_le_bytes());
+    assert_eq!(&entry[34..], b"iss");
+}
+
+#[test]
+fn a_scoped_record_with_a_good_crc_but_a_bad_issuer_is_refused() {
+    let mut rec = Vec::new();
+    wal::encode_record([(1, &of("iss", token("a", 1)))], &mut rec);
+    let payload = rec[RECORD_OVERHEAD..].to_vec();
+    let iss_len_at = 4 + 25 + 4 + 1;
+    let reseal = |payload: &[u8]| {
+        let mut out = pre_issuer_header(1, 0);
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    };
+    let mut cases = Vec::new();
+    // The issuer runs past the record.
+    let mut long = payload.clone();
+    long[iss_len_at..iss_len_at + 4].copy_from_slice(&4u32.to_le_bytes());
+    cases.push(long);
+    // An empty issuer, which the encoder never writes.
+    let mut empty = payload[..iss_len_at].to_vec();
+    empty.extend_from_slice(&0u32.to_le_bytes());
+    cases.push(empty);
+    // Not UTF-8.
+    let mut binary = payload.clone();
+    binary[iss_len_at + 4] = 0xff;
+    cases.push(binary);
+    // A scoped kind whose issuer is missing altogether.
+    cases.push(payload[..iss_len_at].to_vec());
+    for (i, case) in cases.iter().enumerate() {
+        assert!(
+            matches!(wal::replay(&reseal(case)), Err(LogError::BadRecord { .. })),
+            "case {i}"
+        );
+    }
+    assert_eq!(wal::replay(&reseal(&payload)).unwrap().records, 1);
+}
+
+#[tokio::test]
+async fn a_log_written_before_issuers_opens_with_unscoped_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now();
+    let exp = t + 3600;
+    let mut log = pre_issuer_header(0xfeed_0001, 0);
+    log.extend(pre_issuer_record(&[(1, 1, exp, 0, "old-jti")]));
+    log.extend(pre_issuer_record(&[
+        (2, 2, exp, t - 10, "old sub"),
+        (3, 1, t - 7200, 0, "old-dead"),
+    ]));
+    fs::write(dir.path().join(LOG_FILE), &log).unwrap();
+
+    let s = open(dir.path());
+    assert_eq!(s.epoch(), "00000000feed0001");
+    let snap = snapshot(&s);
+    assert_eq!(
+        scoped_ids(&snap),
+        [pair("old-jti", None), pair("sub:old sub", None)]
+    );
+    let old_cursor = snap.cursor.clone();
+    assert_eq!(seq_of(&old_cursor), 3);
+    // The same jti for an issuer is an entry of its own, after the old ones.
+    let c = s
+        .append(vec![of("https://a.example", token("old-jti", exp))])
+        .await
+        .unwrap();
+    assert_eq!(seq_of(&c), 4);
+    let d = FeedResponse::parse(&s.poll(Some(&old_cursor), now(), false).unwrap().body).unwrap();
+    assert_eq!(scoped_ids(&d), [pair("old-jti", Some("https://a.example"))]);
+    s.close();
+
+    // Replayed from the mixed log, then from its compacted form.
+    let want = [
+        pair("old-jti", None),
+        pair("old-jti", Some("https://a.example")),
+        pair("sub:old sub", None),
+    ];
+    let s = open(dir.path());
+    assert_eq!(scoped_ids(&snapshot(&s)), want);
+    let stats = s.maintain(t, true).await.unwrap().unwrap();
+    assert_eq!((stats.kept, stats.dropped), (3, 1));
+    s.close();
+    let s = open(dir.path());
+    assert_eq!(scoped_ids(&snapshot(&s)), want);
+    assert_eq!(snapshot(&s).cursor, c);
     s.close();
 }

@@ -7,7 +7,7 @@
 //! the one buffer, so a request's headers cost one allocation instead of two
 //! per header on the path every request takes.
 
-use jwt_auth_core::decision::Header;
+use jwt_auth_core::request::Header;
 
 /// The headers in `bytes`, borrowed, or `None` when the buffer does not
 /// follow the layout (never expected from a proxy; the caller then sees no

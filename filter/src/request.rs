@@ -1,7 +1,8 @@
 //! One request through the filter: the header map read from Envoy, the
 //! core's decision, and the answer written back.
 
-use jwt_auth_core::decision::{Decision, Header, Request};
+use jwt_auth_core::decision::Decision;
+use jwt_auth_core::request::{Header, Request};
 use jwt_auth_core::worker::{Step, Worker};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType, Status};
@@ -56,7 +57,7 @@ fn apply(decision: &Decision) -> Action {
                 headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let body = deny.body();
             let _ = hostcalls::send_http_response(
-                u32::from(deny.status),
+                u32::from(deny.status()),
                 headers,
                 Some(body.as_bytes()),
             );

@@ -8,7 +8,8 @@
 #![no_main]
 
 use jwt_auth_core::config::{KeySource, Policy};
-use jwt_auth_core::decision::{decide, header_refs, Env, Request};
+use jwt_auth_core::decision::{decide, Env};
+use jwt_auth_core::request::{header_refs, Request};
 use jwt_auth_core::rules::Requirement;
 use libfuzzer_sys::fuzz_target;
 

@@ -78,7 +78,15 @@ fuzz_target!(|data: &[u8]| {
         let _ = max_age(text);
         let _ = url_path(text);
     }
-    assert_eq!(decode_record(&encode_record(7, data)), Some((7, data)));
+    let id = *b"provider";
+    assert_eq!(
+        decode_record(&encode_record(&id, 7, data), &id),
+        Some((7, data))
+    );
+    assert_eq!(
+        decode_record(&encode_record(&id, 7, data), b"another!"),
+        None
+    );
 
     let Ok(doc) = serde_json::from_slice::<Value>(data) else {
         return;

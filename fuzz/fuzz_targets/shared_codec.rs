@@ -85,6 +85,11 @@ fuzz_target!(|data: &[u8]| {
         last_sync_ms: numbers[4],
         held: numbers[5],
         cursor,
+        epoch: u.arbitrary().unwrap_or_default(),
+        reset_time: u.arbitrary().unwrap_or_default(),
+        writers: u.arbitrary().unwrap_or_default(),
+        snapshot_writer: u.arbitrary().unwrap_or_default(),
+        scoped: u.arbitrary().unwrap_or_default(),
     };
     let decoded =
         decode_meta(&encode_meta(&meta)).unwrap_or_else(|e| panic!("own meta refused: {e}"));

@@ -26,9 +26,32 @@
 //!
 //! ```json
 //! {"cursor": "1042", "reset": false,
-//!  "revoked": [{"jti": "a1b2", "exp": 1767225600}],
-//!  "revoked_subjects": [{"sub": "8b8e", "before": 1767139200, "exp": 1767225600}]}
+//!  "revoked": [{"jti": "a1b2", "exp": 1767225600},
+//!              {"jti": "c3d4", "iss": "https://idp.example.com", "exp": 1767225600}],
+//!  "revoked_subjects": [{"sub": "8b8e", "before": 1767139200, "exp": 1767225600},
+//!                       {"sub": "8b8e", "iss": "https://idp.example.com",
+//!                        "before": 1767139200, "exp": 1767225600}]}
 //! ```
+//!
+//! # Issuer scope
+//!
+//! An entry may carry `iss`. With it, the entry refuses only tokens whose
+//! `iss` claim equals it exactly (byte for byte: no normalization of case,
+//! trailing slashes or anything else), so `{"jti": "1", "iss": "A"}` does not
+//! refuse issuer B's token with `jti` `1`, and `{"sub": "alice", "iss": "A",
+//! ...}` leaves B's `alice` alone (a `sub`, and a `jti`, is unique only
+//! within its issuer). Without `iss`, the entry refuses every issuer's
+//! tokens with that `jti` (or `sub`), as before the field existed. A token
+//! without an `iss` claim is refused only by unscoped entries.
+//!
+//! Migration: the field is optional and written only when present, so
+//! existing feeds, stored entries and answers keep their bytes and their
+//! meaning. New revocations should carry `iss` whenever the filter accepts
+//! more than one issuer. A filter that predates the field ignores it
+//! (unknown fields are ignored, see "Strictness") and treats the entry as
+//! unscoped: it refuses more than asked, never less, so feeds can start
+//! sending scoped entries before every filter is upgraded. The same `jti`
+//! revoked for two issuers is two entries; a filter holds both.
 //!
 //! # Long poll
 //!
@@ -144,11 +167,13 @@
 //! breaking every deployed filter. Everything the filter relies on is checked:
 //! `cursor` must be present and a non-empty string, `reset` and `more`
 //! booleans when present, `revoked`/`revoked_subjects` arrays when present, `jti`/`sub`
-//! non-empty strings, `exp`/`before` non-negative integers.
+//! non-empty strings, `iss` a non-empty string when present (`null` is
+//! refused, not read as absent), `exp`/`before` non-negative integers.
 //!
 //! [`AdminRequest::parse`] is the opposite: it rejects unknown fields, because
 //! a misspelt field in a revocation (`"expires"` for `"exp"`) must be reported
-//! to the operator instead of being silently dropped.
+//! to the operator instead of being silently dropped. It also caps `jti`,
+//! `sub` and `iss` at [`MAX_ID_BYTES`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -184,30 +209,50 @@ pub const PAGE_SEPARATOR: char = '~';
 /// Path of the feed (GET) and admin (POST) endpoints on the reference server.
 pub const REVOCATIONS_PATH: &str = "/v1/revocations";
 
-/// Longest `jti` or `sub` the admin API accepts, in bytes. Bounds the memory
-/// one entry costs in every proxy.
+/// Longest `jti`, `sub` or `iss` the admin API accepts, in bytes. Bounds the
+/// memory one entry costs in every proxy.
 pub const MAX_ID_BYTES: usize = 1024;
 
 /// Longest cursor a feed response may carry, in bytes; the filter echoes it in
 /// a URL, so it must stay small.
 pub const MAX_CURSOR_BYTES: usize = 256;
 
-/// "A token with this `jti` is refused until `exp`."
+/// "A token with this `jti` (issued by `iss`, when given) is refused until
+/// `exp`."
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RevokedToken {
     /// The token's `jti` claim.
     pub jti: String,
+    /// The token's `iss` claim: when present, only a token whose `iss` equals
+    /// it exactly is refused; when absent, every issuer's token with this
+    /// `jti` is (see "Issuer scope" in the crate docs).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_string"
+    )]
+    pub iss: Option<String>,
     /// Unix seconds after which the entry may be forgotten (normally the
     /// token's own `exp`).
     pub exp: u64,
 }
 
-/// "Every token with this `sub` whose `iat` is before `before` is refused",
-/// kept until `exp`.
+/// "Every token with this `sub` (issued by `iss`, when given) whose `iat` is
+/// before `before` is refused", kept until `exp`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RevokedSubject {
     /// The tokens' `sub` claim.
     pub sub: String,
+    /// The tokens' `iss` claim: when present, only tokens whose `iss` equals
+    /// it exactly are refused; when absent, every issuer's tokens with this
+    /// `sub` are. A `sub` is unique only within its issuer, so new entries
+    /// should carry it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_string"
+    )]
+    pub iss: Option<String>,
     /// Unix seconds; a token with `iat < before` is refused.
     pub before: u64,
     /// Unix seconds after which the entry may be forgotten (normally the
@@ -230,6 +275,15 @@ impl Revocation {
         match self {
             Revocation::Token(t) => t.exp,
             Revocation::Subject(s) => s.exp,
+        }
+    }
+
+    /// The issuer the entry is scoped to; None when it applies to every
+    /// issuer.
+    pub fn iss(&self) -> Option<&str> {
+        match self {
+            Revocation::Token(t) => t.iss.as_deref(),
+            Revocation::Subject(s) => s.iss.as_deref(),
         }
     }
 
@@ -328,20 +382,12 @@ impl FeedResponse {
     fn check(&self) -> Result<(), FieldError> {
         check_cursor(&self.cursor)?;
         for (i, t) in self.revoked.iter().enumerate() {
-            if t.jti.is_empty() {
-                return Err(FieldError::new(
-                    format!("revoked[{i}].jti"),
-                    MSG_NON_EMPTY_STRING,
-                ));
-            }
+            check_not_empty("revoked", i, "jti", Some(&t.jti))?;
+            check_not_empty("revoked", i, "iss", t.iss.as_deref())?;
         }
         for (i, s) in self.revoked_subjects.iter().enumerate() {
-            if s.sub.is_empty() {
-                return Err(FieldError::new(
-                    format!("revoked_subjects[{i}].sub"),
-                    MSG_NON_EMPTY_STRING,
-                ));
-            }
+            check_not_empty("revoked_subjects", i, "sub", Some(&s.sub))?;
+            check_not_empty("revoked_subjects", i, "iss", s.iss.as_deref())?;
         }
         Ok(())
     }
@@ -397,8 +443,8 @@ where
 }
 
 /// Body of `POST /v1/revocations`: one entry (`{"jti","exp"}` or
-/// `{"sub","before","exp"}`), a JSON array of entries, or
-/// `{"revocations": [...]}`.
+/// `{"sub","before","exp"}`, either with an optional `"iss"`), a JSON array
+/// of entries, or `{"revocations": [...]}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminRequest {
     /// The entries, in request order; never empty after [`AdminRequest::parse`].
@@ -678,6 +724,7 @@ fn hex_val(c: u8) -> Option<u8> {
 fn write_token(out: &mut Vec<u8>, t: &RevokedToken) {
     out.extend_from_slice(b"{\"jti\":");
     write_json_str(out, &t.jti);
+    write_iss(out, t.iss.as_deref());
     out.extend_from_slice(b",\"exp\":");
     write_u64(out, t.exp);
     out.push(b'}');
@@ -686,11 +733,21 @@ fn write_token(out: &mut Vec<u8>, t: &RevokedToken) {
 fn write_subject(out: &mut Vec<u8>, s: &RevokedSubject) {
     out.extend_from_slice(b"{\"sub\":");
     write_json_str(out, &s.sub);
+    write_iss(out, s.iss.as_deref());
     out.extend_from_slice(b",\"before\":");
     write_u64(out, s.before);
     out.extend_from_slice(b",\"exp\":");
     write_u64(out, s.exp);
     out.push(b'}');
+}
+
+/// Appends `,"iss":<iss>` when the entry is scoped; nothing otherwise, so
+/// an unscoped entry keeps the bytes it had before issuers existed.
+fn write_iss(out: &mut Vec<u8>, iss: Option<&str>) {
+    if let Some(iss) = iss {
+        out.extend_from_slice(b",\"iss\":");
+        write_json_str(out, iss);
+    }
 }
 
 fn write_u64(out: &mut Vec<u8>, v: u64) {
@@ -749,6 +806,32 @@ fn check_cursor(cursor: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Refuses an empty `jti`, `sub` or `iss` (`value`, None when absent) of
+/// entry `i` of `list`: the typed decoder accepts any string.
+fn check_not_empty(
+    list: &str,
+    i: usize,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), FieldError> {
+    match value {
+        Some("") => Err(FieldError::new(
+            format!("{list}[{i}].{name}"),
+            MSG_NON_EMPTY_STRING,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Deserializes an optional field that, when present, must be a string:
+/// `"iss": null` is refused like `"jti": null` rather than read as absent.
+fn present_string<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    String::deserialize(d).map(Some)
+}
+
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
@@ -785,6 +868,7 @@ fn feed_from_value(value: &Value) -> Result<FeedResponse, FieldError> {
         let obj = as_object(item, &path)?;
         revoked.push(RevokedToken {
             jti: id_field(obj, &path, "jti", false)?,
+            iss: opt_id_field(obj, &path, "iss", false)?,
             exp: int_field(obj, &path, "exp", false)?,
         });
     }
@@ -794,6 +878,7 @@ fn feed_from_value(value: &Value) -> Result<FeedResponse, FieldError> {
         let obj = as_object(item, &path)?;
         revoked_subjects.push(RevokedSubject {
             sub: id_field(obj, &path, "sub", false)?,
+            iss: opt_id_field(obj, &path, "iss", false)?,
             before: int_field(obj, &path, "before", false)?,
             exp: int_field(obj, &path, "exp", false)?,
         });
@@ -822,23 +907,38 @@ fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>,
     }
 }
 
-/// Reads a `jti`/`sub`. `admin` adds the length cap the server enforces.
+/// Reads a required `jti`/`sub`. `admin` adds the length cap the server
+/// enforces.
 fn id_field(
     map: &Map<String, Value>,
     prefix: &str,
     name: &str,
     admin: bool,
 ) -> Result<String, FieldError> {
-    let path = join(prefix, name);
+    opt_id_field(map, prefix, name, admin)?
+        .ok_or_else(|| FieldError::new(join(prefix, name), MSG_REQUIRED))
+}
+
+/// Reads an identifier that may be absent (`iss`), with the rules of
+/// [`id_field`] when it is present.
+fn opt_id_field(
+    map: &Map<String, Value>,
+    prefix: &str,
+    name: &str,
+    admin: bool,
+) -> Result<Option<String>, FieldError> {
+    let path = || join(prefix, name);
     match map.get(name) {
-        None => Err(FieldError::new(path, MSG_REQUIRED)),
-        Some(Value::String(s)) if s.is_empty() => Err(FieldError::new(path, MSG_NON_EMPTY_STRING)),
+        None => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => {
+            Err(FieldError::new(path(), MSG_NON_EMPTY_STRING))
+        }
         Some(Value::String(s)) if admin && s.len() > MAX_ID_BYTES => Err(FieldError::new(
-            path,
+            path(),
             format!("must be at most {MAX_ID_BYTES} bytes"),
         )),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(FieldError::new(path, MSG_NON_EMPTY_STRING)),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(FieldError::new(path(), MSG_NON_EMPTY_STRING)),
     }
 }
 
@@ -906,16 +1006,18 @@ fn entry_from_object(map: &Map<String, Value>, prefix: &str) -> Result<Revocatio
             "an entry names either jti or sub, not both",
         )),
         (true, false) => {
-            reject_unknown(map, &["jti", "exp"], prefix)?;
+            reject_unknown(map, &["jti", "iss", "exp"], prefix)?;
             Ok(Revocation::Token(RevokedToken {
                 jti: id_field(map, prefix, "jti", true)?,
+                iss: opt_id_field(map, prefix, "iss", true)?,
                 exp: int_field(map, prefix, "exp", true)?,
             }))
         }
         (false, true) => {
-            reject_unknown(map, &["sub", "before", "exp"], prefix)?;
+            reject_unknown(map, &["sub", "iss", "before", "exp"], prefix)?;
             Ok(Revocation::Subject(RevokedSubject {
                 sub: id_field(map, prefix, "sub", true)?,
+                iss: opt_id_field(map, prefix, "iss", true)?,
                 before: int_field(map, prefix, "before", true)?,
                 exp: int_field(map, prefix, "exp", true)?,
             }))

@@ -29,6 +29,7 @@ fn parses_the_documented_example() {
         r.revoked,
         vec![RevokedToken {
             jti: "a1b2".into(),
+            iss: None,
             exp: 1767225600
         }]
     );
@@ -36,10 +37,234 @@ fn parses_the_documented_example() {
         r.revoked_subjects,
         vec![RevokedSubject {
             sub: "8b8ec006".into(),
+            iss: None,
             before: 1767139200,
             exp: 1767225600
         }]
     );
+}
+
+fn scoped_token(jti: &str, iss: &str, exp: u64) -> RevokedToken {
+    RevokedToken {
+        jti: jti.into(),
+        iss: Some(iss.into()),
+        exp,
+    }
+}
+
+fn scoped_subject(sub: &str, iss: &str, before: u64, exp: u64) -> RevokedSubject {
+    RevokedSubject {
+        sub: sub.into(),
+        iss: Some(iss.into()),
+        before,
+        exp,
+    }
+}
+
+#[test]
+fn parses_the_documented_example_with_issuers() {
+    let body = br#"{"cursor": "1042", "reset": false,
+        "revoked": [{"jti": "a1b2", "exp": 1767225600},
+                    {"jti": "c3d4", "iss": "https://idp.example.com", "exp": 1767225600}],
+        "revoked_subjects": [{"sub": "8b8e", "before": 1767139200, "exp": 1767225600},
+                             {"sub": "8b8e", "iss": "https://idp.example.com",
+                              "before": 1767139200, "exp": 1767225600}]}"#;
+    let r = FeedResponse::parse(body).unwrap();
+    assert_eq!(r.revoked[0].iss, None);
+    assert_eq!(
+        r.revoked[1],
+        scoped_token("c3d4", "https://idp.example.com", 1767225600)
+    );
+    assert_eq!(r.revoked_subjects[0].iss, None);
+    assert_eq!(
+        r.revoked_subjects[1],
+        scoped_subject("8b8e", "https://idp.example.com", 1767139200, 1767225600)
+    );
+}
+
+#[test]
+fn issuer_is_written_only_when_present() {
+    let unscoped = FeedResponse {
+        cursor: "c".into(),
+        reset: false,
+        revoked: vec![RevokedToken {
+            jti: "a".into(),
+            iss: None,
+            exp: 5,
+        }],
+        revoked_subjects: vec![RevokedSubject {
+            sub: "u".into(),
+            iss: None,
+            before: 4,
+            exp: 5,
+        }],
+        more: false,
+    };
+    // The bytes of an answer without issuers, as they were before the field.
+    assert_eq!(
+        unscoped.to_json(),
+        br#"{"cursor":"c","reset":false,"revoked":[{"jti":"a","exp":5}],"revoked_subjects":[{"sub":"u","before":4,"exp":5}]}"#
+    );
+    let scoped = FeedResponse {
+        revoked: vec![scoped_token("a", "https://a.example/", 5)],
+        revoked_subjects: vec![scoped_subject("u", "iss \"q\"\n", 4, 5)],
+        ..unscoped
+    };
+    let bytes = scoped.to_json();
+    assert_eq!(
+        bytes,
+        br#"{"cursor":"c","reset":false,"revoked":[{"jti":"a","iss":"https://a.example/","exp":5}],"revoked_subjects":[{"sub":"u","iss":"iss \"q\"\n","before":4,"exp":5}]}"#
+    );
+    assert_eq!(FeedResponse::parse(&bytes).unwrap(), scoped);
+    let entries = [
+        Revocation::Token(scoped.revoked[0].clone()),
+        Revocation::Subject(scoped.revoked_subjects[0].clone()),
+    ];
+    assert_eq!(encode_feed("c", false, entries.iter()), bytes);
+    // serde's own encoding of an entry agrees with the hand-written one.
+    for t in [&scoped.revoked[0], &unscoped_token()] {
+        let mut hand = Vec::new();
+        write_token(&mut hand, t);
+        assert_eq!(serde_json::to_vec(t).unwrap(), hand);
+    }
+    assert_eq!(entries[0].iss(), Some("https://a.example/"));
+    assert_eq!(
+        Revocation::Token(unscoped_token()).iss(),
+        None,
+        "an entry without iss applies to every issuer"
+    );
+}
+
+fn unscoped_token() -> RevokedToken {
+    RevokedToken {
+        jti: "a".into(),
+        iss: None,
+        exp: 5,
+    }
+}
+
+#[test]
+fn feed_refuses_a_bad_issuer_naming_it() {
+    for bad in [r#""""#, "null", "7", "{}", "[]", "true"] {
+        let body = format!(
+            r#"{{"cursor":"c","revoked":[{{"jti":"a","exp":1}},{{"jti":"b","iss":{bad},"exp":1}}]}}"#
+        );
+        assert_eq!(
+            field_of(FeedResponse::parse(body.as_bytes())),
+            "revoked[1].iss",
+            "iss {bad}"
+        );
+        let body = format!(
+            r#"{{"cursor":"c","revoked_subjects":[{{"sub":"s","iss":{bad},"before":1,"exp":2}}]}}"#
+        );
+        assert_eq!(
+            field_of(FeedResponse::parse(body.as_bytes())),
+            "revoked_subjects[0].iss",
+            "iss {bad}"
+        );
+    }
+    // Unknown fields beside it are still ignored.
+    let r = FeedResponse::parse(
+        br#"{"cursor":"c","revoked":[{"jti":"a","iss":"A","aud":"x","exp":1}]}"#,
+    )
+    .unwrap();
+    assert_eq!(r.revoked, vec![scoped_token("a", "A", 1)]);
+}
+
+#[test]
+fn the_issuer_is_part_of_an_entry_identity() {
+    use std::collections::HashSet;
+    let set: HashSet<Revocation> = [
+        Revocation::Token(scoped_token("1", "A", 9)),
+        Revocation::Token(scoped_token("1", "B", 9)),
+        Revocation::Token(RevokedToken {
+            jti: "1".into(),
+            iss: None,
+            exp: 9,
+        }),
+        Revocation::Token(scoped_token("1", "A", 9)),
+        Revocation::Subject(scoped_subject("1", "A", 1, 9)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(set.len(), 4);
+}
+
+#[test]
+fn admin_accepts_an_issuer_on_both_kinds() {
+    let body = br#"[{"jti":"a","iss":"https://a.example","exp":5},
+                    {"sub":"u","iss":"B","before":4,"exp":5},
+                    {"iss":"C","exp":6,"jti":"b"}]"#;
+    let r = AdminRequest::parse(body).unwrap();
+    assert_eq!(
+        r.revocations,
+        vec![
+            Revocation::Token(scoped_token("a", "https://a.example", 5)),
+            Revocation::Subject(scoped_subject("u", "B", 4, 5)),
+            Revocation::Token(scoped_token("b", "C", 6)),
+        ]
+    );
+    assert_eq!(AdminRequest::parse(&r.to_json()).unwrap(), r);
+    assert_eq!(
+        AdminRequest::parse(br#"{"sub":"u","iss":"B","before":4,"exp":5}"#)
+            .unwrap()
+            .revocations,
+        vec![Revocation::Subject(scoped_subject("u", "B", 4, 5))]
+    );
+    let ok = "i".repeat(MAX_ID_BYTES);
+    assert!(
+        AdminRequest::parse(format!(r#"{{"jti":"a","iss":"{ok}","exp":5}}"#).as_bytes()).is_ok()
+    );
+}
+
+#[test]
+fn admin_names_a_bad_issuer() {
+    let long = "i".repeat(MAX_ID_BYTES + 1);
+    let long_case = format!(r#"{{"sub":"u","iss":"{long}","before":1,"exp":5}}"#);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"{"jti":"a","iss":"","exp":5}"#,
+            "iss",
+            "must be a non-empty string",
+        ),
+        (
+            r#"{"jti":"a","iss":null,"exp":5}"#,
+            "iss",
+            "must be a non-empty string",
+        ),
+        (
+            r#"{"jti":"a","iss":7,"exp":5}"#,
+            "iss",
+            "must be a non-empty string",
+        ),
+        (
+            r#"{"jti":"a","iss":["A"],"exp":5}"#,
+            "iss",
+            "must be a non-empty string",
+        ),
+        (
+            r#"{"sub":"u","iss":"","before":1,"exp":5}"#,
+            "iss",
+            "must be a non-empty string",
+        ),
+        (&long_case, "iss", "must be at most 1024 bytes"),
+        (
+            r#"[{"jti":"a","exp":5},{"jti":"b","iss":false,"exp":5}]"#,
+            "revocations[1].iss",
+            "revocations[1].iss: must be a non-empty string",
+        ),
+        (r#"{"iss":"A","exp":5}"#, "jti", "is required"),
+        (
+            r#"{"jti":"a","issuer":"A","exp":5}"#,
+            "issuer",
+            "unknown field",
+        ),
+    ];
+    for (body, field, msg) in cases {
+        let e = admin_err(body);
+        assert_eq!(e.field, *field, "body {body}: {e}");
+        assert!(e.to_string().contains(msg), "body {body}: {e}");
+    }
 }
 
 #[test]
@@ -140,10 +365,12 @@ fn round_trips_through_to_json() {
         reset: true,
         revoked: vec![RevokedToken {
             jti: "quote\" back\\ nl\n ctl\u{1} é".into(),
+            iss: None,
             exp: u64::MAX,
         }],
         revoked_subjects: vec![RevokedSubject {
             sub: "s".into(),
+            iss: None,
             before: 0,
             exp: 10,
         }],
@@ -244,6 +471,7 @@ fn admin_accepts_single_entries_and_lists() {
         r.revocations,
         vec![Revocation::Token(RevokedToken {
             jti: "a".into(),
+            iss: None,
             exp: 5
         })]
     );
@@ -252,6 +480,7 @@ fn admin_accepts_single_entries_and_lists() {
         r.revocations,
         vec![Revocation::Subject(RevokedSubject {
             sub: "u".into(),
+            iss: None,
             before: 4,
             exp: 5
         })]
@@ -381,6 +610,7 @@ fn more_is_optional_and_round_trips() {
         reset: true,
         revoked: vec![RevokedToken {
             jti: "a".into(),
+            iss: None,
             exp: 5,
         }],
         revoked_subjects: vec![],

@@ -89,6 +89,10 @@ pub struct EnvoyBuilder {
     merge_slashes: bool,
     underscores_action: String,
     route_timeout: String,
+    /// Further plugins of the same module after the first: (root_id,
+    /// configuration), in the same VM (same vm_id), as Istio runs several
+    /// WasmPlugins.
+    more_plugins: Vec<(String, String)>,
 }
 
 impl Default for EnvoyBuilder {
@@ -109,6 +113,7 @@ impl Default for EnvoyBuilder {
             merge_slashes: true,
             underscores_action: "DROP_HEADER".into(),
             route_timeout: "15s".into(),
+            more_plugins: Vec::new(),
         }
     }
 }
@@ -189,6 +194,14 @@ impl EnvoyBuilder {
     /// `--component-log-level`, e.g. `wasm:debug`.
     pub fn component_log_level(mut self, levels: &str) -> Self {
         self.component_log_level = Some(levels.into());
+        self
+    }
+
+    /// Another plugin of the same module, after the first, with its own
+    /// root_id and configuration and the same vm_id.
+    pub fn another_plugin(mut self, root_id: &str, config: &Value) -> Self {
+        self.more_plugins
+            .push((root_id.to_string(), config.to_string()));
         self
     }
 
@@ -339,26 +352,14 @@ fn bootstrap(
     }));
     let mut http_filters = Vec::new();
     if let Some(wasm) = wasm {
-        http_filters.push(json!({
-            "name": "envoy.filters.http.wasm",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": "jwt_auth",
-                    "root_id": b.root_id,
-                    "failure_policy": "FAIL_CLOSED",
-                    "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": b.plugin_config,
-                    },
-                    "vm_config": {
-                        "vm_id": b.vm_id,
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": {"local": {"filename": wasm.display().to_string()}},
-                    },
-                },
-            },
-        }));
+        let plugins = std::iter::once((b.root_id.as_str(), b.plugin_config.as_str())).chain(
+            b.more_plugins
+                .iter()
+                .map(|(root, config)| (root.as_str(), config.as_str())),
+        );
+        for (root_id, config) in plugins {
+            http_filters.push(wasm_filter(b, wasm, root_id, config));
+        }
     }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
@@ -401,6 +402,31 @@ fn bootstrap(
                 }]}],
             }],
             "clusters": clusters,
+        },
+    })
+}
+
+/// One wasm HTTP filter running the module with this root_id and
+/// configuration.
+fn wasm_filter(b: &EnvoyBuilder, wasm: &Path, root_id: &str, config: &str) -> Value {
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "jwt_auth",
+                "root_id": root_id,
+                "failure_policy": "FAIL_CLOSED",
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": config,
+                },
+                "vm_config": {
+                    "vm_id": b.vm_id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm.display().to_string()}},
+                },
+            },
         },
     })
 }

@@ -13,7 +13,8 @@ use std::rc::Rc;
 use hyper::body::Incoming;
 use hyper::Request;
 use jwt_auth_core::config::Policy;
-use jwt_auth_core::decision::{self, header_refs, Decision, Env};
+use jwt_auth_core::decision::{self, Decision, Env};
+use jwt_auth_core::request::{self, header_refs};
 
 use crate::serve::{respond, serve, Body};
 
@@ -34,7 +35,7 @@ fn check(policy: &Policy, req: &Request<Incoming>) -> hyper::Response<Body> {
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
-    let request = decision::Request {
+    let request = request::Request {
         method: req.method().as_str(),
         path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
         headers: &header_refs(&headers),
@@ -58,7 +59,7 @@ fn check(policy: &Policy, req: &Request<Incoming>) -> hyper::Response<Body> {
         Decision::Deny(deny) => {
             let headers = deny.headers();
             let out: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            respond(deny.status, &out, deny.body())
+            respond(deny.status(), &out, deny.body())
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `feed --port P --entries N`: a static revocation feed for the
-//! revocation-scale benchmark (feed protocol of issue 3).
+//! revocation-scale benchmark.
 //!
 //! - `GET /v1/revocations` (no `since`, or a cursor it does not know): a
 //!   `reset: true` snapshot holding the N generated jtis (32 hex characters

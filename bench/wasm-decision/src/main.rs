@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use jwt_auth_core::cache::TokenCaches;
 use jwt_auth_core::config::Policy;
-use jwt_auth_core::decision::{decide, header_refs, Decision, Env, Request};
+use jwt_auth_core::decision::{decide, Decision, Env};
+use jwt_auth_core::request::{header_refs, Request};
 use testkit::bench::{decision_case, NOW};
 
 const ALGS: [&str; 6] = ["HS256", "EdDSA", "PS256", "RS256", "ES384", "ES512"];

@@ -1,5 +1,6 @@
 use super::*;
 use crate::cache::TokenCaches;
+use crate::request::header_refs;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -67,7 +68,13 @@ fn policy(v: Value) -> Policy {
 
 struct Revoked(&'static str);
 impl RevocationCheck for Revoked {
-    fn is_revoked(&self, jti: Option<&str>, _: Option<&str>, _: Option<u64>) -> bool {
+    fn is_revoked(
+        &self,
+        _: Option<&str>,
+        jti: Option<&str>,
+        _: Option<&str>,
+        _: Option<u64>,
+    ) -> bool {
         jti == Some(self.0)
     }
 }
@@ -194,7 +201,8 @@ fn spoofed_identity_is_removed_everywhere() {
     let a = allowed(run(&p, "GET", "/public", &[("x-user-id", "mallory")]));
     assert_eq!(a.kind, AllowKind::Anonymous);
     assert_eq!(a.remove_headers, vec!["x-user-id"]);
-    // With a valid token for another user, the header is overwritten.
+    // With a valid token for another user, the client's header is removed
+    // and the filter's written.
     let a = allowed(run(
         &p,
         "GET",
@@ -207,6 +215,7 @@ fn spoofed_identity_is_removed_everywhere() {
     assert!(a
         .set_headers
         .contains(&("x-user-id".into(), "alice".into())));
+    assert!(a.remove_headers.contains(&"x-user-id".to_string()));
     // A claim the token lacks: the client's header is removed, not kept.
     let t = mint(
         SECRET,
@@ -227,9 +236,9 @@ fn spoofed_identity_is_removed_everywhere() {
 fn missing_token() {
     let p = policy(config());
     let d = denied(run(&p, "GET", "/x", &[]));
-    assert_eq!(d.status, 401);
+    assert_eq!(d.status(), 401);
     assert_eq!(d.www_authenticate(), "Bearer realm=\"api\"");
-    assert_eq!(d.label, "missing");
+    assert_eq!(d.label(), "missing");
     let body: Value = serde_json::from_str(&d.body()).unwrap();
     assert_eq!(body["error_description"], "token required");
     assert!(d
@@ -279,12 +288,12 @@ fn invalid_tokens_are_401_with_reason() {
     ];
     for (t, label) in cases {
         let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))]));
-        assert_eq!(d.status, 401, "{label}");
-        assert_eq!(d.error, Some("invalid_token"), "{label}");
+        assert_eq!(d.status(), 401, "{label}");
+        assert_eq!(d.error(), Some("invalid_token"), "{label}");
         assert!(
-            d.label.starts_with(label),
+            d.label().starts_with(label),
             "expected {label}, got {}",
-            d.label
+            d.label()
         );
         let www = d.www_authenticate();
         assert!(
@@ -295,15 +304,15 @@ fn invalid_tokens_are_401_with_reason() {
         assert!(!d.body().contains(&t) || t.is_empty(), "token echoed");
     }
     let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&none))]));
-    assert_eq!(d.status, 401);
+    assert_eq!(d.status(), 401);
     let d = denied(run(
         &p,
         "GET",
         "/x",
         &[("authorization", &bearer(&mint(SECRET, hs, refresh)))],
     ));
-    assert_eq!(d.status, 401);
-    assert_eq!(d.description, "required claim mismatch");
+    assert_eq!(d.status(), 401);
+    assert_eq!(d.description(), "required claim mismatch");
 }
 
 #[test]
@@ -317,7 +326,7 @@ fn oversized_token_is_refused_before_parsing() {
         "/x",
         &[("authorization", &bearer(&token("alice")))],
     ));
-    assert_eq!(d.label, "too_large");
+    assert_eq!(d.label(), "too_large");
 }
 
 #[test]
@@ -334,7 +343,7 @@ fn default_token_limit_takes_large_tokens() {
     // One byte over the limit is refused before any parsing.
     let over = "a".repeat(64 * 1024 + 1);
     let d = denied(run(&p, "GET", "/x", &[("authorization", &bearer(&over))]));
-    assert_eq!((d.status, d.label), (401, "too_large"));
+    assert_eq!((d.status(), d.label()), (401, "too_large"));
 }
 
 #[test]
@@ -351,7 +360,7 @@ fn ambiguous_paths_are_refused_before_any_rule() {
     ] {
         let d = denied(run(&p, "GET", path, &[]));
         assert_eq!(
-            (d.status, d.error, d.label, d.description.as_str()),
+            (d.status(), d.error(), d.label(), d.description().as_str()),
             (
                 400,
                 Some("invalid_request"),
@@ -378,18 +387,18 @@ fn rules_decide_on_the_path_the_backend_serves() {
         "/public;x/../x",
     ] {
         let d = denied(run(&p, "GET", path, &[]));
-        assert_eq!((d.status, d.label), (401, "missing"), "{path}");
+        assert_eq!((d.status(), d.label()), (401, "missing"), "{path}");
     }
     // Spellings of a permission-protected path a backend serves as that
     // path meet its rule, not the weaker default.
     let user = bearer(&token("alice"));
     for path in ["/ADMIN", "/Admin/x", "/admin;v=1", "//admin", "/%61dmin"] {
         let d = denied(run(&p, "GET", path, &[("authorization", &user)]));
-        assert_eq!(d.label, "insufficient_permissions", "{path}");
+        assert_eq!(d.label(), "insufficient_permissions", "{path}");
     }
     for path in ["/ops", "/ops/", "/ops;x=1", "/OPS", "/x/../ops"] {
         let d = denied(run(&p, "POST", path, &[("authorization", &user)]));
-        assert_eq!(d.label, "insufficient_claims", "{path}");
+        assert_eq!(d.label(), "insufficient_claims", "{path}");
     }
     // The bypass still covers its own canonical spellings.
     for path in ["/healthz", "/HEALTHZ/live", "/healthz;x", "/x/../healthz"] {
@@ -404,11 +413,11 @@ fn escaped_slashes_can_be_matched_decoded() {
     v["escaped_slashes"] = json!("match_decoded");
     let p = policy(v);
     let d = denied(run(&p, "GET", "/healthz/..%2Fadmin", &[]));
-    assert_eq!((d.status, d.label), (401, "missing"));
+    assert_eq!((d.status(), d.label()), (401, "missing"));
     let a = allowed(run(&p, "GET", "/healthz%2Flive", &[]));
     assert_eq!(a.kind, AllowKind::Bypassed);
     let d = denied(run(&p, "GET", "/healthz/%252e%252e/admin", &[]));
-    assert_eq!(d.label, "ambiguous_path", "double encoding stays refused");
+    assert_eq!(d.label(), "ambiguous_path", "double encoding stays refused");
 }
 
 #[test]
@@ -423,8 +432,8 @@ fn multiple_tokens_are_a_bad_request() {
             ("authorization", &bearer(&token("b"))),
         ],
     ));
-    assert_eq!(d.status, 400);
-    assert_eq!(d.error, Some("invalid_request"));
+    assert_eq!(d.status(), 400);
+    assert_eq!(d.error(), Some("invalid_request"));
 }
 
 #[test]
@@ -436,7 +445,7 @@ fn allow_missing_still_refuses_a_bad_token() {
         "/public",
         &[("authorization", "Bearer x.y.z")],
     ));
-    assert_eq!(d.status, 401);
+    assert_eq!(d.status(), 401);
     let a = allowed(run(
         &p,
         "GET",
@@ -450,7 +459,7 @@ fn allow_missing_still_refuses_a_bad_token() {
 fn unmatched_method_falls_to_secure_default() {
     let p = policy(config());
     // DELETE matches no rule: a valid token is still required.
-    assert_eq!(denied(run(&p, "DELETE", "/x", &[])).status, 401);
+    assert_eq!(denied(run(&p, "DELETE", "/x", &[])).status(), 401);
     assert!(matches!(
         run(
             &p,
@@ -485,7 +494,7 @@ fn permissions_and_claim_conditions_are_403() {
         "/admin",
         &[("authorization", &bearer(&token("a")))],
     ));
-    assert_eq!(d.status, 403);
+    assert_eq!(d.status(), 403);
     assert_eq!(d.www_authenticate(), "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient permissions\"");
     assert!(matches!(
         run(
@@ -503,11 +512,11 @@ fn permissions_and_claim_conditions_are_403() {
             "/ops",
             &[("authorization", &bearer(&token("a")))]
         ))
-        .status,
+        .status(),
         403
     );
     // No token or a bad one stays 401 on a permission route.
-    assert_eq!(denied(run(&p, "GET", "/admin", &[])).status, 401);
+    assert_eq!(denied(run(&p, "GET", "/admin", &[])).status(), 401);
     assert_eq!(
         denied(run(
             &p,
@@ -515,7 +524,7 @@ fn permissions_and_claim_conditions_are_403() {
             "/admin",
             &[("authorization", "Bearer a.b.c")]
         ))
-        .status,
+        .status(),
         401
     );
 }
@@ -530,8 +539,8 @@ fn revoked_token_is_refused() {
         &[("authorization", &bearer(&token("alice")))],
         &Revoked("jti-alice"),
     ));
-    assert_eq!(d.status, 401);
-    assert_eq!(d.description, "token revoked");
+    assert_eq!(d.status(), 401);
+    assert_eq!(d.description(), "token revoked");
     assert!(matches!(
         run_with(
             &p,
@@ -587,7 +596,7 @@ fn issuer_selects_the_provider() {
         "/",
         &[("authorization", &bearer(&mint(SECRET, hs.clone(), partner)))],
     ));
-    assert_eq!(d.label, "bad_signature");
+    assert_eq!(d.label(), "bad_signature");
     let mut stranger = claims("s");
     stranger["iss"] = json!("https://stranger.example.com");
     let d = denied(run(
@@ -596,7 +605,7 @@ fn issuer_selects_the_provider() {
         "/",
         &[("authorization", &bearer(&mint(SECRET, hs, stranger)))],
     ));
-    assert_eq!(d.label, "wrong_issuer");
+    assert_eq!(d.label(), "wrong_issuer");
 }
 
 #[test]
@@ -616,7 +625,7 @@ fn query_and_cookie_sources() {
     ));
     // The default Authorization header is not read once sources are listed.
     assert_eq!(
-        denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))])).label,
+        denied(run(&p, "GET", "/x", &[("authorization", &bearer(&t))])).label(),
         "missing"
     );
 }
@@ -637,7 +646,7 @@ fn stale_revocations_refuse_tokens_only() {
         headers: &headers,
     };
     let d = denied(decide(&p, &req("/x"), &env));
-    assert_eq!(d.status, 503);
+    assert_eq!(d.status(), 503);
     assert!(d.headers().contains(&("retry-after", "2".to_string())));
     assert!(!d.headers().iter().any(|(n, _)| *n == "www-authenticate"));
     // Bypassed and anonymous requests do not depend on revocation data.
@@ -659,7 +668,7 @@ fn stale_revocations_refuse_tokens_only() {
         path: "/x",
         headers: &header_refs(&bad),
     };
-    assert_eq!(denied(decide(&p, &r, &env)).status, 401);
+    assert_eq!(denied(decide(&p, &r, &env)).status(), 401);
 }
 
 struct Fetched(Option<KeySet>);
@@ -694,9 +703,9 @@ fn run_remote(p: &Policy, keys: &Fetched, auth: &str) -> Decision {
 fn remote_keys_verify_once_fetched() {
     let p = policy(remote_config());
     let d = denied(run_remote(&p, &Fetched(None), &bearer(&token("a"))));
-    assert_eq!(d.status, 401);
-    assert_eq!(d.label, "keys_unavailable");
-    assert_eq!(d.description, "signing keys unavailable");
+    assert_eq!(d.status(), 401);
+    assert_eq!(d.label(), "keys_unavailable");
+    assert_eq!(d.description(), "signing keys unavailable");
     assert_eq!(d.remote_provider, Some(0), "the glue may wait for keys");
     let keys = KeySet::from_jwks(&json!({"keys": [oct("k1", SECRET)]})).unwrap();
     let a = allowed(run_remote(
@@ -712,7 +721,7 @@ fn remote_keys_verify_once_fetched() {
         &Fetched(Some(keys.clone())),
         &bearer(&rotated),
     ));
-    assert_eq!(d.label, "unknown_kid");
+    assert_eq!(d.label(), "unknown_kid");
     assert_eq!(d.remote_provider, Some(0));
     // Other failures do not.
     let d = denied(run_remote(
@@ -724,7 +733,7 @@ fn remote_keys_verify_once_fetched() {
             claims("a"),
         )),
     ));
-    assert_eq!(d.label, "bad_signature");
+    assert_eq!(d.label(), "bad_signature");
     assert_eq!(d.remote_provider, None);
     // Missing tokens never wait for keys.
     let none: Vec<(String, Vec<u8>)> = Vec::new();
@@ -734,7 +743,7 @@ fn remote_keys_verify_once_fetched() {
         headers: &header_refs(&none),
     };
     let env = Env::basic(NOW);
-    assert_eq!(denied(decide(&p, &request, &env)).label, "missing");
+    assert_eq!(denied(decide(&p, &request, &env)).label(), "missing");
 }
 
 #[test]
@@ -749,7 +758,7 @@ fn inline_provider_ignores_remote_keys() {
             claims("a"),
         )),
     ));
-    assert_eq!(d.label, "unknown_kid");
+    assert_eq!(d.label(), "unknown_kid");
     assert_eq!(d.remote_provider, None, "inline keys are never refetched");
 }
 
@@ -776,18 +785,18 @@ fn cache_hits_skip_verification_but_not_the_rules() {
     let second = allowed(decide(&p, &req("/x"), &env));
     assert_eq!(first, second, "a hit gives the same answer");
     // Rules still apply on a hit: permissions, revocation, expiry.
-    assert_eq!(denied(decide(&p, &req("/admin"), &env)).status, 403);
+    assert_eq!(denied(decide(&p, &req("/admin"), &env)).status(), 403);
     let revoked = Env {
         cache: Some(&cache),
         revocation: &Revoked("jti-alice"),
         ..Env::basic(NOW)
     };
-    assert_eq!(denied(decide(&p, &req("/x"), &revoked)).label, "revoked");
+    assert_eq!(denied(decide(&p, &req("/x"), &revoked)).label(), "revoked");
     let later = Env {
         cache: Some(&cache),
         ..Env::basic(NOW + 600 + 61)
     };
-    assert_eq!(denied(decide(&p, &req("/x"), &later)).label, "expired");
+    assert_eq!(denied(decide(&p, &req("/x"), &later)).label(), "expired");
     assert_eq!(cache.entries(), 0, "expired entry dropped");
     // Refused tokens are never cached.
     let bad = vec![(
@@ -804,7 +813,7 @@ fn cache_hits_skip_verification_but_not_the_rules() {
         path: "/x",
         headers: &header_refs(&bad),
     };
-    assert_eq!(denied(decide(&p, &r, &env)).label, "bad_signature");
+    assert_eq!(denied(decide(&p, &r, &env)).label(), "bad_signature");
     assert_eq!(cache.entries(), 0);
 }
 
@@ -846,7 +855,7 @@ fn cached_token_from_another_place_is_not_a_hit_for_a_provider_that_does_not_rea
             },
             &env
         ))
-        .label,
+        .label(),
         "missing"
     );
 }
@@ -1047,5 +1056,78 @@ fn other_query_parameters_stay_as_sent() {
     ] {
         let a = allowed(run(&p, "GET", &path, &[]));
         assert_eq!(written(&a, ":path").as_deref(), Some(expected), "{path}");
+    }
+}
+
+#[test]
+fn a_bypassed_route_passes_no_token_on() {
+    let p = every_place(false);
+    let t = token("alice");
+    let a = allowed(run(
+        &p,
+        "GET",
+        &format!("/healthz?access_token={t}&probe=1"),
+        &[
+            ("authorization", &bearer(&t)),
+            ("cookie", &format!("theme=dark; session={t}")),
+        ],
+    ));
+    assert_eq!(a.kind, AllowKind::Bypassed);
+    assert!(a.remove_headers.contains(&"authorization".to_string()));
+    assert_eq!(written(&a, ":path").as_deref(), Some("/healthz?probe=1"));
+    assert_eq!(written(&a, "cookie").as_deref(), Some("theme=dark"));
+    // Any value in those places goes, verified or not; other credentials
+    // (another scheme) stay.
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+    ));
+    assert!(a.remove_headers.is_empty());
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("authorization", "Bearer garbage")],
+    ));
+    assert_eq!(a.remove_headers, vec!["authorization".to_string()]);
+    // A provider that forwards keeps its token on bypassed routes too.
+    let p = every_place(true);
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("authorization", &bearer(&t))],
+    ));
+    assert!(a.remove_headers.is_empty());
+}
+
+#[test]
+fn provider_header_names_the_provider_that_verified() {
+    let mut v = config();
+    v["provider_header"] = json!("X-Verified-By");
+    let p = policy(v);
+    assert!(p.strip_headers.contains(&"x-verified-by".to_string()));
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[
+            ("x-verified-by", "spoofed"),
+            ("authorization", &bearer(&token("alice"))),
+        ],
+    ));
+    assert_eq!(written(&a, "x-verified-by").as_deref(), Some("main"));
+    assert!(a.remove_headers.contains(&"x-verified-by".to_string()));
+    // Not written where no token was verified; the client's copy still goes.
+    let a = allowed(run(&p, "GET", "/healthz", &[("x-verified-by", "spoofed")]));
+    assert_eq!(written(&a, "x-verified-by"), None);
+    assert!(a.remove_headers.contains(&"x-verified-by".to_string()));
+    for clash in ["authorization", "x-user-id", "host"] {
+        let mut v = config();
+        v["provider_header"] = json!(clash);
+        let e = Policy::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.field, "provider_header", "{clash}");
     }
 }

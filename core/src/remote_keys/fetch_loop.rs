@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use super::{
     decode_record, discovery_path, early_refetch_allowed, encode_record, jwks_path_from_discovery,
-    parse_jwks, JwksKeys, RemoteJwksConfig,
+    parse_jwks, source_identity, JwksKeys, RemoteJwksConfig,
 };
 use crate::fetcher::Fetcher;
 use crate::host::{Answer, CallToken, Host, Reply};
@@ -55,7 +55,7 @@ impl KeyFetchLoop {
         namespace: &str,
         owner: u64,
     ) -> Self {
-        let keys = JwksKeys::new(namespace, name);
+        let keys = JwksKeys::new(namespace, name, source_identity(issuer.as_deref(), &config));
         let fetcher = Fetcher::new(keys.lease.clone(), owner, LEASE_TTL_MS, config.timing());
         KeyFetchLoop {
             index,
@@ -91,9 +91,11 @@ impl KeyFetchLoop {
         let mut fresh = None;
         if cas != self.seen_cas {
             self.seen_cas = cas;
-            if let Some((fetched_ms, body)) = bytes.as_deref().and_then(decode_record) {
-                // Only valid sets are published, so this parse succeeds;
-                // a failure would mean another plugin wrote the key.
+            let record = bytes
+                .as_deref()
+                .and_then(|b| decode_record(b, &self.keys.identity));
+            if let Some((fetched_ms, body)) = record {
+                // Only valid sets are published, so this parse succeeds.
                 match parse_jwks(body) {
                     Ok((keys, _)) => {
                         self.fetched_ms = fetched_ms;
@@ -213,7 +215,7 @@ impl KeyFetchLoop {
         if host
             .set(
                 &self.keys.record,
-                &encode_record(now_ms, &answer.body),
+                &encode_record(&self.keys.identity, now_ms, &answer.body),
                 None,
             )
             .is_err()

@@ -129,18 +129,53 @@ pub fn parse_jwks(body: &[u8]) -> Result<(KeySet, Vec<JwkError>), String> {
     Ok((keys, problems))
 }
 
-/// The shared-data record of a provider's keys: fetch time (unix ms, LE)
-/// then the JWKS body exactly as fetched, so each VM parses it once per
-/// change.
-pub fn encode_record(fetched_ms: u64, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + body.len());
+/// What a provider's keys are fetched for, as 8 bytes: its issuer and
+/// where its keys come from. Every plugin of a proxy shares one shared-data
+/// space (Istio gives every WasmPlugin the same `vm_id`), so the keys of a
+/// provider named `main` in one plugin must never be taken for those of a
+/// provider named `main` in another: the key names and the record carry
+/// this identity.
+pub fn source_identity(issuer: Option<&str>, config: &RemoteJwksConfig) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [
+        "jwks",
+        issuer.unwrap_or(""),
+        &config.cluster,
+        &config.authority,
+        &config.path,
+        if config.discovery { "discovery" } else { "" },
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    let digest = hash.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    out
+}
+
+/// Marks a key-set record of this layout.
+const RECORD_MAGIC: &[u8; 4] = b"JWK2";
+
+/// The shared-data record of a provider's keys: a magic, the provider's
+/// [`source_identity`], the fetch time (unix ms, LE) and the JWKS body
+/// exactly as fetched, so each VM parses it once per change.
+pub fn encode_record(identity: &[u8; 8], fetched_ms: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20 + body.len());
+    out.extend_from_slice(RECORD_MAGIC);
+    out.extend_from_slice(identity);
     out.extend_from_slice(&fetched_ms.to_le_bytes());
     out.extend_from_slice(body);
     out
 }
 
-pub fn decode_record(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let (head, body) = (bytes.get(..8)?, bytes.get(8..)?);
+/// The fetch time and body of a record, when it is one and was fetched for
+/// `identity`; `None` for anything else (another provider's keys, another
+/// layout, garbage).
+pub fn decode_record<'b>(bytes: &'b [u8], identity: &[u8; 8]) -> Option<(u64, &'b [u8])> {
+    let rest = bytes.strip_prefix(RECORD_MAGIC)?.strip_prefix(identity)?;
+    let (head, body) = (rest.get(..8)?, rest.get(8..)?);
     Some((u64::from_le_bytes(head.try_into().ok()?), body))
 }
 
@@ -153,14 +188,22 @@ pub struct JwksKeys {
     /// last fetch, at most once per the configured interval.
     pub want: String,
     pub lease: String,
+    /// What the record must have been fetched for.
+    pub identity: [u8; 8],
 }
 
 impl JwksKeys {
-    pub fn new(namespace: &str, provider: &str) -> Self {
+    pub fn new(namespace: &str, provider: &str, identity: [u8; 8]) -> Self {
+        let mut hex = String::with_capacity(16);
+        for b in identity {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        let base = format!("{namespace}.jwks.{provider}.{hex}");
         JwksKeys {
-            record: format!("{namespace}.jwks.{provider}"),
-            want: format!("{namespace}.jwks.{provider}.want"),
-            lease: format!("{namespace}.jwks.{provider}.lease"),
+            want: format!("{base}.want"),
+            lease: format!("{base}.lease"),
+            record: base,
+            identity,
         }
     }
 }
@@ -265,9 +308,25 @@ mod tests {
 
     #[test]
     fn record_round_trip() {
-        let r = encode_record(1234, b"{\"keys\":[]}");
-        assert_eq!(decode_record(&r), Some((1234, &b"{\"keys\":[]}"[..])));
-        assert_eq!(decode_record(b"short"), None);
+        let id = source_identity(Some("https://idp"), &config());
+        let r = encode_record(&id, 1234, b"{\"keys\":[]}");
+        assert_eq!(decode_record(&r, &id), Some((1234, &b"{\"keys\":[]}"[..])));
+        assert_eq!(decode_record(b"short", &id), None);
+        // Keys fetched for another issuer or from another place are not
+        // this provider's.
+        let other = source_identity(Some("https://other"), &config());
+        assert_ne!(id, other);
+        assert_eq!(decode_record(&r, &other), None);
+        let elsewhere = RemoteJwksConfig {
+            path: "/keys".into(),
+            ..config()
+        };
+        assert_ne!(source_identity(Some("https://idp"), &elsewhere), id);
+        let keys = JwksKeys::new("ns", "main", id);
+        assert!(keys.record.starts_with("ns.jwks.main."), "{}", keys.record);
+        assert_eq!(keys.record.len(), "ns.jwks.main.".len() + 16);
+        let theirs = JwksKeys::new("ns", "main", other);
+        assert_ne!(keys.record, theirs.record);
     }
 
     #[test]

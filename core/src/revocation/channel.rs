@@ -29,6 +29,8 @@ pub const RETAINED_DELTAS: u64 = 64;
 /// never replays more than this many.
 pub const SNAPSHOT_EVERY: u64 = 32;
 
+/// The shared-data keys of one feed's set, all under one prefix
+/// ([`super::feed::FeedConfig::shared_prefix`]).
 pub struct Keys {
     meta: String,
     snapshot: String,
@@ -36,27 +38,20 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn new(namespace: &str) -> Self {
+    pub fn new(prefix: &str) -> Self {
         Keys {
-            meta: format!("{namespace}.rev.meta"),
-            snapshot: format!("{namespace}.rev.snapshot"),
-            delta_prefix: format!("{namespace}.rev.delta."),
+            meta: format!("{prefix}.meta"),
+            snapshot: format!("{prefix}.snapshot"),
+            delta_prefix: format!("{prefix}.delta."),
         }
     }
 
-    /// Writer 0 is the unsuffixed key of records from earlier releases.
     fn delta(&self, version: u64, writer: u64) -> String {
-        match writer {
-            0 => format!("{}{version}", self.delta_prefix),
-            w => format!("{}{version}.{w:016x}", self.delta_prefix),
-        }
+        format!("{}{version}.{writer:016x}", self.delta_prefix)
     }
 
     fn snapshot(&self, writer: u64) -> String {
-        match writer {
-            0 => self.snapshot.clone(),
-            w => format!("{}.{w:016x}", self.snapshot),
-        }
+        format!("{}.{writer:016x}", self.snapshot)
     }
 }
 
@@ -95,6 +90,7 @@ impl Replica {
             return Ok(0);
         };
         let applied = self.catch_up(store, keys, &meta)?;
+        self.set.scoped = meta.scoped;
         self.meta = meta;
         Ok(applied)
     }
@@ -200,6 +196,8 @@ pub struct Update<'a> {
     pub bound: Option<(&'a str, u64)>,
     /// This fetcher's lease owner id: the suffix of the keys it writes.
     pub writer: u64,
+    /// Whether any of `entries` is scoped to an issuer.
+    pub scoped: bool,
 }
 
 /// Publishes a feed poll's result (the fetcher side). The fetcher's replica
@@ -252,6 +250,8 @@ pub fn publish(
         replica.set.clone()
     };
     set.apply(update.entries);
+    next.scoped = update.scoped || (meta.scoped && !update.reset);
+    set.scoped = next.scoped;
     next.version = version;
     next.held = set.len() as u64;
     if next.writer_of(version) != update.writer {

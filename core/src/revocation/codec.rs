@@ -15,7 +15,7 @@
 use super::set::Entry;
 
 const BATCH_MAGIC: &[u8; 4] = b"JRB1";
-const META_MAGIC: &[u8; 4] = b"JRM1";
+const META_MAGIC: &[u8; 4] = b"JRM2";
 const TAG_TOKEN: u8 = 1;
 const TAG_SUBJECT: u8 = 2;
 
@@ -151,14 +151,17 @@ pub struct Meta {
     /// Who wrote each retained version: `(first version, writer)` runs in
     /// version order. Delta and snapshot keys carry their writer, so a
     /// fetcher that lost its lease mid-publish can never overwrite another
-    /// fetcher's data; writer 0 is the unsuffixed key of earlier releases.
+    /// fetcher's data.
     pub writers: Vec<(u64, u64)>,
     /// The writer of the snapshot key holding `snapshot`.
     pub snapshot_writer: u64,
+    /// Whether any entry of the set is scoped to an issuer (lookups then
+    /// check the scoped digests too).
+    pub scoped: bool,
 }
 
 impl Meta {
-    /// The writer of version `version` (0 when no run covers it).
+    /// The writer of version `version` (0, no writer, when no run covers it).
     pub fn writer_of(&self, version: u64) -> u64 {
         self.writers
             .iter()
@@ -191,6 +194,7 @@ pub fn encode_meta(meta: &Meta) -> Vec<u8> {
     out.extend_from_slice(epoch.get(..usize::from(len)).unwrap_or(epoch));
     out.extend_from_slice(&meta.reset_time.to_le_bytes());
     out.extend_from_slice(&meta.snapshot_writer.to_le_bytes());
+    out.push(u8::from(meta.scoped));
     let runs = u16::try_from(meta.writers.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&runs.to_le_bytes());
     for (first, writer) in meta.writers.iter().take(usize::from(runs)) {
@@ -215,15 +219,17 @@ pub fn decode_meta(bytes: &[u8]) -> Result<Meta, CodecError> {
         ..Meta::default()
     };
     meta.cursor = r.text("cursor is not UTF-8")?;
-    // Records of earlier releases end here: no epoch, unsuffixed keys.
-    if !r.0.is_empty() {
-        meta.epoch = r.text("epoch is not UTF-8")?;
-        meta.reset_time = r.u64()?;
-        meta.snapshot_writer = r.u64()?;
-        let runs = r.u16()?;
-        for _ in 0..runs {
-            meta.writers.push((r.u64()?, r.u64()?));
-        }
+    meta.epoch = r.text("epoch is not UTF-8")?;
+    meta.reset_time = r.u64()?;
+    meta.snapshot_writer = r.u64()?;
+    meta.scoped = match r.take(1)? {
+        [0] => false,
+        [1] => true,
+        _ => return Err(CodecError("scoped flag is not 0 or 1")),
+    };
+    let runs = r.u16()?;
+    for _ in 0..runs {
+        meta.writers.push((r.u64()?, r.u64()?));
     }
     if !r.0.is_empty() {
         return Err(CodecError("trailing bytes after meta"));
@@ -337,6 +343,7 @@ mod tests {
             reset_time: 1_700_000_000,
             writers: vec![(4, 11), (7, 12)],
             snapshot_writer: 12,
+            scoped: true,
         };
         let bytes = encode_meta(&meta);
         assert_eq!(decode_meta(&bytes).unwrap(), meta);
@@ -349,12 +356,7 @@ mod tests {
             ),
             (0, 11, 11, 12)
         );
-        // A record of an earlier release: everything up to the cursor.
-        let old_len = 4 + 6 * 8 + 2 + meta.cursor.len();
-        let old = decode_meta(&bytes[..old_len]).unwrap();
-        assert_eq!((old.cursor.as_str(), old.epoch.as_str()), ("ep1-1042", ""));
-        assert!(old.writers.is_empty());
-        for cut in (0..bytes.len()).filter(|&c| c != old_len) {
+        for cut in 0..bytes.len() {
             assert!(decode_meta(&bytes[..cut]).is_err());
         }
         assert!(decode_meta(&encode_batch(1, std::iter::empty())).is_err());

@@ -7,7 +7,7 @@ use revocation_protocol::{
     SIGNATURE_HEADER,
 };
 
-use super::set::{digest, Entry};
+use super::set::{digest, digest_scoped, Entry};
 use crate::schedule::Timing;
 
 /// What to do when revocations cannot be refreshed for too long.
@@ -78,6 +78,26 @@ impl FeedConfig {
             nonce,
             (self.wait_ms > 0).then_some(self.wait_ms),
         )
+    }
+
+    /// The prefix of this feed's keys in shared data: the namespace and an
+    /// identity of the feed (cluster, authority, path). Every plugin of a
+    /// proxy shares one shared-data space, so two plugins with the same
+    /// namespace but different feeds keep apart, and two plugins polling
+    /// the same feed share one set.
+    pub fn shared_prefix(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in ["feed", &self.cluster, &self.authority, &self.path] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        let digest = hash.finalize();
+        let mut out = format!("{}.rev.", self.namespace);
+        for b in digest.iter().take(8) {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
     }
 
     /// A silent fetcher loses the lease after two poll intervals.
@@ -314,16 +334,26 @@ pub fn cursor_regressed(previous: &str, next: &str) -> bool {
 
 /// The feed's entries as set entries.
 pub fn entries(response: &FeedResponse) -> Vec<Entry> {
+    let id = |iss: &Option<String>, value: &str| match iss {
+        Some(iss) => digest_scoped(iss, value),
+        None => digest(value),
+    };
     let tokens = response.revoked.iter().map(|t| Entry::Token {
-        id: digest(&t.jti),
+        id: id(&t.iss, &t.jti),
         exp: t.exp,
     });
     let subjects = response.revoked_subjects.iter().map(|s| Entry::Subject {
-        id: digest(&s.sub),
+        id: id(&s.iss, &s.sub),
         before: s.before,
         exp: s.exp,
     });
     tokens.chain(subjects).collect()
+}
+
+/// Whether any entry of the answer is scoped to an issuer.
+pub fn has_scoped(response: &FeedResponse) -> bool {
+    response.revoked.iter().any(|t| t.iss.is_some())
+        || response.revoked_subjects.iter().any(|s| s.iss.is_some())
 }
 
 /// What to do after a checked page.
@@ -344,6 +374,8 @@ pub struct Completed {
     pub cursor: String,
     /// The feed's epoch and the time of the answer's first page, when bound.
     pub bound: Option<(String, u64)>,
+    /// Whether any entry is scoped to an issuer.
+    pub scoped: bool,
 }
 
 impl Completed {
@@ -433,6 +465,7 @@ impl Pages {
                     entries: Vec::new(),
                     cursor: String::new(),
                     bound,
+                    scoped: false,
                 }
             }
         };
@@ -450,6 +483,7 @@ impl Pages {
             pending.entries.extend(new);
         }
         pending.cursor = response.cursor.clone();
+        pending.scoped |= has_scoped(response);
         self.pages = self.pages.saturating_add(1);
         if response.more {
             self.pending = Some(pending);

@@ -46,9 +46,9 @@ pub struct RevocationLoop {
 impl RevocationLoop {
     pub fn new(config: FeedConfig, owner: u64, now_ms: u64) -> Self {
         RevocationLoop {
-            keys: Keys::new(&config.namespace),
+            keys: Keys::new(&config.shared_prefix()),
             fetcher: Fetcher::new(
-                format!("{}.rev.lease", config.namespace),
+                format!("{}.lease", config.shared_prefix()),
                 owner,
                 config.lease_ttl_ms(),
                 config.timing(),
@@ -257,6 +257,7 @@ impl RevocationLoop {
                 .as_ref()
                 .map(|(epoch, time)| (epoch.as_str(), *time)),
             writer: self.fetcher.owner(),
+            scoped: done.scoped,
         };
         let next = self.next_poll_in_ms(&done, now_ms);
         let published = publish(

@@ -12,7 +12,13 @@ pub mod set;
 pub use set::RevocationSet;
 
 impl crate::decision::RevocationCheck for RevocationSet {
-    fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> bool {
-        RevocationSet::is_revoked(self, jti, sub, iat)
+    fn is_revoked(
+        &self,
+        iss: Option<&str>,
+        jti: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<u64>,
+    ) -> bool {
+        self.is_revoked_for(iss, jti, sub, iat)
     }
 }

@@ -23,9 +23,25 @@ use sha2::{Digest as _, Sha256};
 pub type Digest = u128;
 
 pub fn digest(id: &str) -> Digest {
-    let hash = Sha256::digest(id.as_bytes());
+    truncate(&Sha256::digest(id.as_bytes()))
+}
+
+/// The digest of an identifier scoped to one issuer (a feed entry with
+/// `iss`): it matches only tokens of that issuer. The fixed prefix and the
+/// length keep it apart from every unscoped digest and from every other
+/// (issuer, identifier) pair.
+pub fn digest_scoped(iss: &str, id: &str) -> Digest {
+    let mut hash = Sha256::new();
+    hash.update(b"iss\0");
+    hash.update((iss.len() as u64).to_be_bytes());
+    hash.update(iss.as_bytes());
+    hash.update(id.as_bytes());
+    truncate(&hash.finalize())
+}
+
+fn truncate(hash: &[u8]) -> Digest {
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash[..16]);
+    bytes.copy_from_slice(hash.get(..16).unwrap_or(&[0; 16]));
     u128::from_le_bytes(bytes)
 }
 
@@ -136,6 +152,9 @@ pub struct RevocationSet {
     subjects: DigestMap<(u64, u64)>,
     /// Where each run of `tokens` sharing the top bits of the digest starts.
     index: BucketIndex,
+    /// Whether any entry is scoped to an issuer; only then do lookups pay
+    /// for the scoped digests too. Set from the shared meta record.
+    pub scoped: bool,
 }
 
 /// A lookup table over the sorted array: `starts[b]` is the first position
@@ -412,25 +431,48 @@ impl RevocationSet {
 
     /// A token without `iat` cannot show it was issued after a subject was
     /// revoked, so it is refused when its subject is.
+    /// Whether a token with these claims is revoked by an entry for every
+    /// issuer.
     pub fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> bool {
-        if let Some(jti) = jti {
-            if !self.tokens.is_empty() || !self.overlay.is_empty() {
-                let id = digest(jti);
-                if self.find(id).is_ok()
-                    || (!self.overlay.is_empty() && self.overlay.contains_key(&id))
-                {
-                    return true;
-                }
+        self.is_revoked_for(None, jti, sub, iat)
+    }
+
+    /// Whether a token of issuer `iss` with these claims is revoked, by an
+    /// entry for every issuer or by one scoped to `iss`.
+    pub fn is_revoked_for(
+        &self,
+        iss: Option<&str>,
+        jti: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<u64>,
+    ) -> bool {
+        let scoped = iss.filter(|_| self.scoped);
+        let any_tokens = !self.tokens.is_empty() || !self.overlay.is_empty();
+        if let Some(jti) = jti.filter(|_| any_tokens) {
+            if self.holds_token(digest(jti))
+                || scoped.is_some_and(|iss| self.holds_token(digest_scoped(iss, jti)))
+            {
+                return true;
             }
         }
-        if let Some(sub) = sub {
-            if !self.subjects.is_empty() {
-                if let Some((before, _)) = self.subjects.get(&digest(sub)) {
-                    return iat.is_none_or(|iat| iat < *before);
-                }
+        if let Some(sub) = sub.filter(|_| !self.subjects.is_empty()) {
+            if self.subject_revokes(digest(sub), iat)
+                || scoped.is_some_and(|iss| self.subject_revokes(digest_scoped(iss, sub), iat))
+            {
+                return true;
             }
         }
         false
+    }
+
+    fn holds_token(&self, id: Digest) -> bool {
+        self.find(id).is_ok() || (!self.overlay.is_empty() && self.overlay.contains_key(&id))
+    }
+
+    fn subject_revokes(&self, id: Digest, iat: Option<u64>) -> bool {
+        self.subjects
+            .get(&id)
+            .is_some_and(|(before, _)| iat.is_none_or(|iat| iat < *before))
     }
 
     /// Every entry, for writing a snapshot: tokens in digest order (so a

@@ -3,9 +3,9 @@
 //! that asked.
 
 use super::*;
-use crate::decision::header_refs;
 use crate::host::memory::{MemoryHost, MemoryStore};
 use crate::host::Answer;
+use crate::request::header_refs;
 use serde_json::json;
 use testkit::{jwks_json, mint, Key};
 
@@ -136,7 +136,7 @@ fn a_request_waits_no_longer_than_the_timeout() {
     let Step::Apply(Decision::Deny(deny)) = step else {
         panic!("{step:?}")
     };
-    assert_eq!((deny.status, deny.label), (401, "keys_unavailable"));
+    assert_eq!((deny.status(), deny.label()), (401, "keys_unavailable"));
     assert_eq!(host.counter("denied.keys_unavailable"), 1);
 }
 
@@ -166,7 +166,7 @@ fn an_unknown_kid_is_refused_and_makes_the_fetcher_refetch() {
     let Step::Apply(Decision::Deny(deny)) = step else {
         panic!("{step:?}")
     };
-    assert_eq!(deny.label, "unknown_kid");
+    assert_eq!(deny.label(), "unknown_kid");
     // The fetcher refetches on its next tick, not in refresh_seconds.
     host.advance_ms(100);
     worker.on_tick(&host);

@@ -332,6 +332,7 @@ fn feeds() {
     let t = "feed_body";
     let token = |jti: &str| RevokedToken {
         jti: jti.into(),
+        iss: None,
         exp: 2_000_000_000,
     };
     let delta = FeedResponse {
@@ -340,9 +341,11 @@ fn feeds() {
         revoked: vec![token("a1b2"), token("c3")],
         revoked_subjects: vec![RevokedSubject {
             sub: "bob".into(),
+            iss: Some("https://auth.example.com".into()),
             before: NOW,
             exp: 2_000_000_000,
         }],
+        more: false,
     };
     write(t, "delta.json", delta.to_json());
     let snapshot = FeedResponse {
@@ -350,6 +353,7 @@ fn feeds() {
         reset: true,
         revoked: vec![token("x")],
         revoked_subjects: vec![],
+        more: false,
     };
     write(t, "snapshot.json", snapshot.to_json());
     write(t, "empty.json", r#"{"cursor":"0"}"#);
@@ -403,6 +407,11 @@ fn codec() {
             last_sync_ms: NOW * 1000,
             held: 3,
             cursor: "1700000000-42".into(),
+            epoch: "1700000000".into(),
+            reset_time: NOW,
+            writers: vec![(3, 7)],
+            snapshot_writer: 7,
+            scoped: true,
         }),
     );
     write(t, "meta-default.bin", encode_meta(&Meta::default()));

@@ -44,6 +44,7 @@ fn update<'a>(entries: &'a [Entry], cursor: &'a str, reset: bool, basis: &'a str
         basis,
         bound: None,
         writer: WRITER,
+        scoped: false,
     }
 }
 
@@ -154,7 +155,7 @@ fn a_second_fetcher_cannot_publish_over_the_first() {
     )
     .unwrap();
     // A write with the CAS token read before a's second publish fails.
-    let r = store.set("ns.rev.meta", b"x", Some(stale_cas));
+    let r = store.set("ns.meta", b"x", Some(stale_cas));
     assert_eq!(r, Err(StoreError::CasMismatch));
     // A new fetcher catches up before publishing, so nothing is lost.
     let mut b = Replica::default();
@@ -196,10 +197,10 @@ fn corrupt_data_keeps_the_last_good_set() {
     worker.sync(&bus.store, &bus.keys).unwrap();
     bus.publish(&[tok("b")], "c2", false);
     bus.store
-        .set("ns.rev.delta.2.0000000000000007", b"garbage", None)
+        .set("ns.delta.2.0000000000000007", b"garbage", None)
         .unwrap();
     bus.store
-        .set("ns.rev.snapshot.0000000000000007", b"garbage", None)
+        .set("ns.snapshot.0000000000000007", b"garbage", None)
         .unwrap();
     assert!(worker.sync(&bus.store, &bus.keys).is_err());
     assert!(
@@ -207,7 +208,7 @@ fn corrupt_data_keeps_the_last_good_set() {
         "last good set kept"
     );
     assert_eq!(worker.version, 1);
-    bus.store.set("ns.rev.meta", b"garbage", None).unwrap();
+    bus.store.set("ns.meta", b"garbage", None).unwrap();
     assert!(matches!(
         worker.sync(&bus.store, &bus.keys),
         Err(SyncError::Corrupt(_))
@@ -277,7 +278,7 @@ fn a_fetcher_losing_the_race_mid_publish_leaves_the_winners_data_intact() {
     // record and its write of it.
     let winner_keys = Keys::new("ns");
     store.before_next_set(
-        "ns.rev.meta",
+        "ns.meta",
         Box::new(move |store: &MemoryStore| {
             let mut winner = winner;
             let entries = [tok("theirs")];
@@ -307,46 +308,4 @@ fn a_fetcher_losing_the_race_mid_publish_leaves_the_winners_data_intact() {
     assert!(worker.set.is_revoked(Some("theirs"), None, None));
     assert!(!worker.set.is_revoked(Some("mine"), None, None));
     assert_eq!(worker.meta.cursor, "c2");
-}
-
-#[test]
-fn records_of_earlier_releases_are_read_and_replaced() {
-    let store = MemoryStore::default();
-    let keys = Keys::new("ns");
-    // Version 1 as an earlier release wrote it: unsuffixed keys, no
-    // epoch or writers in the meta record.
-    let old = Meta {
-        version: 1,
-        base: 1,
-        snapshot: 1,
-        oldest_delta: 2,
-        last_sync_ms: 1,
-        held: 1,
-        cursor: "c1".into(),
-        ..Meta::default()
-    };
-    let meta = encode_meta(&old);
-    let legacy_len = 4 + 6 * 8 + 2 + 2;
-    store.set("ns.rev.meta", &meta[..legacy_len], None).unwrap();
-    store
-        .set(
-            "ns.rev.snapshot",
-            &encode_batch(1, [tok("a")].into_iter()),
-            None,
-        )
-        .unwrap();
-    let mut worker = Replica::default();
-    worker.sync(&store, &keys).unwrap();
-    assert!(worker.set.is_revoked(Some("a"), None, None));
-    let mut fetcher = Replica::default();
-    fetcher.sync(&store, &keys).unwrap();
-    publish(
-        &store,
-        &keys,
-        &mut fetcher,
-        &update(&[tok("b")], "c2", false, "c1"),
-    )
-    .unwrap();
-    assert_eq!(worker.sync(&store, &keys).unwrap(), 1);
-    assert!(worker.set.is_revoked(Some("b"), None, None));
 }

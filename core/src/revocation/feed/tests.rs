@@ -363,6 +363,7 @@ fn page_body(cursor: &str, reset: bool, more: bool, jtis: &[&str]) -> FeedRespon
             .iter()
             .map(|j| revocation_protocol::RevokedToken {
                 jti: (*j).into(),
+                iss: None,
                 exp: 100,
             })
             .collect(),
@@ -395,6 +396,7 @@ fn a_single_page_completes_at_once() {
             entries: tokens(&["a"]),
             cursor: "e1-5".into(),
             bound: None,
+            scoped: false,
         })
     );
     assert!(!p.in_progress());
@@ -529,4 +531,33 @@ fn the_pages_of_one_answer_come_from_one_epoch() {
     );
     assert!(!p.in_progress());
     assert_eq!(p.state(held), held);
+}
+
+#[test]
+fn each_feed_has_its_own_keys_in_shared_data() {
+    let a = config();
+    let prefix = a.shared_prefix();
+    assert!(prefix.starts_with("jwt_auth.rev."), "{prefix}");
+    assert_eq!(prefix.len(), "jwt_auth.rev.".len() + 16);
+    assert_eq!(
+        config().shared_prefix(),
+        prefix,
+        "the same feed, the same set"
+    );
+    for other in [
+        FeedConfig {
+            cluster: "other_feed".into(),
+            ..config()
+        },
+        FeedConfig {
+            path: "/v2/revocations".into(),
+            ..config()
+        },
+        FeedConfig {
+            namespace: "edge".into(),
+            ..config()
+        },
+    ] {
+        assert_ne!(other.shared_prefix(), prefix);
+    }
 }

@@ -445,3 +445,35 @@ fn a_fetcher_whose_lease_lapsed_does_not_publish() {
     assert!(revoked(&worker, "b") && !revoked(&worker, "stale"));
     assert_eq!(worker.view.replica.borrow().meta.cursor, "e-2");
 }
+
+#[test]
+fn entries_scoped_to_an_issuer_refuse_only_that_issuers_tokens() {
+    let store = MemoryStore::default();
+    let host = MemoryHost::vm(&store, 1_000_000);
+    let mut fetcher = RevocationLoop::new(config(), 1, host.now_ms());
+    let call = tick_until_call(&mut fetcher, &host);
+    let body = r#"{"cursor":"e-1","reset":true,
+        "revoked":[{"jti":"shared","iss":"https://a","exp":99999999999},
+                   {"jti":"everywhere","exp":99999999999}],
+        "revoked_subjects":[{"sub":"sam","iss":"https://a","before":100,"exp":99999999999}]}"#;
+    fetcher.on_response(&host, answer(&host, &call, body));
+    let worker_host = MemoryHost::vm(&store, host.now_ms());
+    let mut worker = RevocationLoop::new(config(), 2, worker_host.now_ms());
+    worker.on_tick(&worker_host);
+    let replica = worker.view.replica.borrow();
+    let set = &replica.set;
+    assert!(set.scoped, "the worker knows the set holds scoped entries");
+    let revoked = |iss: &str, jti: &str| set.is_revoked_for(Some(iss), Some(jti), None, None);
+    assert!(revoked("https://a", "shared"));
+    assert!(
+        !revoked("https://b", "shared"),
+        "another issuer's jti of the same name"
+    );
+    assert!(
+        !set.is_revoked_for(None, Some("shared"), None, None),
+        "no issuer"
+    );
+    assert!(revoked("https://a", "everywhere") && revoked("https://b", "everywhere"));
+    let sam = |iss: &str| set.is_revoked_for(Some(iss), None, Some("sam"), Some(50));
+    assert!(sam("https://a") && !sam("https://b"));
+}
