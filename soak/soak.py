@@ -561,10 +561,12 @@ def soak(cfg, duration, warmup, envoy_bin, wasm, wrk, run_dir, args):
         time.sleep(0.05)
     ended = time.time()
     rss.append((ended - started, rss_kib(envoy.pid)))
-    envoy_stats = stats(admin)
     with open(wrk_out) as f:
         wrk_text = f.read()
-    time.sleep(0.5)   # the access log flushes every second
+    # The access log flushes every second; decision counters reach Envoy on
+    # each VM's tick (at most a second).
+    time.sleep(1.2)
+    envoy_stats = stats(admin)
     stop(envoy)
     stop(upstream)
     wait_for("the upstream record", 10, lambda: os.path.exists(record_file))

@@ -22,6 +22,9 @@ use crate::revocation::feed_loop::{RevocationLoop, RevocationView};
 
 /// Tick period when only remote keys need a timer.
 const KEYS_TICK_MS: u64 = 100;
+/// Tick period when no loop needs a timer: the decision counters are
+/// flushed to the host this often.
+const FLUSH_TICK_MS: u64 = 1000;
 
 /// Current key sets of remote providers, by provider index.
 #[derive(Default)]
@@ -66,6 +69,9 @@ pub struct Worker {
     view: Option<RevocationView>,
     waiting: RefCell<Vec<Waiting>>,
     accelerator: Option<Box<dyn SignatureAccelerator>>,
+    /// Decisions counted since the last flush, by (denied, label). Counting
+    /// in the VM keeps a host call off every request.
+    counts: RefCell<HashMap<(bool, &'static str), u64>>,
     /// Full metric names of decision labels, made once.
     decision_names: RefCell<HashMap<(bool, &'static str), String>>,
 }
@@ -109,6 +115,7 @@ impl Worker {
             view,
             waiting: RefCell::default(),
             accelerator,
+            counts: RefCell::default(),
             decision_names: RefCell::default(),
             policy,
         }
@@ -122,22 +129,25 @@ impl Worker {
         }
     }
 
-    /// How often [`Worker::on_tick`] must run, if at all.
-    pub fn tick_period_ms(&self) -> Option<u64> {
+    /// How often [`Worker::on_tick`] must run: the loops' period, at most
+    /// a second (the decision counters are flushed on the tick).
+    pub fn tick_period_ms(&self) -> u64 {
         let revocation = self
             .revocation
             .as_ref()
             .map(|r| r.borrow().tick_period_ms());
-        if self.key_loops.borrow().is_empty() {
-            return revocation;
-        }
-        Some(revocation.map_or(KEYS_TICK_MS, |t| t.min(KEYS_TICK_MS)))
+        let keys = (!self.key_loops.borrow().is_empty()).then_some(KEYS_TICK_MS);
+        [revocation, keys]
+            .into_iter()
+            .flatten()
+            .fold(FLUSH_TICK_MS, u64::min)
     }
 
-    /// One tick: revocation and key loops, then the requests on hold,
-    /// handed back to be decided again (their keys arrived, or they waited
-    /// long enough to get their 401).
+    /// One tick: the decision counters, the revocation and key loops, then
+    /// the requests on hold, handed back to be decided again (their keys
+    /// arrived, or they waited long enough to get their 401).
     pub fn on_tick(&self, host: &dyn Host) -> Vec<Waiting> {
+        self.flush_counts(host);
         if let Some(rev) = &self.revocation {
             rev.borrow_mut().on_tick(host);
         }
@@ -182,16 +192,17 @@ impl Worker {
         }
     }
 
-    /// Decides one request of context `context_id`. `waiting_since` is set
-    /// when the request already waited for keys.
+    /// Decides one request of context `context_id` at `now_ms` (the host's
+    /// clock, as fresh as the host keeps it for requests). `waiting_since`
+    /// is set when the request already waited for keys.
     pub fn decide(
         &self,
         host: &dyn Host,
+        now_ms: u64,
         context_id: u32,
         request: &Request<'_>,
         waiting_since: Option<u64>,
     ) -> Step {
-        let now_ms = host.now_ms();
         let decision = self.decide_now(request, now_ms / 1000);
         if let Decision::Deny(deny) = &decision {
             if let Some(index) = deny.remote_provider {
@@ -211,7 +222,7 @@ impl Worker {
                 }
             }
         }
-        self.count(host, &decision);
+        self.count(&decision);
         Step::Apply(decision)
     }
 
@@ -254,16 +265,26 @@ impl Worker {
         since.is_none_or(|s| now_ms < s + limit)
     }
 
-    /// Counts one decision: `<label>` for an allow, `denied.<label>` for a
-    /// refusal.
-    fn count(&self, host: &dyn Host, decision: &Decision) {
+    /// Counts one decision, in the VM: `<label>` for an allow,
+    /// `denied.<label>` for a refusal.
+    fn count(&self, decision: &Decision) {
         let key = (matches!(decision, Decision::Deny(_)), decision.label());
+        *self.counts.borrow_mut().entry(key).or_default() += 1;
+    }
+
+    /// Adds the decisions counted since the last flush to the host's
+    /// counters. Runs on every tick and when the VM goes away, so the
+    /// counters stay within one tick of the truth.
+    pub fn flush_counts(&self, host: &dyn Host) {
+        let counts = std::mem::take(&mut *self.counts.borrow_mut());
         let mut names = self.decision_names.borrow_mut();
-        let name = names.entry(key).or_insert_with(|| match key {
-            (true, label) => format!("denied.{label}"),
-            (false, label) => label.to_string(),
-        });
-        host.counter_add(name, 1);
+        for (key, n) in counts {
+            let name = names.entry(key).or_insert_with(|| match key {
+                (true, label) => format!("denied.{label}"),
+                (false, label) => label.to_string(),
+            });
+            host.counter_add(name, n);
+        }
     }
 }
 

@@ -1,11 +1,13 @@
-//! The proxy-wasm serialized header map, read in place.
+//! The proxy-wasm serialized header map, read in place and written whole.
 //!
 //! Envoy hands a map over as one buffer: a u32 count, then a (name length,
 //! value length) u32 pair per header, then each name and value followed by a
 //! NUL byte (all little endian). The SDK turns that into one owned `String`
 //! and one `Vec` per header; reading it in place borrows every header from
 //! the one buffer, so a request's headers cost one allocation instead of two
-//! per header on the path every request takes.
+//! per header on the path every request takes. The same layout goes back in
+//! one call when the filter changes headers ([`edited`]): one host call for
+//! all of a request's removals and writes.
 
 use jwt_auth_core::request::Header;
 
@@ -39,6 +41,59 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<Header<'_>>> {
     (data <= bytes.len()).then_some(headers)
 }
 
+/// The request's headers with `remove` taken out and `set` written, in the
+/// serialized layout: every value of a removed or written name goes, a
+/// written name takes the place of its first occurrence (so `:path` keeps
+/// its place) or comes last, and every other header keeps its position,
+/// its duplicates and its exact bytes. `None` when a size does not fit the
+/// layout's u32 fields.
+pub fn edited(
+    headers: &[Header<'_>],
+    remove: &[String],
+    set: &[(String, String)],
+) -> Option<Vec<u8>> {
+    let mut out_headers: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + set.len());
+    let mut written = vec![false; set.len()];
+    for &(name, value) in headers {
+        if let Some(i) = set.iter().position(|(n, _)| n == name) {
+            if let (Some(done), Some((n, v))) = (written.get_mut(i), set.get(i)) {
+                if !*done {
+                    *done = true;
+                    out_headers.push((n.as_str(), v.as_bytes()));
+                }
+            }
+            continue;
+        }
+        if !remove.iter().any(|r| r == name) {
+            out_headers.push((name, value));
+        }
+    }
+    for ((name, value), done) in set.iter().zip(&written) {
+        if !done {
+            out_headers.push((name.as_str(), value.as_bytes()));
+        }
+    }
+    serialize(&out_headers)
+}
+
+/// Headers in the serialized layout.
+pub fn serialize(headers: &[Header<'_>]) -> Option<Vec<u8>> {
+    let data: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = Vec::with_capacity(4 + headers.len() * 8 + data);
+    out.extend_from_slice(&u32::try_from(headers.len()).ok()?.to_le_bytes());
+    for (name, value) in headers {
+        out.extend_from_slice(&u32::try_from(name.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(value.len()).ok()?.to_le_bytes());
+    }
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    Some(out)
+}
+
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
     Some(u32::from_le_bytes(raw))
@@ -48,20 +103,59 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
 mod tests {
     use super::*;
 
-    /// The layout Envoy writes.
     fn serialize(headers: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = (headers.len() as u32).to_le_bytes().to_vec();
-        for (n, v) in headers {
-            out.extend_from_slice(&(n.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        }
-        for (n, v) in headers {
-            out.extend_from_slice(n.as_bytes());
-            out.push(0);
-            out.extend_from_slice(v);
-            out.push(0);
-        }
-        out
+        super::serialize(headers).unwrap()
+    }
+
+    #[test]
+    fn the_layout_is_envoys() {
+        let bytes = serialize(&[("ab", b"1"), ("c", b"")]);
+        let expected: Vec<u8> = [
+            &2u32.to_le_bytes()[..],
+            &2u32.to_le_bytes(),
+            &1u32.to_le_bytes(),
+            &1u32.to_le_bytes(),
+            &0u32.to_le_bytes(),
+            b"ab\x001\x00c\x00\x00",
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn an_edit_removes_writes_and_keeps_everything_else() {
+        let headers: Vec<(&str, &[u8])> = vec![
+            (":method", b"GET"),
+            (":path", b"/x?access_token=t&a=1"),
+            ("authorization", b"Bearer t"),
+            ("x-user-id", b"mallory"),
+            ("cookie", b"a=1"),
+            ("x-user-id", b"again"),
+            ("x-binary", b"\xff\x00"),
+            ("cookie", b"b=2"),
+        ];
+        let remove = vec!["authorization".to_string(), "x-user-id".to_string()];
+        let set = vec![
+            ("x-user-id".to_string(), "alice".to_string()),
+            (":path".to_string(), "/x?a=1".to_string()),
+            ("x-auth-provider".to_string(), "main".to_string()),
+        ];
+        let bytes = edited(&headers, &remove, &set).unwrap();
+        let expected: Vec<(&str, &[u8])> = vec![
+            (":method", b"GET"),
+            (":path", b"/x?a=1"),
+            ("x-user-id", b"alice"),
+            ("cookie", b"a=1"),
+            ("x-binary", b"\xff\x00"),
+            ("cookie", b"b=2"),
+            ("x-auth-provider", b"main"),
+        ];
+        assert_eq!(parse(&bytes).unwrap(), expected);
+        // Nothing to change: the same headers.
+        assert_eq!(
+            parse(&edited(&headers, &[], &[]).unwrap()).unwrap(),
+            headers
+        );
     }
 
     #[test]

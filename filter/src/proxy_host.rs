@@ -1,6 +1,6 @@
 //! The core's [`Host`], made of proxy-wasm host calls.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -15,14 +15,31 @@ pub struct ProxyHost {
     /// The plugin's namespace: two plugins of one proxy count apart.
     prefix: String,
     metric_ids: RefCell<HashMap<String, u32>>,
+    /// The clock as read on the last tick, for requests: a request then
+    /// makes no host call for the time, and its checks of `exp`, `nbf`
+    /// and `iat` see a time at most one tick old (a second at most).
+    request_clock_ms: Cell<u64>,
 }
 
 impl ProxyHost {
     pub fn new(namespace: &str) -> Self {
-        ProxyHost {
+        let host = ProxyHost {
             prefix: namespace.to_string(),
             metric_ids: RefCell::default(),
-        }
+            request_clock_ms: Cell::new(0),
+        };
+        host.read_clock();
+        host
+    }
+
+    /// Reads the clock for the requests until the next tick.
+    pub fn read_clock(&self) {
+        self.request_clock_ms.set(self.now_ms());
+    }
+
+    /// The time requests are decided at.
+    pub fn request_clock_ms(&self) -> u64 {
+        self.request_clock_ms.get()
     }
 
     fn metric(&self, name: &str, kind: MetricType) -> Option<u32> {

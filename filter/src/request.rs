@@ -29,25 +29,41 @@ pub fn handle(
         path: pseudo(&headers, ":path"),
         headers: &headers,
     };
-    match worker.decide(host, context_id, &request, waiting_since) {
+    let now_ms = host.request_clock_ms();
+    match worker.decide(host, now_ms, context_id, &request, waiting_since) {
         Step::Wait => Action::Pause,
-        Step::Apply(decision) => apply(&decision),
+        Step::Apply(decision) => apply(&decision, &headers),
     }
 }
 
-/// Applies a decision to the current HTTP context.
-fn apply(decision: &Decision) -> Action {
+/// Applies a decision to the current HTTP context. An allow that changes
+/// headers writes the whole edited map back in one host call: the first
+/// call of each kind in a request costs several times what further ones do
+/// (BENCHMARKS.md, "Host-call costs"), so one write beats a removal plus a
+/// write per header; Envoy matches the route again once either way.
+fn apply(decision: &Decision, headers: &[Header<'_>]) -> Action {
     match decision {
         Decision::Allow(allow) => {
-            for name in &allow.remove_headers {
-                let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
+            if allow.remove_headers.is_empty() && allow.set_headers.is_empty() {
+                return Action::Continue;
             }
-            for (name, value) in &allow.set_headers {
-                let _ = hostcalls::set_map_value_bytes(
-                    MapType::HttpRequestHeaders,
-                    name,
-                    Some(value.as_bytes()),
-                );
+            match header_map::edited(headers, &allow.remove_headers, &allow.set_headers) {
+                Some(map) => set_header_map_bytes(MapType::HttpRequestHeaders, &map),
+                None => {
+                    // Sizes the layout cannot carry (never from Envoy):
+                    // one call per header instead.
+                    for name in &allow.remove_headers {
+                        let _ =
+                            hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
+                    }
+                    for (name, value) in &allow.set_headers {
+                        let _ = hostcalls::set_map_value_bytes(
+                            MapType::HttpRequestHeaders,
+                            name,
+                            Some(value.as_bytes()),
+                        );
+                    }
+                }
             }
             Action::Continue
         }
@@ -83,6 +99,21 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> Status;
+    // The call behind the SDK's `set_map_bytes`, which takes the map as
+    // owned pairs; this takes it already serialized.
+    fn proxy_set_header_map_pairs(
+        map_type: MapType,
+        map_data: *const u8,
+        map_size: usize,
+    ) -> Status;
+}
+
+/// Replaces the whole header map with `map` (serialized). Envoy reads the
+/// buffer during the call and keeps no pointer to it.
+fn set_header_map_bytes(map_type: MapType, map: &[u8]) {
+    // SAFETY: `map` is a live, initialized buffer of `map.len()` bytes for
+    // the whole call; the host only reads it, and only during the call.
+    let _ = unsafe { proxy_set_header_map_pairs(map_type, map.as_ptr(), map.len()) };
 }
 
 /// The serialized header map as the host wrote it (empty on any failure).

@@ -45,6 +45,7 @@ impl Context for FilterRoot {
         let Some(limit) = shared.worker.body_limit(token) else {
             return;
         };
+        shared.host.read_clock();
         let reply = read_reply(num_headers, body_size, limit);
         shared.worker.on_response(&shared.host, token, reply);
     }
@@ -83,9 +84,7 @@ impl RootContext for FilterRoot {
         worker.prime(&host);
         // Only timers are set here: Envoy runs on_configure once in a
         // throw-away VM too, so callouts start on the first tick.
-        if let Some(period) = worker.tick_period_ms() {
-            self.set_tick_period(Duration::from_millis(period));
-        }
+        self.set_tick_period(Duration::from_millis(worker.tick_period_ms()));
         self.shared = Some(Rc::new(Shared { worker, host }));
         true
     }
@@ -94,6 +93,7 @@ impl RootContext for FilterRoot {
         let Some(shared) = self.shared.clone() else {
             return;
         };
+        shared.host.read_clock();
         let waiting = shared.worker.on_tick(&shared.host);
         if waiting.is_empty() {
             return;
@@ -120,6 +120,16 @@ impl RootContext for FilterRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+impl Drop for FilterRoot {
+    fn drop(&mut self) {
+        // The VM or the plugin goes away: the decisions counted since the
+        // last tick still reach Envoy's counters.
+        if let Some(shared) = &self.shared {
+            shared.worker.flush_counts(&shared.host);
+        }
     }
 }
 

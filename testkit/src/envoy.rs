@@ -641,6 +641,18 @@ impl Envoy {
         })
     }
 
+    /// Waits (up to five seconds) until the counter or gauge `name` is at
+    /// least `at_least`, and returns its value then. Decision counters reach
+    /// Envoy on each VM's tick, so a test reads them after a wait.
+    pub fn stat_at_least(&self, name: &str, at_least: u64) -> Option<u64> {
+        let mut last = None;
+        crate::wait_until(std::time::Duration::from_secs(5), || {
+            last = self.stat(name);
+            last.is_some_and(|v| v >= at_least)
+        });
+        last
+    }
+
     /// A request to the listener (`Connection: close`).
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
         http::request(self.port, method, path, headers)
