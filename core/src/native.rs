@@ -202,7 +202,13 @@ impl<C: NativeCrypto> Accelerator<C> {
     }
 }
 
+/// The host's side of the signature layer (`jwt::verify`, which puts the
+/// filter's own signature rules, such as low-S ECDSA, in front of it).
 impl<C: NativeCrypto> SignatureAccelerator for Accelerator<C> {
+    fn handles(&self, alg: Algorithm) -> bool {
+        self.enabled.contains(&alg)
+    }
+
     fn verify(
         &self,
         alg: Algorithm,

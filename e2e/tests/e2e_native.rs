@@ -121,3 +121,45 @@ fn native_path_is_enabled_and_agrees_on_every_case() {
         assert!(failures.is_empty(), "{failures:#?}");
     }
 }
+
+/// ECDSA takes `s` and `n - s` alike; the filter takes only the low one, so
+/// a token has one spelling: the high-S twin of a valid token is refused on
+/// the native path and in wasm, also once the valid token is in the cache.
+#[test]
+fn high_s_twin_is_refused_on_both_paths() {
+    for native in [true, false] {
+        let envoy = Envoy::builder()
+            .plugin_config_json(&config(1000, native))
+            .start();
+        let mut failures = Vec::new();
+        for (alg, key) in [
+            ("ES256", Key::p256().with_kid("p256")),
+            ("ES384", Key::p384().with_kid("p384")),
+            ("ES512", Key::p521().with_kid("p521")),
+        ] {
+            let good = mint(alg, &key, &json!({}), &claims());
+            let twin = ecdsa_other_s(&good);
+            assert_ne!(twin, good);
+            for (what, token, status) in [
+                ("high-S twin, cold", &twin, 401),
+                ("low-S", &good, 200),
+                ("high-S twin, valid one cached", &twin, 401),
+            ] {
+                let auth = format!("Bearer {token}");
+                let r = envoy.get("/x", &[("authorization", &auth)]);
+                let described = r
+                    .header("www-authenticate")
+                    .is_some_and(|h| h.contains("bad signature"));
+                if r.status != status || (status == 401 && !described) {
+                    failures.push(format!(
+                        "native {native} {alg} {what}: {} {:?} {}",
+                        r.status,
+                        r.header("www-authenticate"),
+                        r.body
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}\n{}", envoy.log());
+    }
+}

@@ -275,13 +275,15 @@ impl Key {
             ("PS512", K::Rsa(k)) => rsa::pss::SigningKey::<Sha512>::new((**k).clone())
                 .sign_with_rng(&mut OsRng, input)
                 .to_vec(),
+            // ECDSA in its one accepted spelling: s in the lower half of
+            // the group order (the crates sign with whichever comes out).
             ("ES256", K::P256(k)) => {
                 let sig: p256::ecdsa::Signature = k.sign(input);
-                sig.to_bytes().to_vec()
+                sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
             }
             ("ES384", K::P384(k)) => {
                 let sig: p384::ecdsa::Signature = k.sign(input);
-                sig.to_bytes().to_vec()
+                sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
             }
             ("ES512", K::P521(k)) => {
                 let sk = load(
@@ -289,7 +291,7 @@ impl Key {
                     p521::ecdsa::SigningKey::from_bytes(&k.to_bytes()),
                 );
                 let sig: p521::ecdsa::Signature = sk.sign_with_rng(&mut OsRng, input);
-                sig.to_bytes().to_vec()
+                sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
             }
             ("EdDSA", K::Ed25519(k)) => k.sign(input).to_bytes().to_vec(),
             (alg, _) => panic!("testkit: cannot sign {alg} with {self:?}"),
@@ -429,6 +431,32 @@ pub fn tamper_signature(token: &str) -> String {
     let mid = sig.len() / 2;
     sig[mid] ^= 0x01;
     format!("{}.{}.{}", parts[0], parts[1], b64url(sig))
+}
+
+/// An ES256/ES384/ES512 token with its signature's other spelling,
+/// `r || n - s`: valid ECDSA math, which the filter refuses (it accepts only
+/// s in the lower half). The curve follows from the signature's length.
+pub fn ecdsa_other_s(token: &str) -> String {
+    macro_rules! negate_s {
+        ($krate:ident, $sig:expr) => {{
+            let sig = $krate::ecdsa::Signature::from_slice($sig)
+                .unwrap_or_else(|e| panic!("not an ECDSA signature: {e}"));
+            let (r, s) = sig.split_scalars();
+            $krate::ecdsa::Signature::from_scalars(r, -s)
+                .unwrap_or_else(|e| panic!("cannot negate s: {e}"))
+                .to_bytes()
+                .to_vec()
+        }};
+    }
+    let (head, sig) = token.rsplit_once('.').expect("not a compact JWS");
+    let sig = b64url_decode(sig);
+    let other = match sig.len() {
+        64 => negate_s!(p256, &sig),
+        96 => negate_s!(p384, &sig),
+        132 => negate_s!(p521, &sig),
+        n => panic!("no ECDSA signature has {n} bytes"),
+    };
+    format!("{head}.{}", b64url(other))
 }
 
 /// `{"keys": [...]}` from JWK values.

@@ -33,8 +33,9 @@ pub use http::{
     Response,
 };
 pub use jwt::{
-    b64url, b64url_decode, decode_parts, demo_claims, demo_jwks, demo_token, jwks, jwks_json, mint,
-    mint_unsigned, now, random_id, sign_parts, tamper_claims, tamper_signature, DemoClaims, Key,
+    b64url, b64url_decode, decode_parts, demo_claims, demo_jwks, demo_token, ecdsa_other_s, jwks,
+    jwks_json, mint, mint_unsigned, now, random_id, sign_parts, tamper_claims, tamper_signature,
+    DemoClaims, Key,
 };
 pub use server::{echo_json, EchoUpstream, HttpServer, Recorded, Reply};
 

@@ -21,7 +21,7 @@ use jwt_auth_core::decision::{decide, Decision, Env};
 use jwt_auth_core::request::{header_refs, Request};
 use testkit::bench::{decision_case, NOW};
 
-const ALGS: [&str; 4] = ["HS256", "EdDSA", "PS256", "RS256"];
+const ALGS: [&str; 6] = ["HS256", "EdDSA", "PS256", "RS256", "ES384", "ES512"];
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>());
@@ -39,7 +39,11 @@ fn main() {
         "{:<8} {:<9} {:>10} {:>10}",
         "alg", "cache", "best µs", "median µs"
     );
-    for alg in ALGS {
+    let only: Option<String> = std::env::args().nth(3);
+    for alg in ALGS.into_iter().filter(|a| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == *a))
+    }) {
         let case = decision_case(alg);
         let policy = match Policy::from_json(case.config.to_string().as_bytes()) {
             Ok(policy) => policy,

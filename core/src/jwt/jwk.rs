@@ -5,12 +5,11 @@ use std::fmt;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use jwt_compact::alg::{Hs256Key, Hs384Key, Hs512Key};
 use serde_json::{Map, Value};
-use sha2::{Sha256, Sha384, Sha512};
 
-use super::ecdsa::{self, EcPublicKey};
-use super::{verify_signature, Algorithm, SignatureAccelerator, TokenError, UntrustedToken};
+use super::verify::verify_signature_with;
+use super::{Algorithm, SignatureAccelerator, TokenError, UntrustedToken};
 
 /// Smallest RSA modulus accepted at load time, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -32,36 +31,31 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// An HMAC secret. Its Debug output never shows the bytes.
-///
-/// The keyed hash states (the key block hashed with the inner and outer
-/// pads) are computed once at load, so each HS* check starts from them
-/// instead of hashing the key again: two of the seven SHA-256 blocks of a
-/// typical HS256 token.
+/// An HMAC secret, with jwt-compact's key for each HS* algorithm (made once
+/// at load; they are zeroed on drop). Its Debug output never shows the bytes.
 #[derive(Clone)]
 pub struct HmacSecret {
     bytes: Vec<u8>,
-    keyed: Box<KeyedStates>,
+    keys: Box<HmacKeys>,
 }
 
 #[derive(Clone)]
-struct KeyedStates {
-    sha256: Hmac<Sha256>,
-    sha384: Hmac<Sha384>,
-    sha512: Hmac<Sha512>,
+struct HmacKeys {
+    hs256: Hs256Key,
+    hs384: Hs384Key,
+    hs512: Hs512Key,
 }
 
 impl HmacSecret {
     pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
-        let keyed = "HMAC secret cannot key the hash";
-        let states = KeyedStates {
-            sha256: Hmac::new_from_slice(&bytes).map_err(|_| keyed.to_string())?,
-            sha384: Hmac::new_from_slice(&bytes).map_err(|_| keyed.to_string())?,
-            sha512: Hmac::new_from_slice(&bytes).map_err(|_| keyed.to_string())?,
+        let keys = HmacKeys {
+            hs256: Hs256Key::new(&bytes),
+            hs384: Hs384Key::new(&bytes),
+            hs512: Hs512Key::new(&bytes),
         };
         Ok(HmacSecret {
             bytes,
-            keyed: Box::new(states),
+            keys: Box::new(keys),
         })
     }
 
@@ -77,23 +71,23 @@ impl HmacSecret {
         self.bytes.is_empty()
     }
 
-    /// The keyed states, ready for the signing input.
-    pub fn sha256(&self) -> &Hmac<Sha256> {
-        &self.keyed.sha256
+    /// The secret as jwt-compact's key of each algorithm.
+    pub fn hs256(&self) -> &Hs256Key {
+        &self.keys.hs256
     }
 
-    pub fn sha384(&self) -> &Hmac<Sha384> {
-        &self.keyed.sha384
+    pub fn hs384(&self) -> &Hs384Key {
+        &self.keys.hs384
     }
 
-    pub fn sha512(&self) -> &Hmac<Sha512> {
-        &self.keyed.sha512
+    pub fn hs512(&self) -> &Hs512Key {
+        &self.keys.hs512
     }
 }
 
 impl PartialEq for HmacSecret {
     fn eq(&self, other: &Self) -> bool {
-        // The states follow from the bytes.
+        // The keys follow from the bytes.
         self.bytes == other.bytes
     }
 }
@@ -112,8 +106,8 @@ pub enum KeyMaterial {
     Oct(HmacSecret),
     Rsa(rsa::RsaPublicKey),
     P256(p256::PublicKey),
-    P384(EcPublicKey),
-    P521(EcPublicKey),
+    P384(p384::PublicKey),
+    P521(p521::PublicKey),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -285,7 +279,8 @@ impl Jwk {
             KeyMaterial::Oct(_) => return None,
             KeyMaterial::Rsa(key) => key.to_public_key_der().ok()?,
             KeyMaterial::P256(key) => key.to_public_key_der().ok()?,
-            KeyMaterial::P384(key) | KeyMaterial::P521(key) => return Some(key.spki_der()),
+            KeyMaterial::P384(key) => key.to_public_key_der().ok()?,
+            KeyMaterial::P521(key) => key.to_public_key_der().ok()?,
             KeyMaterial::Ed25519(key) => {
                 // RFC 8410: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING key }.
                 let mut der = vec![
@@ -336,6 +331,19 @@ impl fmt::Display for JwkError {
 
 impl std::error::Error for JwkError {}
 
+/// The most keys one token's signature is checked against. A token without
+/// `kid` may be tried against every key that fits its `alg`; bounding that
+/// keeps the cost of one garbage token (PS512 or ES512 against a large set)
+/// within a few verifications. A token for which more keys fit is checked
+/// against the first ones only (a `kid` match before keys without a `kid`,
+/// then in JWKS order) and refused as a bad signature when none verifies;
+/// loading such a set logs a warning.
+pub const MAX_KEYS_PER_TOKEN: usize = 3;
+
+/// Why a remote JWKS entry of type `oct` is skipped.
+pub const REMOTE_OCT_REFUSED: &str =
+    "oct (HMAC) key refused: a secret published in a remote JWKS lets anyone who fetches it mint tokens";
+
 /// The verification keys of one issuer. Debug shows kids and key types only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeySet {
@@ -352,11 +360,13 @@ impl KeySet {
         for (index, entry) in entries.iter().enumerate() {
             keys.push(load_entry(index, entry)?);
         }
-        Ok(KeySet { keys })
+        Ok(KeySet::from_keys(keys))
     }
 
     /// Remote path: keeps the usable keys and returns the problems with the
     /// others, so one bad key published by an issuer does not lock out the rest.
+    /// `oct` keys are refused here ([`REMOTE_OCT_REFUSED`]): an HMAC secret
+    /// belongs in the configuration, never in a document anyone can fetch.
     pub fn from_jwks_lenient(jwks: &Value) -> (KeySet, Vec<JwkError>) {
         let entries = match jwks_entries(jwks) {
             Ok(entries) => entries,
@@ -365,17 +375,39 @@ impl KeySet {
         let mut keys = Vec::new();
         let mut errors = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
-            match load_entry(index, entry) {
+            let loaded = if entry.get("kty").and_then(Value::as_str) == Some("oct") {
+                Err(entry_error(index, entry, REMOTE_OCT_REFUSED.to_string()))
+            } else {
+                load_entry(index, entry)
+            };
+            match loaded {
                 Ok(key) => keys.push(key),
                 Err(e) => errors.push(e),
             }
         }
-        (KeySet { keys }, errors)
+        (KeySet::from_keys(keys), errors)
     }
 
     /// A set from keys built elsewhere (e.g. [`Jwk::from_hmac_secret`]).
     pub fn from_keys(keys: Vec<Jwk>) -> KeySet {
-        KeySet { keys }
+        let set = KeySet { keys };
+        for (alg, fitting) in set.crowded_algorithms() {
+            log::warn!(
+                "jwt-auth: {fitting} keys fit {alg}: a token without kid is checked against \
+                 the first {MAX_KEYS_PER_TOKEN} only and refused if none of them signed it"
+            );
+        }
+        set
+    }
+
+    /// The algorithms for which more than [`MAX_KEYS_PER_TOKEN`] keys fit,
+    /// with how many: a token without `kid` is not tried against them all.
+    pub fn crowded_algorithms(&self) -> Vec<(Algorithm, usize)> {
+        Algorithm::ALL
+            .into_iter()
+            .map(|alg| (alg, self.keys.iter().filter(|k| k.fits(alg)).count()))
+            .filter(|&(_, fitting)| fitting > MAX_KEYS_PER_TOKEN)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -403,14 +435,15 @@ impl KeySet {
 
     /// Verifies the token's signature.
     ///
-    /// Candidates: with a token `kid`, the keys with that kid plus the keys
-    /// without a kid; without a token `kid`, every key. Of those, only keys that
-    /// [`Jwk::fits`] the token's `alg` are tried. Errors:
+    /// Candidates: with a token `kid`, the keys with that kid, then the keys
+    /// without a kid; without a token `kid`, every key. Of those, only keys
+    /// that [`Jwk::fits`] the token's `alg` are tried, at most
+    /// [`MAX_KEYS_PER_TOKEN`] of them, in that order. Errors:
     /// - `UnknownKid`: the token names a kid that no key in the set has, and no
     ///   kid-less key fits;
     /// - `NoMatchingKey`: no candidate fits the algorithm (including a key with
     ///   the named kid that has another type, curve, `alg` or `use`);
-    /// - `BadSignature`: every fitting candidate was tried and none verified.
+    /// - `BadSignature`: the fitting candidates tried did not verify it.
     pub fn verify(&self, token: &UntrustedToken<'_>) -> Result<(), TokenError> {
         self.verify_with(token, None)
     }
@@ -424,21 +457,11 @@ impl KeySet {
     ) -> Result<(), TokenError> {
         let alg = token.header.alg;
         let kid = token.header.kid.as_deref();
+        let input = token.signing_input().as_bytes();
         let mut tried_any = false;
-        for key in &self.keys {
-            let kid_allows = match (kid, key.kid()) {
-                (Some(wanted), Some(own)) => wanted == own,
-                _ => true,
-            };
-            if !kid_allows || !key.fits(alg) {
-                continue;
-            }
+        for key in self.candidates(alg, kid).take(MAX_KEYS_PER_TOKEN) {
             tried_any = true;
-            let input = token.signing_input().as_bytes();
-            let verified = accelerator
-                .and_then(|a| a.verify(alg, key, input, token.signature()))
-                .unwrap_or_else(|| verify_signature(alg, key, input, token.signature()));
-            if verified {
+            if verify_signature_with(alg, key, input, token.signature(), accelerator) {
                 return Ok(());
             }
         }
@@ -449,6 +472,21 @@ impl KeySet {
             Some(wanted) if !self.kids().any(|own| own == wanted) => Err(TokenError::UnknownKid),
             _ => Err(TokenError::NoMatchingKey),
         }
+    }
+
+    /// The keys fitting `alg` that a token naming `kid` may be signed with,
+    /// the ones with that very kid first.
+    fn candidates<'s>(
+        &'s self,
+        alg: Algorithm,
+        kid: Option<&'s str>,
+    ) -> impl Iterator<Item = &'s Jwk> + 's {
+        let fitting = self.keys.iter().filter(move |k| k.fits(alg));
+        let named = fitting
+            .clone()
+            .filter(move |k| kid.is_some() && k.kid() == kid);
+        let open = fitting.filter(move |k| kid.is_none() || k.kid().is_none());
+        named.chain(open)
     }
 }
 
@@ -464,12 +502,16 @@ fn jwks_entries(jwks: &Value) -> Result<&Vec<Value>, JwkError> {
 }
 
 fn load_entry(index: usize, entry: &Value) -> Result<Jwk, JwkError> {
-    Jwk::from_value(entry).map_err(|message| JwkError {
+    Jwk::from_value(entry).map_err(|message| entry_error(index, entry, message))
+}
+
+fn entry_error(index: usize, entry: &Value, message: String) -> JwkError {
+    JwkError {
         index,
         // Name the key even when it is otherwise unusable, if it has a kid.
         kid: entry.get("kid").and_then(Value::as_str).map(str::to_string),
         message,
-    })
+    }
 }
 
 /// `use` must be "sig" when present, `key_ops` must include "verify" when
@@ -535,23 +577,19 @@ fn ec_material(obj: &Map<String, Value>) -> Result<KeyMaterial, String> {
         sec1.resize(sec1.len() + size - coord.len(), 0);
         sec1.extend_from_slice(coord);
     }
-    // Points not on the curve and the identity are refused (p256's
-    // from_sec1_bytes, EcPublicKey::from_coordinates): they would otherwise
-    // enable invalid-curve tricks.
-    let not_on_curve = || format!("{crv} point is not on the curve");
+    // Coordinates not below the field prime, points not on the curve and the
+    // identity are refused (the curve crates' from_sec1_bytes): they would
+    // otherwise enable invalid-curve tricks.
+    let not_on_curve = |_| format!("{crv} point is not on the curve");
     Ok(match crv {
         "P-256" => {
-            KeyMaterial::P256(p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| not_on_curve())?)
+            KeyMaterial::P256(p256::PublicKey::from_sec1_bytes(&sec1).map_err(not_on_curve)?)
         }
-        "P-384" => KeyMaterial::P384(wide_curve_key(&ecdsa::P384, &sec1).ok_or_else(not_on_curve)?),
-        _ => KeyMaterial::P521(wide_curve_key(&ecdsa::P521, &sec1).ok_or_else(not_on_curve)?),
+        "P-384" => {
+            KeyMaterial::P384(p384::PublicKey::from_sec1_bytes(&sec1).map_err(not_on_curve)?)
+        }
+        _ => KeyMaterial::P521(p521::PublicKey::from_sec1_bytes(&sec1).map_err(not_on_curve)?),
     })
-}
-
-/// A P-384 or P-521 key from its SEC1 uncompressed encoding.
-fn wide_curve_key(curve: &'static ecdsa::Curve, sec1: &[u8]) -> Option<EcPublicKey> {
-    let (x, y) = sec1.get(1..)?.split_at_checked(curve.size)?;
-    EcPublicKey::from_coordinates(curve, x, y)
 }
 
 fn okp_material(obj: &Map<String, Value>) -> Result<KeyMaterial, String> {
@@ -1374,5 +1412,141 @@ mod tests {
             verify_token(&set, &token(Hs384, None, &json!({}), &key)),
             Err(TokenError::NoMatchingKey)
         );
+    }
+
+    #[test]
+    fn remote_jwks_refuses_oct_keys_and_keeps_the_rest() {
+        let doc = jwks(vec![
+            oct_jwk(&secret64(), Some("hmac")),
+            jwk("p256"),
+            json!({"kty": "oct", "k": "c2hvcnQ"}),
+        ]);
+        let (set, errors) = KeySet::from_jwks_lenient(&doc);
+        assert_eq!(set.kids().collect::<Vec<_>>(), ["ec-p256"]);
+        let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            summary,
+            [
+                format!("keys[0] (kid \"hmac\"): {REMOTE_OCT_REFUSED}"),
+                format!("keys[2]: {REMOTE_OCT_REFUSED}"),
+            ]
+        );
+        // A token signed with the published secret finds no key.
+        let t = token(
+            Hs256,
+            Some("hmac"),
+            &json!({}),
+            &SigningKey::Hmac(secret64()),
+        );
+        assert_eq!(verify_token(&set, &t), Err(TokenError::UnknownKid));
+        // The inline JWKS (configuration) still takes oct keys.
+        let inline = KeySet::from_jwks(&jwks(vec![oct_jwk(&secret64(), Some("hmac"))])).unwrap();
+        assert_eq!(verify_token(&inline, &t), Ok(()));
+    }
+
+    #[test]
+    fn high_s_twin_is_a_bad_signature() {
+        use crate::jwt::test_support::other_s;
+        for (alg, name, kid) in [
+            (Es256, "p256", "ec-p256"),
+            (Es384, "p384", "ec-p384"),
+            (Es512, "p521", "ec-p521"),
+        ] {
+            let set = KeySet::from_jwks(&jwks(vec![jwk(name)])).unwrap();
+            let good = token(alg, Some(kid), &json!({"sub": "a"}), &signing_key(name));
+            let (head, sig) = good.rsplit_once('.').unwrap();
+            let twin = format!(
+                "{head}.{}",
+                b64(&other_s(alg, &URL_SAFE_NO_PAD_DECODE(sig)))
+            );
+            assert_eq!(verify_token(&set, &good), Ok(()), "{alg:?}");
+            assert_eq!(
+                verify_token(&set, &twin),
+                Err(TokenError::BadSignature),
+                "{alg:?}"
+            );
+        }
+    }
+
+    /// Keys of one type under distinct kids, none of them `rsa2048`'s.
+    fn decoys(count: usize, with_kid: bool) -> Vec<Value> {
+        (0..count)
+            .map(|i| {
+                let kid = if with_kid {
+                    json!(format!("decoy-{i}"))
+                } else {
+                    Value::Null
+                };
+                jwk_with("rsa2048b", json!({ "kid": kid }))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keys_tried_per_token_are_bounded() {
+        let signer = signing_key("rsa2048");
+        // The signing key behind MAX_KEYS_PER_TOKEN others that fit: a
+        // token without kid is refused after the bound.
+        let mut keys = decoys(MAX_KEYS_PER_TOKEN, true);
+        keys.push(jwk("rsa2048"));
+        let set = KeySet::from_jwks(&jwks(keys.clone())).unwrap();
+        assert_eq!(set.crowded_algorithms().len(), 6, "RS* and PS*");
+        assert!(set
+            .crowded_algorithms()
+            .iter()
+            .all(|&(_, n)| n == MAX_KEYS_PER_TOKEN + 1));
+        let no_kid = token(Rs256, None, &json!({}), &signer);
+        assert_eq!(verify_token(&set, &no_kid), Err(TokenError::BadSignature));
+        // Its kid still finds it.
+        let with_kid = token(Rs256, Some("rsa-2048"), &json!({}), &signer);
+        assert_eq!(verify_token(&set, &with_kid), Ok(()));
+        // Within the bound it is found without a kid.
+        keys.remove(0);
+        let set = KeySet::from_jwks(&jwks(keys)).unwrap();
+        assert!(set.crowded_algorithms().is_empty());
+        assert_eq!(verify_token(&set, &no_kid), Ok(()));
+    }
+
+    #[test]
+    fn a_kid_match_is_tried_before_keys_without_kid() {
+        // More kid-less keys than the bound, ahead of the named key in the
+        // JWKS: the named key is still among those tried.
+        let mut keys = decoys(MAX_KEYS_PER_TOKEN + 2, false);
+        keys.push(jwk("rsa2048"));
+        let set = KeySet::from_jwks(&jwks(keys)).unwrap();
+        let signer = signing_key("rsa2048");
+        assert_eq!(
+            verify_token(&set, &token(Rs256, Some("rsa-2048"), &json!({}), &signer)),
+            Ok(())
+        );
+        // An unknown kid meets the kid-less keys, at most the bound of them.
+        assert_eq!(
+            verify_token(&set, &token(Rs256, Some("other"), &json!({}), &signer)),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_bound_counts_verifications() {
+        use std::cell::Cell;
+        /// Counts the signatures it is asked about and refuses them all.
+        struct Counting(Cell<usize>);
+        impl SignatureAccelerator for Counting {
+            fn handles(&self, _alg: Algorithm) -> bool {
+                true
+            }
+            fn verify(&self, _: Algorithm, _: &Jwk, _: &[u8], _: &[u8]) -> Option<bool> {
+                self.0.set(self.0.get() + 1);
+                Some(false)
+            }
+        }
+        let set = KeySet::from_jwks(&jwks(decoys(10, true))).unwrap();
+        let garbage = token(Ps512, None, &json!({}), &signing_key("rsa2048"));
+        let host = Counting(Cell::new(0));
+        assert_eq!(
+            set.verify_with(&parse(&garbage, 16 * 1024).unwrap(), Some(&host)),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(host.0.get(), MAX_KEYS_PER_TOKEN);
     }
 }

@@ -10,7 +10,6 @@
 
 mod alg;
 mod claims;
-pub(crate) mod ecdsa;
 mod jwk;
 mod object;
 mod token;
@@ -22,12 +21,15 @@ pub(crate) mod test_support;
 pub use alg::Algorithm;
 pub use claims::{check_claims, ClaimPolicy};
 pub use jwk::{
-    HmacSecret, Jwk, JwkError, KeyMaterial, KeySet, MAX_RSA_BITS, MIN_HMAC_SECRET_BYTES,
-    MIN_RSA_BITS,
+    HmacSecret, Jwk, JwkError, KeyMaterial, KeySet, MAX_KEYS_PER_TOKEN, MAX_RSA_BITS,
+    MIN_HMAC_SECRET_BYTES, MIN_RSA_BITS, REMOTE_OCT_REFUSED,
 };
 pub use object::{as_number, as_str, value_of, JsonObject, ObjectError};
 pub use token::{parse, Header, UntrustedToken};
-pub use verify::{verify_signature, SignatureAccelerator};
+pub use verify::{
+    verify_signature, verify_signature_with, EcdsaP384, EcdsaP384Signature, EcdsaP521,
+    EcdsaP521Signature, SignatureAccelerator,
+};
 
 use std::fmt;
 

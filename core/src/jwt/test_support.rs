@@ -152,22 +152,24 @@ pub fn sign(alg: Algorithm, key: &SigningKey, input: &[u8]) -> Vec<u8> {
         (Ps512, SigningKey::Rsa(k)) => k
             .sign_with_rng(&mut rng, rsa::Pss::new::<Sha512>(), &Sha512::digest(input))
             .unwrap(),
+        // The crates sign with whichever s comes out; the filter takes only
+        // the low one (see `other_s` for the twin).
         (_, SigningKey::P256(k)) => {
             use p256::ecdsa::signature::Signer;
             let sig: p256::ecdsa::Signature = k.sign(input);
-            sig.to_bytes().to_vec()
+            sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
         }
         (_, SigningKey::P384(k)) => {
             use p384::ecdsa::signature::Signer;
             let sig: p384::ecdsa::Signature = k.sign(input);
-            sig.to_bytes().to_vec()
+            sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
         }
         (_, SigningKey::P521(k)) => {
             // p521's plain Signer needs OS randomness (a feature we do not
             // enable); the randomized signer takes our deterministic RNG.
             use p521::ecdsa::signature::RandomizedSigner;
             let sig: p521::ecdsa::Signature = k.sign_with_rng(&mut rng, input);
-            sig.to_bytes().to_vec()
+            sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
         }
         (_, SigningKey::Ed25519(k)) => {
             use ed25519_dalek::Signer;
@@ -175,6 +177,99 @@ pub fn sign(alg: Algorithm, key: &SigningKey, input: &[u8]) -> Vec<u8> {
         }
         (alg, _) => panic!("test helper cannot sign {alg:?} with this key"),
     }
+}
+
+/// The other spelling of an ECDSA signature `r || s`: `r || n - s`, which
+/// ECDSA itself accepts as well (made with the curve crates' scalars).
+pub fn other_s(alg: Algorithm, raw: &[u8]) -> Vec<u8> {
+    macro_rules! negate_s {
+        ($krate:ident) => {{
+            let (r, s) = $krate::ecdsa::Signature::from_slice(raw)
+                .unwrap()
+                .split_scalars();
+            $krate::ecdsa::Signature::from_scalars(r, -s)
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        }};
+    }
+    match alg {
+        Algorithm::Es256 => negate_s!(p256),
+        Algorithm::Es384 => negate_s!(p384),
+        Algorithm::Es512 => negate_s!(p521),
+        other => panic!("{other:?} is not ECDSA"),
+    }
+}
+
+/// One line of `testdata/ecdsa-vectors.txt` (made by
+/// `generate-ecdsa-vectors.sh` with the openssl CLI and the fixture keys).
+pub struct EcdsaVector {
+    pub alg: Algorithm,
+    /// The fixture key that signed: "p256", "p384" or "p521".
+    pub key: &'static str,
+    pub message: Vec<u8>,
+    /// The JWS form, `r || s`.
+    pub signature: Vec<u8>,
+    /// `openssl dgst -verify` accepted it.
+    pub openssl_ok: bool,
+}
+
+impl EcdsaVector {
+    /// Whether `s` is above n/2 (the curve crates' `normalize_s`).
+    pub fn high_s(&self) -> bool {
+        match self.alg {
+            Algorithm::Es256 => p256::ecdsa::Signature::from_slice(&self.signature)
+                .unwrap()
+                .normalize_s()
+                .is_some(),
+            Algorithm::Es384 => p384::ecdsa::Signature::from_slice(&self.signature)
+                .unwrap()
+                .normalize_s()
+                .is_some(),
+            _ => p521::ecdsa::Signature::from_slice(&self.signature)
+                .unwrap()
+                .normalize_s()
+                .is_some(),
+        }
+    }
+}
+
+pub fn ecdsa_vectors() -> Vec<EcdsaVector> {
+    let hex = |text: &str| -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    include_str!("testdata/ecdsa-vectors.txt")
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let alg = Algorithm::from_name(fields[0]).unwrap();
+            let der = hex(fields[2]);
+            let (key, signature) = match alg {
+                Algorithm::Es256 => (
+                    "p256",
+                    p256::ecdsa::Signature::from_der(&der).unwrap().to_vec(),
+                ),
+                Algorithm::Es384 => (
+                    "p384",
+                    p384::ecdsa::Signature::from_der(&der).unwrap().to_vec(),
+                ),
+                _ => (
+                    "p521",
+                    p521::ecdsa::Signature::from_der(&der).unwrap().to_vec(),
+                ),
+            };
+            EcdsaVector {
+                alg,
+                key,
+                message: hex(fields[1]),
+                signature,
+                openssl_ok: fields[3] == "ok",
+            }
+        })
+        .collect()
 }
 
 pub fn hmac(alg: Algorithm, secret: &[u8], input: &[u8]) -> Vec<u8> {

@@ -1,4 +1,23 @@
 //! Strict parsing of the JWS compact serialization (RFC 7515 §7.1).
+//!
+//! The token layer is the filter's own; jwt-compact is its signature layer
+//! only (`verify.rs`). jwt-compact's `UntrustedToken` cannot give what the
+//! filter reads:
+//! - the claims come out of it only through `deserialize_claims_unchecked`,
+//!   as its `Claims<T>` (serde, `exp`/`nbf`/`iat` as chrono times, the other
+//!   members flattened into `T`); the payload's bytes are private to it. The
+//!   filter keeps the payload's exact text (`payload_header` forwards it as
+//!   signed) and reads it through the located-JSON [`JsonObject`], which
+//!   parses a member only when a check, a rule or a header asks for it;
+//!   serde's flattening builds every member as an owned value, the cost that
+//!   reader was made to remove;
+//! - its validator decodes the claims before it checks the signature, so a
+//!   forged token with an odd claim would be refused for the claim: the
+//!   filter never reads claims it has not verified, and answers `bad
+//!   signature` for it;
+//! - the rules below (size before decoding, `alg: none` in any case, `crit`,
+//!   `b64`, header members by the last of repeated names) would all have to
+//!   sit in front of it on a second decoding of the same segments.
 
 use super::object::{self, JsonObject, ObjectError};
 use super::{Algorithm, TokenError};

@@ -1,106 +1,213 @@
-//! Signature verification, one function per algorithm family.
+//! Signature verification: one dispatch over jwt-compact's `Algorithm` trait.
 //!
-//! Everything funnels through [`verify_signature`] so a host-accelerated
-//! backend (e.g. native RSA PKCS#1 or ECDSA via [`super::Jwk::spki_der`]) can
-//! later be slotted in at one place.
+//! jwt-compact (0.8) is the signature layer wherever it has the algorithm:
+//! HS256/384/512 (`Hs256`...), RS*/PS* (`Rsa`, over the rsa crate), ES256
+//! (`Es256`, over p256) and EdDSA (`Ed25519`, over ed25519-dalek). Its
+//! `Algorithm` trait is open, so the rest are implementations of it here:
+//! [`EcdsaP384`] and [`EcdsaP521`] over the p384 and p521 crates
+//! (jwt-compact has neither curve), and [`Native`], the proxy's own crypto behind
+//! [`SignatureAccelerator`]. Every signature then goes through [`check`],
+//! which does what jwt-compact's validator does with a signature (length,
+//! decoding, `verify_signature`) without its claims step: the claims are the
+//! filter's located JSON (see `token.rs` for why the token layer is the
+//! filter's own).
+//!
+//! Where the filter is stricter than jwt-compact the check sits in front of
+//! it, in [`verify_signature_with`], on the wasm and the host path alike:
+//! - the key must fit the algorithm ([`Jwk::fits`]: key type, curve, the
+//!   JWK's own `alg`, `use`/`key_ops`, the HMAC secret length floors), so no
+//!   caller can skip the rules that prevent algorithm confusion;
+//! - ECDSA signatures must be low-S (`s <= n/2`, the curve crates'
+//!   `normalize_s`): ECDSA accepts `s` and `n - s` alike, and a token with
+//!   two valid spellings would slip past a denylist keyed on its hash;
+//! - an Ed25519 signature's `R` must not be a small-order point:
+//!   jwt-compact verifies with ed25519-dalek's `verify`, and the filter
+//!   holds signatures to `verify_strict`'s rule on `R` (an honest signer
+//!   never makes such an `R`, and small-order components are where
+//!   Ed25519 verifiers disagree about what is valid).
+//!
+//! RSA key size bounds are applied when keys are loaded (`jwk.rs`).
 
-use hmac::Mac;
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::num::NonZeroUsize;
 
-use super::ecdsa::EcPublicKey;
+use jwt_compact::alg as jc;
+use jwt_compact::{Algorithm as JwsAlgorithm, AlgorithmSignature};
+
 use super::{Algorithm, Jwk, KeyMaterial};
 
-/// True when `signature` over `signing_input` verifies with `key` under `alg`.
+/// True when `signature` over `signing_input` verifies with `key` under `alg`,
+/// in wasm.
 ///
 /// Returns false, never panics, for any key that does not fit `alg` (see
 /// [`Jwk::fits`]) and for signatures of the wrong length or encoding.
 pub fn verify_signature(alg: Algorithm, key: &Jwk, signing_input: &[u8], signature: &[u8]) -> bool {
-    // Re-checked here so that no caller can bypass the key-type rules that
-    // prevent algorithm confusion.
-    if !key.fits(alg) {
+    verify_signature_with(alg, key, signing_input, signature, None)
+}
+
+/// [`verify_signature`], on the host's verifier when it handles `alg`.
+pub fn verify_signature_with(
+    alg: Algorithm,
+    key: &Jwk,
+    signing_input: &[u8],
+    signature: &[u8],
+    host: Option<&dyn SignatureAccelerator>,
+) -> bool {
+    if !key.fits(alg) || !canonical(alg, signature) {
         return false;
     }
+    match host {
+        Some(host) if host.handles(alg) => {
+            check(&Native { host, alg }, key, signing_input, signature)
+        }
+        _ => in_wasm(alg, key, signing_input, signature),
+    }
+}
+
+/// The pure-Rust path: one `Algorithm` per JWS algorithm.
+fn in_wasm(alg: Algorithm, key: &Jwk, input: &[u8], signature: &[u8]) -> bool {
     use Algorithm::*;
     match (alg, key.material()) {
-        (Hs256, KeyMaterial::Oct(s)) => hmac_matches(s.sha256(), signing_input, signature),
-        (Hs384, KeyMaterial::Oct(s)) => hmac_matches(s.sha384(), signing_input, signature),
-        (Hs512, KeyMaterial::Oct(s)) => hmac_matches(s.sha512(), signing_input, signature),
-        (Rs256, KeyMaterial::Rsa(k)) => rsa_pkcs1::<Sha256>(k, signing_input, signature),
-        (Rs384, KeyMaterial::Rsa(k)) => rsa_pkcs1::<Sha384>(k, signing_input, signature),
-        (Rs512, KeyMaterial::Rsa(k)) => rsa_pkcs1::<Sha512>(k, signing_input, signature),
-        (Ps256, KeyMaterial::Rsa(k)) => rsa_pss::<Sha256>(k, signing_input, signature),
-        (Ps384, KeyMaterial::Rsa(k)) => rsa_pss::<Sha384>(k, signing_input, signature),
-        (Ps512, KeyMaterial::Rsa(k)) => rsa_pss::<Sha512>(k, signing_input, signature),
-        (Es256, KeyMaterial::P256(k)) => es256(k, signing_input, signature),
-        (Es384, KeyMaterial::P384(k)) => ecdsa_wide::<Sha384>(k, signing_input, signature),
-        (Es512, KeyMaterial::P521(k)) => ecdsa_wide::<Sha512>(k, signing_input, signature),
-        (EdDsa, KeyMaterial::Ed25519(k)) => ed25519(k, signing_input, signature),
+        (Hs256, KeyMaterial::Oct(s)) => check(&jc::Hs256, s.hs256(), input, signature),
+        (Hs384, KeyMaterial::Oct(s)) => check(&jc::Hs384, s.hs384(), input, signature),
+        (Hs512, KeyMaterial::Oct(s)) => check(&jc::Hs512, s.hs512(), input, signature),
+        (Rs256, KeyMaterial::Rsa(k)) => check(&jc::Rsa::rs256(), k, input, signature),
+        (Rs384, KeyMaterial::Rsa(k)) => check(&jc::Rsa::rs384(), k, input, signature),
+        (Rs512, KeyMaterial::Rsa(k)) => check(&jc::Rsa::rs512(), k, input, signature),
+        (Ps256, KeyMaterial::Rsa(k)) => check(&jc::Rsa::ps256(), k, input, signature),
+        (Ps384, KeyMaterial::Rsa(k)) => check(&jc::Rsa::ps384(), k, input, signature),
+        (Ps512, KeyMaterial::Rsa(k)) => check(&jc::Rsa::ps512(), k, input, signature),
+        (Es256, KeyMaterial::P256(k)) => check(&jc::Es256, &k.into(), input, signature),
+        (Es384, KeyMaterial::P384(k)) => check(&EcdsaP384, &k.into(), input, signature),
+        (Es512, KeyMaterial::P521(k)) => p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
+            .is_ok_and(|k| check(&EcdsaP521, &k, input, signature)),
+        (EdDsa, KeyMaterial::Ed25519(k)) => check(&jc::Ed25519, k, input, signature),
         _ => false,
     }
 }
 
-/// Finishes the keyed HMAC state over `input` and checks the tag against
-/// `signature` in constant time (the crate's comparison), so the time taken
-/// does not reveal how many leading bytes of a forged tag were right. A tag
-/// of another length is refused.
-fn hmac_matches<M: Mac + Clone>(keyed: &M, input: &[u8], signature: &[u8]) -> bool {
-    let mut mac = keyed.clone();
-    mac.update(input);
-    mac.verify_slice(signature).is_ok()
-}
-
-/// RSASSA-PKCS1-v1_5 (RS*). The rsa crate refuses signatures whose length is
-/// not the modulus length; the OID bound gives it the DigestInfo prefix.
-fn rsa_pkcs1<D>(key: &rsa::RsaPublicKey, input: &[u8], signature: &[u8]) -> bool
-where
-    D: Digest + rsa::pkcs8::AssociatedOid,
-{
-    let hashed = D::digest(input);
-    key.verify(rsa::Pkcs1v15Sign::new::<D>(), &hashed, signature)
-        .is_ok()
-}
-
-/// RSASSA-PSS (PS*) with MGF1 over the same hash and a salt as long as the
-/// hash output, as RFC 7518 §3.5 requires; the rsa crate enforces that salt
-/// length exactly.
-fn rsa_pss<D>(key: &rsa::RsaPublicKey, input: &[u8], signature: &[u8]) -> bool
-where
-    D: 'static + Digest + sha2::digest::DynDigest + Send + Sync,
-{
-    let hashed = D::digest(input);
-    key.verify(rsa::Pss::new::<D>(), &hashed, signature).is_ok()
-}
-
-/// ECDSA signatures in JWS are raw r || s, each the field size (RFC 7518
-/// §3.4); `from_slice` refuses any other length and zero or out-of-range
-/// scalars.
-fn es256(key: &p256::PublicKey, input: &[u8], signature: &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier;
-    let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
+/// What jwt-compact's validator does with a signature: the algorithm's
+/// fixed length when it has one, the decoding, then `verify_signature`.
+/// (The length comes first: some decoders assume it.)
+fn check<A: JwsAlgorithm>(alg: &A, key: &A::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
+    if A::Signature::LENGTH.is_some_and(|len| len.get() != signature.len()) {
         return false;
-    };
-    p256::ecdsa::VerifyingKey::from(key)
-        .verify(input, &sig)
-        .is_ok()
+    }
+    A::Signature::try_from_slice(signature).is_ok_and(|sig| alg.verify_signature(&sig, key, input))
 }
 
-/// ES384 and ES512 (see [`super::ecdsa`] for why not the p384/p521 crates).
-fn ecdsa_wide<D: Digest>(key: &EcPublicKey, input: &[u8], signature: &[u8]) -> bool {
-    key.verify_digest(&D::digest(input), signature)
+/// The signature rules the filter adds to the crates' (see the module
+/// documentation): one spelling per ECDSA signature, no small-order `R`.
+/// An ECDSA signature that does not even decode (wrong length, a zero or
+/// out-of-range scalar) is refused here too.
+fn canonical(alg: Algorithm, signature: &[u8]) -> bool {
+    use Algorithm::*;
+    match alg {
+        // `normalize_s` gives the other spelling only when `s` is above n/2.
+        Es256 => {
+            p256::ecdsa::Signature::from_slice(signature).is_ok_and(|s| s.normalize_s().is_none())
+        }
+        Es384 => {
+            p384::ecdsa::Signature::from_slice(signature).is_ok_and(|s| s.normalize_s().is_none())
+        }
+        Es512 => {
+            p521::ecdsa::Signature::from_slice(signature).is_ok_and(|s| s.normalize_s().is_none())
+        }
+        EdDsa => r_has_large_order(signature),
+        _ => true,
+    }
 }
 
-/// Strict verification refuses small-order components and non-canonical
-/// encodings, so one signature cannot verify for several messages or keys.
-fn ed25519(key: &ed25519_dalek::VerifyingKey, input: &[u8], signature: &[u8]) -> bool {
-    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-        return false;
-    };
-    key.verify_strict(input, &sig).is_ok()
+/// An Ed25519 signature is `R || S`; `R` must decode to a point of large
+/// order (what ed25519-dalek's `verify_strict` requires of it).
+fn r_has_large_order(signature: &[u8]) -> bool {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    signature
+        .first_chunk::<32>()
+        .and_then(|r| CompressedEdwardsY(*r).decompress())
+        .is_some_and(|r| !r.is_small_order())
 }
+
+/// Signatures of the ES* algorithms jwt-compact does not have, as raw
+/// `r || s` of the curve's size (RFC 7518 §3.4); decoding refuses zero and
+/// out-of-range scalars. The filter only verifies, so these algorithms have
+/// no signing key (`Infallible`).
+macro_rules! ecdsa_algorithm {
+    ($(#[$doc:meta])* $alg:ident, $signature:ident, $krate:ident, $name:literal, $len:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $alg;
+
+        /// A decoded signature of the algorithm.
+        #[derive(Clone, Debug)]
+        pub struct $signature($krate::ecdsa::Signature);
+
+        impl AlgorithmSignature for $signature {
+            const LENGTH: Option<NonZeroUsize> = NonZeroUsize::new($len);
+
+            fn try_from_slice(slice: &[u8]) -> anyhow::Result<Self> {
+                $krate::ecdsa::Signature::from_slice(slice)
+                    .map($signature)
+                    .map_err(|_| anyhow::Error::msg("not an ECDSA signature of the curve"))
+            }
+
+            fn as_bytes(&self) -> Cow<'_, [u8]> {
+                Cow::Owned(self.0.to_bytes().to_vec())
+            }
+        }
+
+        impl JwsAlgorithm for $alg {
+            type SigningKey = Infallible;
+            type VerifyingKey = $krate::ecdsa::VerifyingKey;
+            type Signature = $signature;
+
+            fn name(&self) -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+
+            fn sign(&self, signing_key: &Infallible, _message: &[u8]) -> $signature {
+                match *signing_key {}
+            }
+
+            fn verify_signature(
+                &self,
+                signature: &$signature,
+                verifying_key: &Self::VerifyingKey,
+                message: &[u8],
+            ) -> bool {
+                use $krate::ecdsa::signature::Verifier;
+                verifying_key.verify(message, &signature.0).is_ok()
+            }
+        }
+    };
+}
+
+ecdsa_algorithm!(
+    /// ES384: ECDSA over P-384 with SHA-384, by the p384 crate.
+    EcdsaP384,
+    EcdsaP384Signature,
+    p384,
+    "ES384",
+    96
+);
+ecdsa_algorithm!(
+    /// ES512: ECDSA over P-521 with SHA-512, by the p521 crate.
+    EcdsaP521,
+    EcdsaP521Signature,
+    p521,
+    "ES512",
+    132
+);
 
 /// A faster verifier for some algorithms (the proxy's native crypto).
-/// `None` means "not handled here": the pure-Rust path decides.
 pub trait SignatureAccelerator {
+    /// Whether signatures of `alg` go to this verifier.
+    fn handles(&self, alg: Algorithm) -> bool;
+
+    /// Verifies a JWS signature (for ECDSA, raw `r || s`). `None` when the
+    /// verifier could not answer (its call failed): the pure-Rust path
+    /// decides then.
     fn verify(
         &self,
         alg: Algorithm,
@@ -110,304 +217,46 @@ pub trait SignatureAccelerator {
     ) -> Option<bool>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::jwt::test_support::{jwk, oct_jwk, secret64, sign, signing_key, SigningKey};
-    use Algorithm::*;
+/// The host's verifier as one more `Algorithm`, for the algorithms it
+/// [handles](SignatureAccelerator::handles). The key is the whole [`Jwk`]:
+/// the host takes its DER form, the fallback its parsed material.
+struct Native<'a> {
+    host: &'a dyn SignatureAccelerator,
+    alg: Algorithm,
+}
 
-    fn key(v: serde_json::Value) -> Jwk {
-        Jwk::from_value(&v).unwrap()
+/// A signature as the token carries it; the host decodes it.
+struct RawSignature(Vec<u8>);
+
+impl AlgorithmSignature for RawSignature {
+    fn try_from_slice(slice: &[u8]) -> anyhow::Result<Self> {
+        Ok(RawSignature(slice.to_vec()))
     }
 
-    /// (alg, fixture name) for every algorithm; HS uses a generated secret.
-    fn cases() -> Vec<(Algorithm, &'static str)> {
-        vec![
-            (Hs256, "oct"),
-            (Hs384, "oct"),
-            (Hs512, "oct"),
-            (Rs256, "rsa2048"),
-            (Rs384, "rsa2048"),
-            (Rs512, "rsa2048"),
-            (Ps256, "rsa2048"),
-            (Ps384, "rsa2048"),
-            (Ps512, "rsa2048"),
-            (Rs256, "rsa2560"),
-            (Ps512, "rsa2560"),
-            (Rs384, "rsa3072"),
-            (Ps256, "rsa3072"),
-            (Es256, "p256"),
-            (Es384, "p384"),
-            (Es512, "p521"),
-            (EdDsa, "ed25519"),
-        ]
-    }
-
-    fn pair(name: &str) -> (Jwk, SigningKey) {
-        if name == "oct" {
-            (
-                key(oct_jwk(&secret64(), None)),
-                SigningKey::Hmac(secret64()),
-            )
-        } else {
-            (key(jwk(name)), signing_key(name))
-        }
-    }
-
-    #[test]
-    fn every_algorithm_verifies() {
-        let input = b"eyJhbGciOiJ4In0.eyJzdWIiOiJ5In0";
-        for (alg, name) in cases() {
-            let (public, private) = pair(name);
-            let sig = sign(alg, &private, input);
-            assert!(
-                verify_signature(alg, &public, input, &sig),
-                "{alg:?} {name}"
-            );
-        }
-    }
-
-    #[test]
-    fn tampered_input_or_signature_fails() {
-        let input = b"eyJhbGciOiJ4In0.eyJzdWIiOiJ5In0";
-        for (alg, name) in cases() {
-            let (public, private) = pair(name);
-            let sig = sign(alg, &private, input);
-            let mut other = input.to_vec();
-            other[20] ^= 1;
-            assert!(
-                !verify_signature(alg, &public, &other, &sig),
-                "{alg:?} {name}"
-            );
-            let mut bad = sig.clone();
-            let last = bad.len() - 1;
-            bad[last] ^= 1;
-            assert!(
-                !verify_signature(alg, &public, input, &bad),
-                "{alg:?} {name}"
-            );
-            bad = sig.clone();
-            bad[0] ^= 0x80;
-            assert!(
-                !verify_signature(alg, &public, input, &bad),
-                "{alg:?} {name}"
-            );
-        }
-    }
-
-    #[test]
-    fn wrong_lengths_fail_without_panicking() {
-        let input = b"a.b";
-        for (alg, name) in cases() {
-            let (public, private) = pair(name);
-            let sig = sign(alg, &private, input);
-            let mut lengths = vec![
-                0, 1, 31, 32, 63, 64, 65, 96, 131, 132, 133, 255, 256, 257, 4096,
-            ];
-            lengths.retain(|&l| l != sig.len());
-            for len in lengths {
-                let mut s = sig.clone();
-                s.resize(len, 0x5a);
-                assert!(
-                    !verify_signature(alg, &public, input, &s),
-                    "{alg:?} {name} {len}"
-                );
-            }
-            // Appending to a valid signature must not be ignored.
-            let mut longer = sig.clone();
-            longer.push(0);
-            assert!(
-                !verify_signature(alg, &public, input, &longer),
-                "{alg:?} {name}"
-            );
-            // Nor is a truncated one (e.g. a truncated HMAC tag).
-            assert!(!verify_signature(
-                alg,
-                &public,
-                input,
-                &sig[..sig.len() - 1]
-            ));
-        }
-    }
-
-    #[test]
-    fn wrong_key_fails() {
-        let input = b"x.y";
-        let other_rsa = key(jwk("rsa2048b"));
-        for alg in [Rs256, Rs384, Rs512, Ps256, Ps384, Ps512] {
-            let sig = sign(alg, &signing_key("rsa2048"), input);
-            assert!(!verify_signature(alg, &other_rsa, input, &sig), "{alg:?}");
-        }
-        let other_secret: Vec<u8> = secret64().iter().map(|b| b ^ 1).collect();
-        for alg in [Hs256, Hs384, Hs512] {
-            let sig = sign(alg, &SigningKey::Hmac(other_secret.clone()), input);
-            let (public, _) = pair("oct");
-            assert!(!verify_signature(alg, &public, input, &sig), "{alg:?}");
-        }
-        let stranger = SigningKey::P256(p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap());
-        assert!(!verify_signature(
-            Es256,
-            &key(jwk("p256")),
-            input,
-            &sign(Es256, &stranger, input)
-        ));
-        let stranger = SigningKey::P384(p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).unwrap());
-        assert!(!verify_signature(
-            Es384,
-            &key(jwk("p384")),
-            input,
-            &sign(Es384, &stranger, input)
-        ));
-        let stranger = SigningKey::P521(p521::ecdsa::SigningKey::from_slice(&[1u8; 66]).unwrap());
-        assert!(!verify_signature(
-            Es512,
-            &key(jwk("p521")),
-            input,
-            &sign(Es512, &stranger, input)
-        ));
-        let stranger = SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]));
-        assert!(!verify_signature(
-            EdDsa,
-            &key(jwk("ed25519")),
-            input,
-            &sign(EdDsa, &stranger, input)
-        ));
-    }
-
-    #[test]
-    fn pkcs1_and_pss_are_not_interchangeable() {
-        let input = b"x.y";
-        let public = key(jwk("rsa2048"));
-        let private = signing_key("rsa2048");
-        let pairs = [
-            (Rs256, Ps256),
-            (Rs384, Ps384),
-            (Rs512, Ps512),
-            (Rs256, Rs384),
-            (Ps256, Ps512),
-        ];
-        for (a, b) in pairs {
-            assert!(
-                !verify_signature(b, &public, input, &sign(a, &private, input)),
-                "{a:?}->{b:?}"
-            );
-            assert!(
-                !verify_signature(a, &public, input, &sign(b, &private, input)),
-                "{b:?}->{a:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn mismatched_key_type_never_verifies() {
-        let input = b"x.y";
-        // A valid ES256 signature offered under every other algorithm with
-        // every other key type.
-        let keys: Vec<Jwk> = ["rsa2048", "p256", "p384", "p521", "ed25519"]
-            .iter()
-            .map(|n| key(jwk(n)))
-            .chain([key(oct_jwk(&secret64(), None))])
-            .collect();
-        for (alg, name) in cases() {
-            let (public, private) = pair(name);
-            let sig = sign(alg, &private, input);
-            for other in &keys {
-                if other.material().kty() == public.material().kty()
-                    && other.material().supports(alg)
-                {
-                    continue;
-                }
-                assert!(!verify_signature(alg, other, input, &sig), "{alg:?} {name}");
-            }
-        }
-    }
-
-    #[test]
-    fn ecdsa_der_signature_is_refused() {
-        use p256::ecdsa::signature::Signer;
-        let input = b"x.y";
-        let SigningKey::P256(k) = signing_key("p256") else {
-            unreachable!()
-        };
-        let sig: p256::ecdsa::Signature = k.sign(input);
-        let der = sig.to_der();
-        assert!(verify_signature(
-            Es256,
-            &key(jwk("p256")),
-            input,
-            &sig.to_bytes()
-        ));
-        assert!(!verify_signature(
-            Es256,
-            &key(jwk("p256")),
-            input,
-            der.as_bytes()
-        ));
-    }
-
-    #[test]
-    fn ecdsa_zero_signature_is_refused() {
-        for (alg, name, len) in [
-            (Es256, "p256", 64),
-            (Es384, "p384", 96),
-            (Es512, "p521", 132),
-        ] {
-            let k = key(jwk(name));
-            assert!(!verify_signature(alg, &k, b"x.y", &vec![0u8; len]));
-            assert!(!verify_signature(alg, &k, b"x.y", &vec![0xffu8; len]));
-        }
-    }
-
-    #[test]
-    fn key_restrictions_are_enforced_here_too() {
-        let input = b"x.y";
-        let private = signing_key("rsa2048");
-        let restricted = key(crate::jwt::test_support::jwk_with(
-            "rsa2048",
-            serde_json::json!({"alg": "RS256"}),
-        ));
-        assert!(verify_signature(
-            Rs256,
-            &restricted,
-            input,
-            &sign(Rs256, &private, input)
-        ));
-        assert!(!verify_signature(
-            Ps256,
-            &restricted,
-            input,
-            &sign(Ps256, &private, input)
-        ));
-        let enc = key(crate::jwt::test_support::jwk_with(
-            "rsa2048",
-            serde_json::json!({"use": "enc"}),
-        ));
-        assert!(!verify_signature(
-            Rs256,
-            &enc,
-            input,
-            &sign(Rs256, &private, input)
-        ));
-        // A 32-byte secret is enough for HS256 only.
-        let short = key(oct_jwk(&[3u8; 32], None));
-        let s32 = SigningKey::Hmac(vec![3u8; 32]);
-        assert!(verify_signature(
-            Hs256,
-            &short,
-            input,
-            &sign(Hs256, &s32, input)
-        ));
-        assert!(!verify_signature(
-            Hs384,
-            &short,
-            input,
-            &sign(Hs384, &s32, input)
-        ));
-        assert!(!verify_signature(
-            Hs512,
-            &short,
-            input,
-            &sign(Hs512, &s32, input)
-        ));
+    fn as_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
     }
 }
+
+impl JwsAlgorithm for Native<'_> {
+    type SigningKey = Infallible;
+    type VerifyingKey = Jwk;
+    type Signature = RawSignature;
+
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(self.alg.name())
+    }
+
+    fn sign(&self, signing_key: &Infallible, _message: &[u8]) -> RawSignature {
+        match *signing_key {}
+    }
+
+    fn verify_signature(&self, signature: &RawSignature, key: &Jwk, message: &[u8]) -> bool {
+        self.host
+            .verify(self.alg, key, message, &signature.0)
+            .unwrap_or_else(|| in_wasm(self.alg, key, message, &signature.0))
+    }
+}
+
+#[cfg(test)]
+mod tests;

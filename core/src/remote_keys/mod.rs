@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn jwks_keeps_good_keys_and_refuses_useless_sets() {
-        let good = serde_json::json!({"kty": "oct", "kid": "h", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYnl0ZXM"});
+        let good = serde_json::json!({"kty": "OKP", "kid": "h", "crv": "Ed25519", "x": "_pX3yiaoBvY7LHEZG-41JL8pCUgK_XAfsxybLEZDy38"});
         let bad = serde_json::json!({"kty": "RSA", "kid": "weak", "n": "AQAB", "e": "AQAB"});
         let body = serde_json::json!({"keys": [good, bad]}).to_string();
         let (keys, problems) = parse_jwks(body.as_bytes()).unwrap();

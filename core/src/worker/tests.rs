@@ -24,13 +24,13 @@ fn policy() -> Policy {
 }
 
 fn key() -> Key {
-    Key::hs(256).with_kid("k1")
+    Key::ed25519().with_kid("k1")
 }
 
 fn token(key: &Key) -> String {
     let now = NOW_MS as i64 / 1000;
     mint(
-        "HS256",
+        "EdDSA",
         key,
         &json!({}),
         &json!({"iss": "https://idp.example.com", "sub": "alice", "exp": now + 600}),
@@ -65,7 +65,7 @@ fn serve_keys(worker: &Worker, host: &MemoryHost<'_>, keys: &[&Key]) -> Vec<Wait
         woken.extend(worker.on_tick(host));
         if let Some(call) = host.take_calls().pop() {
             assert_eq!(worker.body_limit(call.token), Some(1 << 20));
-            let body = jwks_json(keys.iter().map(|k| k.jwk(Some("HS256"))));
+            let body = jwks_json(keys.iter().map(|k| k.jwk(Some("EdDSA"))));
             let reply = Reply::Answer(Answer {
                 status: Some(200),
                 headers: Vec::new(),
@@ -164,7 +164,7 @@ fn an_unknown_kid_is_refused_and_makes_the_fetcher_refetch() {
     host.advance_ms(100);
     worker.on_tick(&host);
 
-    let rotated = Key::hs(256).with_kid("k2");
+    let rotated = Key::ed25519().with_kid("k2");
     let step = decide_with(&worker, &host, 9, &token(&rotated), None);
     let Step::Apply(Decision::Deny(deny)) = step else {
         panic!("{step:?}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the fixture keys used by the unit tests in src/jwt/.
+# Regenerates the fixture keys used by the unit tests in core/src/jwt/.
 # Run once by hand; the outputs are committed so tests never shell out.
 # Each key: <name>.pem (PKCS#8 private key) and <name>.jwk.json (public JWK).
 set -euo pipefail

@@ -5,9 +5,11 @@ use super::*;
 use crate::host::memory::{MemoryHost, MemoryStore};
 use crate::host::Answer;
 
-const HS_KEY: &str = r#"{"kty":"oct","kid":"h1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYnl0ZXM"}"#;
-const HS_KEY_2: &str =
-    r#"{"kty":"oct","kid":"h2","alg":"HS256","k":"YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQtMzI"}"#;
+// Public keys: a remote JWKS never carries an HMAC secret.
+const KEY_1: &str =
+    r#"{"kty":"OKP","kid":"h1","crv":"Ed25519","x":"_pX3yiaoBvY7LHEZG-41JL8pCUgK_XAfsxybLEZDy38"}"#;
+const KEY_2: &str =
+    r#"{"kty":"OKP","kid":"h2","crv":"Ed25519","x":"4rPl48oS6PwQRfR9SD9uZTP_q3wV8fyiZ4buQBWGKMA"}"#;
 
 fn config(discovery: bool) -> RemoteJwksConfig {
     RemoteJwksConfig {
@@ -88,7 +90,7 @@ fn discovery_then_keys_then_every_vm_sees_them() {
     assert_eq!(call.path(), "/realms/x/certs", "discovered path");
     fetcher.on_response(
         &host,
-        ok(&jwks(&[HS_KEY]), &[("cache-control", "max-age=120")]),
+        ok(&jwks(&[KEY_1]), &[("cache-control", "max-age=120")]),
     );
     assert_eq!(host.counter("jwks.idp.fetch_ok"), 1);
 
@@ -122,7 +124,7 @@ fn unknown_kid_refetches_early_at_most_once_per_interval() {
     let host = MemoryHost::vm(&store, 1_000_000);
     let mut fetcher = key_loop(false, 1);
     tick_until_call(&mut fetcher, &host);
-    fetcher.on_response(&host, ok(&jwks(&[HS_KEY]), &[]));
+    fetcher.on_response(&host, ok(&jwks(&[KEY_1]), &[]));
 
     // A worker sees a token with an unknown kid and signals; the fetcher
     // refetches on its next tick instead of in 600 s.
@@ -132,7 +134,7 @@ fn unknown_kid_refetches_early_at_most_once_per_interval() {
     host.set_now_ms(1_001_100);
     fetcher.maybe_fetch(&host);
     assert_eq!(host.take_calls().len(), 1, "early refetch");
-    fetcher.on_response(&host, ok(&jwks(&[HS_KEY, HS_KEY_2]), &[]));
+    fetcher.on_response(&host, ok(&jwks(&[KEY_1, KEY_2]), &[]));
 
     // A flood of unknown kids: at most one early fetch per 30 s.
     for step in 1..=20u64 {
@@ -220,7 +222,7 @@ fn a_bad_set_keeps_the_last_good_keys() {
     let host = MemoryHost::vm(&store, 1_000_000);
     let mut fetcher = key_loop(false, 1);
     tick_until_call(&mut fetcher, &host);
-    fetcher.on_response(&host, ok(&jwks(&[HS_KEY]), &[]));
+    fetcher.on_response(&host, ok(&jwks(&[KEY_1]), &[]));
     let mut worker = key_loop(false, 2);
     assert!(worker.sync(&host).is_some());
     host.advance_ms(600_000);
