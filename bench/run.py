@@ -640,7 +640,22 @@ def bench(args):
             for r in runs[k]:
                 if r["round"] == rnd:
                     r["ratio"] = r["rps"] / local if local and r.get("rps") else None
+    # This filter's rows are also given against the empty proxy-wasm filter
+    # of the same round: the floor any filter on the SDK starts from.
+    empty_key = next((k for k in order if k[0] == "wasm_empty"), None)
+    for rnd in range(args.rounds):
+        empty = next((r.get("rps") for r in runs.get(empty_key, []) if r["round"] == rnd), None)
+        for k in order:
+            if not k[0].startswith("wasm_cache") and k[0] != "wasm":
+                continue
+            for r in runs[k]:
+                if r["round"] == rnd and empty and r.get("rps"):
+                    r["vs_empty"] = r["rps"] / empty
     rows = [median_row(runs[k]) for k in order]
+    for row, k in zip(rows, order):
+        ratios = [r["vs_empty"] for r in runs[k] if r.get("vs_empty")]
+        if ratios:
+            row["vs_empty"] = statistics.median(ratios)
 
     base = None
     if pt_ok:
@@ -690,13 +705,14 @@ def median_row(runs):
 
 def markdown_table(rows):
     out = ["| variant | alg | req/s | p50 ms | p99 ms | ratio to passthrough "
-           "| Envoy CPU us/req | note |",
-           "|---|---|---:|---:|---:|---:|---:|---|"]
+           "| ratio to the empty filter (same round) | Envoy CPU us/req | note |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             VARIANT_LABEL.get(r["variant"], r["variant"]), r["alg"],
             fmt_num(r.get("rps"), ".0f"), fmt_num(r.get("p50"), ".2f"),
             fmt_num(r.get("p99"), ".2f"), fmt_num(r.get("ratio"), ".2f"),
+            fmt_num(r.get("vs_empty"), ".2f") if r.get("vs_empty") else "",
             fmt_num(r.get("cpu_us"), ".1f"), r.get("note", "")))
     return "\n".join(out)
 
