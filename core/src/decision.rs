@@ -96,6 +96,8 @@ pub enum AllowKind {
     Anonymous,
     /// A verified token.
     Authenticated,
+    /// A CORS preflight without a token, under `bypass_cors_preflight`.
+    CorsPreflight,
 }
 
 impl AllowKind {
@@ -104,6 +106,7 @@ impl AllowKind {
             AllowKind::Bypassed => "bypassed",
             AllowKind::Anonymous => "anonymous",
             AllowKind::Authenticated => "allowed",
+            AllowKind::CorsPreflight => "bypassed.cors_preflight",
         }
     }
 }
@@ -162,6 +165,13 @@ fn present_strip_headers(policy: &Policy, request: &Request<'_>) -> Vec<String> 
     present
 }
 
+/// A CORS preflight (Fetch standard): `OPTIONS` with both `Origin` and
+/// `Access-Control-Request-Method`. Browsers send it without credentials.
+fn is_cors_preflight(request: &Request<'_>) -> bool {
+    let has = |name: &str| request.headers.iter().any(|(n, _)| *n == name);
+    request.method == "OPTIONS" && has("origin") && has("access-control-request-method")
+}
+
 /// Equal once `_` and `-` are treated as one character.
 fn same_folded(a: &str, b: &str) -> bool {
     let fold = |c: u8| if c == b'_' { b'-' } else { c };
@@ -206,6 +216,14 @@ fn authenticate(
     }
     let found = match extract::extract(request, &sources) {
         Ok(Some(found)) => found,
+        Ok(None) if policy.bypass_cors_preflight && is_cors_preflight(request) => {
+            return Ok(Allow {
+                kind: AllowKind::CorsPreflight,
+                provider: None,
+                set_headers: Vec::new(),
+                remove_headers: stripped,
+            })
+        }
         Ok(None) if *allow_missing => {
             return Ok(Allow {
                 kind: AllowKind::Anonymous,

@@ -1101,3 +1101,52 @@ fn demo_token_binary_prints_a_working_token() {
     let exp = c["exp"].as_i64().unwrap();
     assert!((now() + 100..=now() + 130).contains(&exp), "exp {exp}");
 }
+
+#[test]
+fn cors_preflight_passes_without_a_token_and_is_counted() {
+    let envoy = start_main();
+    let mut report = Report::default();
+    let preflight = [
+        ("origin", "https://app.test"),
+        ("access-control-request-method", "POST"),
+    ];
+    let (path, marker) = target("/api/items");
+    let mut headers = preflight.to_vec();
+    headers.push(("x-user-id", "forged"));
+    let resp = envoy.request("OPTIONS", &path, &headers);
+    report.case(
+        "preflight passes, forged identity stripped",
+        expect_identity(&envoy, &resp, &marker, &[], &[]),
+    );
+    let (path, marker) = target("/api/items");
+    let resp = envoy.request("OPTIONS", &path, &preflight[..1]);
+    report.case(
+        "origin alone is no preflight",
+        expect_missing(&envoy, &resp, &marker),
+    );
+    let (path, marker) = target("/api/items");
+    let mut headers = preflight.to_vec();
+    headers.push(("authorization", "Bearer not.a.token"));
+    let resp = envoy.request("OPTIONS", &path, &headers);
+    report.case(
+        "a preflight's bad token is refused",
+        expect_invalid(&envoy, &resp, &marker, None),
+    );
+    report.finish("cors preflight");
+    assert_eq!(
+        envoy.stat_at_least("wasmcustom.jwt_auth.bypassed.cors_preflight", 1),
+        Some(1)
+    );
+
+    let off = Envoy::builder()
+        .plugin_config_json(&with(
+            main_config(),
+            json!({"bypass_cors_preflight": false}),
+        ))
+        .start();
+    let (path, marker) = target("/api/items");
+    let resp = off.request("OPTIONS", &path, &preflight);
+    let mut report = Report::default();
+    report.case("bypass turned off", expect_missing(&off, &resp, &marker));
+    report.finish("cors preflight bypass off");
+}
