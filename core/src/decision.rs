@@ -248,7 +248,8 @@ fn authenticate(
             let skew = provider.claims.clock_skew_seconds;
             if let Some(hit) = cache.get(index, found.token, env.now, skew) {
                 return authorize(provider, &hit, requirement, env, stripped)
-                    .map(|allow| without_token(allow, provider, &found, request, &sources));
+                    .map(|allow| without_token(allow, provider, &found, request, &sources))
+                    .map_err(attributed_to(index));
             }
         }
     }
@@ -260,6 +261,36 @@ fn authenticate(
     let token =
         jwt::parse(found.token, limit).map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
     let (index, provider) = select_provider(&candidates, &found, &token)?;
+    verify(
+        policy,
+        request,
+        env,
+        stripped,
+        requirement,
+        &found,
+        &sources,
+        token,
+        index,
+        provider,
+    )
+    .map_err(attributed_to(index))
+}
+
+/// Checks `token` against the one provider chosen for it (`index`), and
+/// what the route requires of it.
+#[allow(clippy::too_many_arguments)]
+fn verify(
+    policy: &Policy,
+    request: &Request<'_>,
+    env: &Env<'_>,
+    stripped: Vec<String>,
+    requirement: &Requirement,
+    found: &Found<'_>,
+    sources: &[&TokenSource],
+    token: UntrustedToken<'_>,
+    index: usize,
+    provider: &Provider,
+) -> Result<Allow, Deny> {
     if found.token.len() > provider.max_token_bytes {
         return Err(Deny::new(DenyReason::InvalidToken(TokenError::TooLarge)));
     }
@@ -291,11 +322,19 @@ fn authenticate(
         claims,
     };
     let allow = authorize(provider, &verified, requirement, env, stripped)
-        .map(|allow| without_token(allow, provider, &found, request, &sources));
+        .map(|allow| without_token(allow, provider, found, request, sources));
     if let Some(cache) = env.cache {
         cache.insert(index, found.token, verified);
     }
     allow
+}
+
+/// Marks a refusal as the verdict of provider `index`.
+fn attributed_to(index: usize) -> impl Fn(Deny) -> Deny {
+    move |mut deny| {
+        deny.provider = Some(index);
+        deny
+    }
 }
 
 /// What applies to a verified token, cached or not: staleness of the

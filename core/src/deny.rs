@@ -91,6 +91,9 @@ pub struct Deny {
     /// The provider with remote keys this refusal is about (an unknown
     /// `kid`, or no keys fetched yet): the host may refetch or wait.
     pub remote_provider: Option<usize>,
+    /// The provider the token was checked against, when the refusal is
+    /// about that provider's verdict: counted under it too.
+    pub provider: Option<usize>,
 }
 
 impl Deny {
@@ -100,6 +103,7 @@ impl Deny {
             realm: String::new(),
             retry_after: None,
             remote_provider: None,
+            provider: None,
         }
     }
 

@@ -1150,3 +1150,41 @@ fn cors_preflight_passes_without_a_token_and_is_counted() {
     report.case("bypass turned off", expect_missing(&off, &resp, &marker));
     report.finish("cors preflight bypass off");
 }
+
+#[test]
+fn decisions_are_counted_per_provider_in_prometheus() {
+    let envoy = start_main();
+    let good = mint("HS256", &Key::hs(256), &json!({}), &claims("erin", "corp"));
+    let mut late = claims("erin", "corp");
+    late["exp"] = json!(now() - 3600);
+    let expired = mint("HS256", &Key::hs(256), &json!({}), &late);
+    for (token, status) in [(&good, 200), (&good, 200), (&expired, 401)] {
+        let resp = envoy.get("/api/a", &[("authorization", &bearer(token))]);
+        assert_eq!(resp.status, status, "{:?}", resp.body);
+    }
+    assert_eq!(envoy.get("/api/a", &[]).status, 401);
+    assert_eq!(
+        envoy.stat_at_least("wasmcustom.jwt_auth.allowed.main", 2),
+        Some(2)
+    );
+    assert_eq!(
+        envoy.stat_at_least("wasmcustom.jwt_auth.denied.main.expired", 1),
+        Some(1)
+    );
+    let prometheus = envoy.admin_get("/stats/prometheus");
+    for line in [
+        "jwt_auth_allowed_main{} 2",
+        "jwt_auth_denied_main_expired{} 1",
+        "jwt_auth_denied_expired{} 1",
+        "jwt_auth_denied_missing{} 1",
+    ] {
+        assert!(
+            prometheus.lines().any(|l| l == line),
+            "no {line:?} in /stats/prometheus:\n{prometheus}"
+        );
+    }
+    assert!(
+        !prometheus.contains("jwt_auth_denied_main_missing"),
+        "a missing token is no provider's verdict:\n{prometheus}"
+    );
+}

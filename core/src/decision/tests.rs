@@ -1197,3 +1197,27 @@ fn with_methods_any() -> Value {
     }
     cfg
 }
+
+#[test]
+fn a_refusal_names_the_provider_that_gave_it() {
+    let p = policy(config());
+    let mut expired = claims("a");
+    expired["exp"] = json!(NOW - 61);
+    let expired = bearer(&mint(SECRET, json!({"alg": "HS256", "kid": "k1"}), expired));
+    let d = denied(run(&p, "GET", "/x", &[("authorization", &expired)]));
+    assert_eq!((d.label(), d.provider), ("expired", Some(0)));
+    let d = denied(run(
+        &p,
+        "GET",
+        "/admin",
+        &[("authorization", &bearer(&token("a")))],
+    ));
+    assert_eq!(
+        (d.label(), d.provider),
+        ("insufficient_permissions", Some(0))
+    );
+    for headers in [vec![], vec![("authorization", "Bearer x.y")]] {
+        let d = denied(run(&p, "GET", "/x", &headers));
+        assert_eq!(d.provider, None, "{headers:?}: no provider checked it");
+    }
+}
