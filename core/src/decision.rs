@@ -145,6 +145,7 @@ pub fn decide(policy: &Policy, request: &Request<'_>, env: &Env<'_>) -> Decision
         Ok(allow) => Decision::Allow(allow),
         Err(mut deny) => {
             deny.realm.clone_from(&policy.realm);
+            deny.grpc = is_grpc(request);
             Decision::Deny(deny)
         }
     }
@@ -163,6 +164,15 @@ fn present_strip_headers(policy: &Policy, request: &Request<'_>) -> Vec<String> 
     }
     present.sort();
     present
+}
+
+/// A gRPC call: its `content-type` is `application/grpc` or one of its
+/// `+proto`, `+json`, ... variants (the gRPC HTTP/2 protocol).
+fn is_grpc(request: &Request<'_>) -> bool {
+    request
+        .headers
+        .iter()
+        .any(|(n, v)| *n == "content-type" && v.starts_with(b"application/grpc"))
 }
 
 /// A CORS preflight (Fetch standard): `OPTIONS` with both `Origin` and

@@ -1221,3 +1221,17 @@ fn a_refusal_names_the_provider_that_gave_it() {
         assert_eq!(d.provider, None, "{headers:?}: no provider checked it");
     }
 }
+
+#[test]
+fn a_grpc_call_is_refused_the_grpc_way() {
+    let p = policy(config());
+    for (content_type, grpc) in [
+        ("application/grpc", true),
+        ("application/grpc+proto", true),
+        ("application/json", false),
+    ] {
+        let d = denied(run(&p, "GET", "/x", &[("content-type", content_type)]));
+        assert_eq!(d.grpc, grpc, "{content_type}");
+    }
+    assert!(!denied(run(&p, "GET", "/x", &[])).grpc);
+}
