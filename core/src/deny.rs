@@ -91,6 +91,12 @@ pub struct Deny {
     /// The provider with remote keys this refusal is about (an unknown
     /// `kid`, or no keys fetched yet): the host may refetch or wait.
     pub remote_provider: Option<usize>,
+    /// The provider the token was checked against, when the refusal is
+    /// about that provider's verdict: counted under it too.
+    pub provider: Option<usize>,
+    /// The request is a gRPC call (`content-type: application/grpc...`):
+    /// the refusal is answered as gRPC clients read one.
+    pub grpc: bool,
 }
 
 impl Deny {
@@ -100,6 +106,8 @@ impl Deny {
             realm: String::new(),
             retry_after: None,
             remote_provider: None,
+            provider: None,
+            grpc: false,
         }
     }
 
@@ -145,9 +153,40 @@ impl Deny {
         body.to_string()
     }
 
-    /// Response headers besides the content type.
+    /// The HTTP status sent: a gRPC refusal travels as 200 with its
+    /// outcome in `grpc-status` (the gRPC HTTP/2 protocol).
+    pub fn response_status(&self) -> u16 {
+        if self.grpc {
+            200
+        } else {
+            self.status()
+        }
+    }
+
+    /// The gRPC status code of this refusal: UNAUTHENTICATED (16),
+    /// PERMISSION_DENIED (7), INVALID_ARGUMENT (3) or UNAVAILABLE (14).
+    pub fn grpc_status(&self) -> u8 {
+        match self.status() {
+            400 => 3,
+            403 => 7,
+            503 => 14,
+            _ => 16,
+        }
+    }
+
+    /// The response headers: JSON refusals carry `content-type:
+    /// application/json`, gRPC ones the gRPC content type, `grpc-status`
+    /// and `grpc-message` (the description, percent-encoded).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![("content-type", "application/json".to_string())];
+        let mut headers = if self.grpc {
+            vec![
+                ("content-type", "application/grpc".to_string()),
+                ("grpc-status", self.grpc_status().to_string()),
+                ("grpc-message", grpc_percent_encode(&self.description())),
+            ]
+        } else {
+            vec![("content-type", "application/json".to_string())]
+        };
         if matches!(self.status(), 400 | 401 | 403) {
             headers.push(("www-authenticate", self.www_authenticate()));
         }
@@ -156,6 +195,26 @@ impl Deny {
         }
         headers
     }
+
+    /// The body sent: the JSON body, none for a gRPC refusal (its
+    /// outcome is all in the headers, a trailers-only response).
+    pub fn response_body(&self) -> Option<String> {
+        (!self.grpc).then(|| self.body())
+    }
+}
+
+/// `grpc-message` encoding (gRPC HTTP/2 protocol): bytes outside 0x20-0x7E,
+/// and `%` itself, become `%XX` (uppercase hex).
+pub fn grpc_percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -220,5 +279,45 @@ mod tests {
             assert!(!d.description().is_empty());
             assert_eq!(d.reason, reason);
         }
+    }
+
+    #[test]
+    fn grpc_message_is_percent_encoded() {
+        assert_eq!(grpc_percent_encode("token required"), "token required");
+        assert_eq!(grpc_percent_encode("100% é\n~"), "100%25 %C3%A9%0A~");
+    }
+
+    #[test]
+    fn a_grpc_refusal_is_200_with_grpc_status_and_no_body() {
+        for (reason, code) in [
+            (DenyReason::Missing, 16),
+            (DenyReason::InsufficientClaims, 7),
+            (DenyReason::AmbiguousPath, 3),
+            (DenyReason::RevocationStale, 14),
+        ] {
+            let mut d = Deny::new(reason);
+            d.grpc = true;
+            assert_eq!((d.response_status(), d.grpc_status()), (200, code));
+            let headers = d.headers();
+            let get = |n: &str| {
+                headers
+                    .iter()
+                    .find(|(h, _)| *h == n)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(get("content-type"), Some("application/grpc"));
+            assert_eq!(get("grpc-status"), Some(code.to_string().as_str()));
+            assert_eq!(get("grpc-message"), Some(d.description().as_str()));
+            assert_eq!(
+                get("www-authenticate").is_some(),
+                d.status() != 503,
+                "{:?}",
+                d.reason
+            );
+            assert_eq!(d.response_body(), None);
+        }
+        let d = Deny::new(DenyReason::Missing);
+        assert_eq!(d.response_status(), 401);
+        assert_eq!(d.response_body(), Some(d.body()));
     }
 }

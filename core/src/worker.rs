@@ -60,6 +60,16 @@ pub enum Step {
 /// A request on hold: its context id and since when (unix ms).
 pub type Waiting = (u32, u64);
 
+/// One decision counter: whether it counts refusals, the provider it is
+/// about (an index into the policy's providers, so the set of names is
+/// bounded by the configuration) and the decision's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Figure {
+    denied: bool,
+    provider: Option<usize>,
+    label: &'static str,
+}
+
 pub struct Worker {
     pub policy: Policy,
     cache: TokenCaches,
@@ -69,11 +79,11 @@ pub struct Worker {
     view: Option<RevocationView>,
     waiting: RefCell<Vec<Waiting>>,
     accelerator: Option<Box<dyn SignatureAccelerator>>,
-    /// Decisions counted since the last flush, by (denied, label). Counting
-    /// in the VM keeps a host call off every request.
-    counts: RefCell<HashMap<(bool, &'static str), u64>>,
-    /// Full metric names of decision labels, made once.
-    decision_names: RefCell<HashMap<(bool, &'static str), String>>,
+    /// Decisions counted since the last flush. Counting in the VM keeps a
+    /// host call off every request.
+    counts: RefCell<HashMap<Figure, u64>>,
+    /// Full metric names of figures, made once.
+    decision_names: RefCell<HashMap<Figure, String>>,
 }
 
 impl Worker {
@@ -266,10 +276,36 @@ impl Worker {
     }
 
     /// Counts one decision, in the VM: `<label>` for an allow,
-    /// `denied.<label>` for a refusal.
+    /// `denied.<label>` for a refusal and, when a provider gave the verdict,
+    /// `allowed.<provider>` or `denied.<provider>.<label>` as well.
     fn count(&self, decision: &Decision) {
-        let key = (matches!(decision, Decision::Deny(_)), decision.label());
-        *self.counts.borrow_mut().entry(key).or_default() += 1;
+        let (denied, provider) = match decision {
+            Decision::Allow(a) => (
+                false,
+                a.provider
+                    .as_deref()
+                    .and_then(|name| self.policy.provider_index(name)),
+            ),
+            Decision::Deny(d) => (true, d.provider),
+        };
+        let label = decision.label();
+        let mut counts = self.counts.borrow_mut();
+        *counts
+            .entry(Figure {
+                denied,
+                provider: None,
+                label,
+            })
+            .or_default() += 1;
+        if provider.is_some() {
+            *counts
+                .entry(Figure {
+                    denied,
+                    provider,
+                    label,
+                })
+                .or_default() += 1;
+        }
     }
 
     /// Adds the decisions counted since the last flush to the host's
@@ -278,12 +314,24 @@ impl Worker {
     pub fn flush_counts(&self, host: &dyn Host) {
         let counts = std::mem::take(&mut *self.counts.borrow_mut());
         let mut names = self.decision_names.borrow_mut();
-        for (key, n) in counts {
-            let name = names.entry(key).or_insert_with(|| match key {
-                (true, label) => format!("denied.{label}"),
-                (false, label) => label.to_string(),
-            });
+        for (figure, n) in counts {
+            let name = names
+                .entry(figure)
+                .or_insert_with(|| self.metric_name(figure));
             host.counter_add(name, n);
+        }
+    }
+
+    fn metric_name(&self, figure: Figure) -> String {
+        let provider = figure
+            .provider
+            .and_then(|i| self.policy.providers.get(i))
+            .map(|p| p.name.as_str());
+        match (figure.denied, provider) {
+            (true, None) => format!("denied.{}", figure.label),
+            (true, Some(p)) => format!("denied.{p}.{}", figure.label),
+            (false, None) => figure.label.to_string(),
+            (false, Some(p)) => format!("{}.{p}", figure.label),
         }
     }
 }

@@ -1101,3 +1101,156 @@ fn demo_token_binary_prints_a_working_token() {
     let exp = c["exp"].as_i64().unwrap();
     assert!((now() + 100..=now() + 130).contains(&exp), "exp {exp}");
 }
+
+#[test]
+fn cors_preflight_passes_without_a_token_and_is_counted() {
+    let envoy = start_main();
+    let mut report = Report::default();
+    let preflight = [
+        ("origin", "https://app.test"),
+        ("access-control-request-method", "POST"),
+    ];
+    let (path, marker) = target("/api/items");
+    let mut headers = preflight.to_vec();
+    headers.push(("x-user-id", "forged"));
+    let resp = envoy.request("OPTIONS", &path, &headers);
+    report.case(
+        "preflight passes, forged identity stripped",
+        expect_identity(&envoy, &resp, &marker, &[], &[]),
+    );
+    let (path, marker) = target("/api/items");
+    let resp = envoy.request("OPTIONS", &path, &preflight[..1]);
+    report.case(
+        "origin alone is no preflight",
+        expect_missing(&envoy, &resp, &marker),
+    );
+    let (path, marker) = target("/api/items");
+    let mut headers = preflight.to_vec();
+    headers.push(("authorization", "Bearer not.a.token"));
+    let resp = envoy.request("OPTIONS", &path, &headers);
+    report.case(
+        "a preflight's bad token is refused",
+        expect_invalid(&envoy, &resp, &marker, None),
+    );
+    report.finish("cors preflight");
+    assert_eq!(
+        envoy.stat_at_least("wasmcustom.jwt_auth.bypassed.cors_preflight", 1),
+        Some(1)
+    );
+
+    let off = Envoy::builder()
+        .plugin_config_json(&with(
+            main_config(),
+            json!({"bypass_cors_preflight": false}),
+        ))
+        .start();
+    let (path, marker) = target("/api/items");
+    let resp = off.request("OPTIONS", &path, &preflight);
+    let mut report = Report::default();
+    report.case("bypass turned off", expect_missing(&off, &resp, &marker));
+    report.finish("cors preflight bypass off");
+}
+
+#[test]
+fn decisions_are_counted_per_provider_in_prometheus() {
+    let envoy = start_main();
+    let good = mint("HS256", &Key::hs(256), &json!({}), &claims("erin", "corp"));
+    let mut late = claims("erin", "corp");
+    late["exp"] = json!(now() - 3600);
+    let expired = mint("HS256", &Key::hs(256), &json!({}), &late);
+    for (token, status) in [(&good, 200), (&good, 200), (&expired, 401)] {
+        let resp = envoy.get("/api/a", &[("authorization", &bearer(token))]);
+        assert_eq!(resp.status, status, "{:?}", resp.body);
+    }
+    assert_eq!(envoy.get("/api/a", &[]).status, 401);
+    assert_eq!(
+        envoy.stat_at_least("wasmcustom.jwt_auth.allowed.main", 2),
+        Some(2)
+    );
+    assert_eq!(
+        envoy.stat_at_least("wasmcustom.jwt_auth.denied.main.expired", 1),
+        Some(1)
+    );
+    let prometheus = envoy.admin_get("/stats/prometheus");
+    for line in [
+        "jwt_auth_allowed_main{} 2",
+        "jwt_auth_denied_main_expired{} 1",
+        "jwt_auth_denied_expired{} 1",
+        "jwt_auth_denied_missing{} 1",
+    ] {
+        assert!(
+            prometheus.lines().any(|l| l == line),
+            "no {line:?} in /stats/prometheus:\n{prometheus}"
+        );
+    }
+    assert!(
+        !prometheus.contains("jwt_auth_denied_main_missing"),
+        "a missing token is no provider's verdict:\n{prometheus}"
+    );
+}
+
+/// A unary call to `/demo.Echo/Say` on the proxy's port made with grpcio
+/// (from `.venv`, `make grpcio`), optionally with an `authorization`;
+/// prints the status code name, the details and the `www-authenticate`
+/// the client received.
+const GRPC_CALL: &str = r#"
+import sys, grpc
+port, auth = sys.argv[1], sys.argv[2]
+channel = grpc.insecure_channel("127.0.0.1:" + port)
+say = channel.unary_unary("/demo.Echo/Say",
+    request_serializer=lambda b: b, response_deserializer=lambda b: b)
+metadata = [("authorization", auth)] if auth else []
+try:
+    say(b"", timeout=10, metadata=metadata)
+    print("OK")
+except grpc.RpcError as e:
+    www = dict(e.trailing_metadata() or ()).get("www-authenticate", "")
+    print(e.code().name)
+    print(e.details())
+    print(www)
+"#;
+
+fn grpc_call(envoy: &Envoy, authorization: &str) -> Vec<String> {
+    let python = workspace_root().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .args(["-c", GRPC_CALL, &envoy.port().to_string(), authorization])
+        .output()
+        .unwrap_or_else(|e| panic!("{} ({e}): run `make grpcio`", python.display()));
+    assert!(
+        out.status.success(),
+        "grpcio client failed (run `make grpcio`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_grpc_call_is_refused_with_a_grpc_status() {
+    let envoy = start_main();
+    assert_eq!(
+        grpc_call(&envoy, ""),
+        [
+            "UNAUTHENTICATED",
+            "token required",
+            &format!("Bearer realm=\"{REALM}\""),
+        ]
+    );
+    let mut late = claims("erin", "corp");
+    late["exp"] = json!(now() - 3600);
+    let expired = mint("HS256", &Key::hs(256), &json!({}), &late);
+    assert_eq!(
+        grpc_call(&envoy, &bearer(&expired)),
+        [
+            "UNAUTHENTICATED",
+            "token expired",
+            &format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"token expired\""
+            ),
+        ]
+    );
+    let seen = envoy.upstream().requests_matching("/demo.Echo/Say");
+    assert!(seen.is_empty(), "refused calls reached the upstream");
+}

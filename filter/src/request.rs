@@ -71,11 +71,11 @@ fn apply(decision: &Decision, headers: &[Header<'_>]) -> Action {
             let headers = deny.headers();
             let headers: Vec<(&str, &str)> =
                 headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            let body = deny.body();
+            let body = deny.response_body();
             let _ = hostcalls::send_http_response(
-                u32::from(deny.status()),
+                u32::from(deny.response_status()),
                 headers,
-                Some(body.as_bytes()),
+                body.as_deref().map(str::as_bytes),
             );
             Action::Pause
         }

@@ -490,6 +490,9 @@ fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decisio
                 decision::AllowKind::Anonymous => {
                     assert!(under(path, "/public"), "anonymous on {path:?}")
                 }
+                decision::AllowKind::CorsPreflight => {
+                    assert_eq!(built.method, "OPTIONS", "preflight pass on a non-OPTIONS")
+                }
                 decision::AllowKind::Authenticated => {
                     assert!(
                         built.any_good_token,

@@ -54,6 +54,7 @@ fn contract_example_loads_with_defaults() {
     assert_eq!(p.rules.len(), 2);
     assert_eq!(p.rules[1].methods, vec!["GET"]);
     assert!(matches!(p.rules[0].requires, Requirement::None));
+    assert!(p.bypass_cors_preflight);
 }
 
 #[test]
@@ -286,6 +287,23 @@ fn unknown_field_message_names_it() {
     let e = error_of(v);
     assert!(e.to_string().contains("unknown field `audience`"), "{e}");
     assert!(!e.to_string().contains("line"), "no parser positions: {e}");
+}
+
+#[test]
+fn cors_preflight_bypass_is_a_boolean_and_a_misspelling_is_named() {
+    let mut v = base();
+    v["bypass_cors_preflight"] = json!(false);
+    assert!(!load(&v).unwrap().bypass_cors_preflight);
+    v["bypass_cors_preflight"] = json!("no");
+    assert_eq!(error_of(v).field, "bypass_cors_preflight");
+    let mut v = base();
+    v["bypass_cors_preflights"] = json!(true);
+    let e = error_of(v);
+    assert!(
+        e.to_string()
+            .contains("unknown field `bypass_cors_preflights`"),
+        "{e}"
+    );
 }
 
 #[test]

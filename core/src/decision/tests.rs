@@ -1131,3 +1131,107 @@ fn provider_header_names_the_provider_that_verified() {
         assert_eq!(e.field, "provider_header", "{clash}");
     }
 }
+
+const PREFLIGHT: [(&str, &str); 2] = [
+    ("origin", "https://app.example.com"),
+    ("access-control-request-method", "POST"),
+];
+
+#[test]
+fn cors_preflight_without_token_passes_and_loses_identity_headers() {
+    let p = policy(with_methods_any());
+    let mut headers = PREFLIGHT.to_vec();
+    headers.push(("x-user-id", "forged"));
+    let a = allowed(run(&p, "OPTIONS", "/x", &headers));
+    assert_eq!(a.kind, AllowKind::CorsPreflight);
+    assert_eq!(
+        Decision::Allow(a.clone()).label(),
+        "bypassed.cors_preflight"
+    );
+    assert!(a.remove_headers.contains(&"x-user-id".to_string()));
+    assert!(a.set_headers.is_empty());
+}
+
+#[test]
+fn only_a_full_preflight_passes() {
+    let p = policy(with_methods_any());
+    for (method, headers) in [
+        ("OPTIONS", vec![PREFLIGHT[0]]),
+        ("OPTIONS", vec![PREFLIGHT[1]]),
+        ("GET", PREFLIGHT.to_vec()),
+    ] {
+        let d = denied(run(&p, method, "/x", &headers));
+        assert_eq!(d.label(), "missing", "{method} {headers:?}");
+    }
+}
+
+#[test]
+fn cors_preflight_with_a_token_is_verified() {
+    let p = policy(with_methods_any());
+    let mut headers = PREFLIGHT.to_vec();
+    let bad = bearer("not.a.token");
+    headers.push(("authorization", &bad));
+    assert_eq!(denied(run(&p, "OPTIONS", "/x", &headers)).status(), 401);
+    let good = bearer(&token("alice"));
+    headers.pop();
+    headers.push(("authorization", &good));
+    let a = allowed(run(&p, "OPTIONS", "/x", &headers));
+    assert_eq!(a.kind, AllowKind::Authenticated);
+}
+
+#[test]
+fn cors_preflight_bypass_can_be_turned_off() {
+    let mut cfg = with_methods_any();
+    cfg["bypass_cors_preflight"] = json!(false);
+    let p = policy(cfg);
+    let d = denied(run(&p, "OPTIONS", "/x", &PREFLIGHT));
+    assert_eq!(d.label(), "missing");
+}
+
+/// The test config with its catch-all rule for every method, so an
+/// `OPTIONS` meets a token rule.
+fn with_methods_any() -> Value {
+    let mut cfg = config();
+    if let Some(rules) = cfg["rules"].as_array_mut() {
+        rules.retain(|r| r["match"]["prefix"] != json!("/"));
+    }
+    cfg
+}
+
+#[test]
+fn a_refusal_names_the_provider_that_gave_it() {
+    let p = policy(config());
+    let mut expired = claims("a");
+    expired["exp"] = json!(NOW - 61);
+    let expired = bearer(&mint(SECRET, json!({"alg": "HS256", "kid": "k1"}), expired));
+    let d = denied(run(&p, "GET", "/x", &[("authorization", &expired)]));
+    assert_eq!((d.label(), d.provider), ("expired", Some(0)));
+    let d = denied(run(
+        &p,
+        "GET",
+        "/admin",
+        &[("authorization", &bearer(&token("a")))],
+    ));
+    assert_eq!(
+        (d.label(), d.provider),
+        ("insufficient_permissions", Some(0))
+    );
+    for headers in [vec![], vec![("authorization", "Bearer x.y")]] {
+        let d = denied(run(&p, "GET", "/x", &headers));
+        assert_eq!(d.provider, None, "{headers:?}: no provider checked it");
+    }
+}
+
+#[test]
+fn a_grpc_call_is_refused_the_grpc_way() {
+    let p = policy(config());
+    for (content_type, grpc) in [
+        ("application/grpc", true),
+        ("application/grpc+proto", true),
+        ("application/json", false),
+    ] {
+        let d = denied(run(&p, "GET", "/x", &[("content-type", content_type)]));
+        assert_eq!(d.grpc, grpc, "{content_type}");
+    }
+    assert!(!denied(run(&p, "GET", "/x", &[])).grpc);
+}

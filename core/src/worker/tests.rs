@@ -178,3 +178,37 @@ fn an_unknown_kid_is_refused_and_makes_the_fetcher_refetch() {
     assert_eq!(calls[0].path(), "/.well-known/jwks.json");
     assert_eq!(worker.body_limit(calls[0].token + 1), None, "not ours");
 }
+
+#[test]
+fn decisions_are_also_counted_per_provider() {
+    let store = MemoryStore::default();
+    let host = MemoryHost::vm(&store, NOW_MS);
+    let worker = Worker::new(policy(), 1, NOW_MS, None);
+    serve_keys(&worker, &host, &[&key()]);
+    host.advance_ms(100);
+    worker.on_tick(&host);
+    let good = token(&key());
+    let unknown = token(&Key::hs(256).with_kid("k2"));
+    for (id, t) in [
+        (1, good.as_str()),
+        (2, good.as_str()),
+        (3, unknown.as_str()),
+    ] {
+        assert!(matches!(
+            decide_with(&worker, &host, id, t, None),
+            Step::Apply(_)
+        ));
+    }
+    // Not attributable to any provider: the token is not even parsed.
+    assert!(matches!(
+        decide_with(&worker, &host, 4, "not-a-token", None),
+        Step::Apply(Decision::Deny(_))
+    ));
+    worker.on_tick(&host);
+    assert_eq!(host.counter("allowed"), 2);
+    assert_eq!(host.counter("allowed.idp"), 2);
+    assert_eq!(host.counter("denied.unknown_kid"), 1);
+    assert_eq!(host.counter("denied.idp.unknown_kid"), 1);
+    assert_eq!(host.counter("denied.malformed"), 1);
+    assert_eq!(host.counter("denied.idp.malformed"), 0);
+}
