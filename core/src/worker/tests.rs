@@ -59,6 +59,15 @@ fn decide_with(
 
 /// Lets the worker's key loop take its lease and start the fetch, then
 /// answers it with `keys`.
+/// A worker whose remote keys arrived, one tick later.
+fn worker_with_keys(host: &MemoryHost<'_>) -> Worker {
+    let worker = Worker::new(policy(), 1, NOW_MS, None);
+    serve_keys(&worker, host, &[&key()]);
+    host.advance_ms(100);
+    worker.on_tick(host);
+    worker
+}
+
 fn serve_keys(worker: &Worker, host: &MemoryHost<'_>, keys: &[&Key]) -> Vec<Waiting> {
     let mut woken = Vec::new();
     for _ in 0..3 {
@@ -159,10 +168,7 @@ fn a_request_that_ends_leaves_the_queue() {
 fn an_unknown_kid_is_refused_and_makes_the_fetcher_refetch() {
     let store = MemoryStore::default();
     let host = MemoryHost::vm(&store, NOW_MS);
-    let worker = Worker::new(policy(), 1, NOW_MS, None);
-    serve_keys(&worker, &host, &[&key()]);
-    host.advance_ms(100);
-    worker.on_tick(&host);
+    let worker = worker_with_keys(&host);
 
     let rotated = Key::ed25519().with_kid("k2");
     let step = decide_with(&worker, &host, 9, &token(&rotated), None);
@@ -183,12 +189,9 @@ fn an_unknown_kid_is_refused_and_makes_the_fetcher_refetch() {
 fn decisions_are_also_counted_per_provider() {
     let store = MemoryStore::default();
     let host = MemoryHost::vm(&store, NOW_MS);
-    let worker = Worker::new(policy(), 1, NOW_MS, None);
-    serve_keys(&worker, &host, &[&key()]);
-    host.advance_ms(100);
-    worker.on_tick(&host);
+    let worker = worker_with_keys(&host);
     let good = token(&key());
-    let unknown = token(&Key::hs(256).with_kid("k2"));
+    let unknown = token(&Key::ed25519().with_kid("k2"));
     for (id, t) in [
         (1, good.as_str()),
         (2, good.as_str()),
