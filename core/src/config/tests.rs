@@ -1,5 +1,9 @@
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
+
+use crate::extract::TokenSource;
+use crate::revocation::feed::OnStale;
+use crate::rules::PathMatch;
 
 fn hs_key() -> Value {
     json!({"kty": "oct", "kid": "k1", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYnl0ZXM"})
