@@ -25,6 +25,8 @@ pub const DEMO_KID: &str = "demo-hs256";
 const RSA2048_PEM: &str = include_str!("../keys/rsa2048.pem");
 const RSA2048_B_PEM: &str = include_str!("../keys/rsa2048-b.pem");
 const RSA1024_PEM: &str = include_str!("../keys/rsa1024.pem");
+const RSA2560_PEM: &str = include_str!("../keys/rsa2560.pem");
+const RSA3072_PEM: &str = include_str!("../keys/rsa3072.pem");
 const P256_PEM: &str = include_str!("../keys/p256.pem");
 const P384_PEM: &str = include_str!("../keys/p384.pem");
 const P521_PEM: &str = include_str!("../keys/p521.pem");
@@ -39,7 +41,31 @@ pub mod committed_jwk {
     pub const P384: &str = include_str!("../keys/p384.jwk.json");
     pub const P521: &str = include_str!("../keys/p521.jwk.json");
     pub const ED25519: &str = include_str!("../keys/ed25519.jwk.json");
+    pub const RSA2560: &str = include_str!("../keys/rsa2560.jwk.json");
+    pub const RSA3072: &str = include_str!("../keys/rsa3072.jwk.json");
+
+    /// The JWK file of the key [`super::Key::named`] gives for `name`.
+    pub fn named(name: &str) -> &'static str {
+        match name {
+            "rsa2048" => RSA2048,
+            "rsa2048-b" => RSA2048_B,
+            "rsa1024" => RSA1024,
+            "rsa2560" => RSA2560,
+            "rsa3072" => RSA3072,
+            "p256" => P256,
+            "p384" => P384,
+            "p521" => P521,
+            "ed25519" => ED25519,
+            other => panic!("testkit: no committed JWK {other:?}"),
+        }
+    }
 }
+
+/// ECDSA signatures made and checked by the openssl CLI with the P-256,
+/// P-384 and P-521 keys (`keys/generate-ecdsa-vectors.sh`): one per line,
+/// `ALG MESSAGE_HEX SIGNATURE_DER_HEX VERDICT`, the verdict OpenSSL's
+/// (`ok` or `fail`). About half the good ones are high-S.
+pub const ECDSA_VECTORS: &str = include_str!("../keys/ecdsa-vectors.txt");
 
 /// Key material of a [`Key`].
 #[derive(Clone)]
@@ -119,6 +145,32 @@ impl Key {
     /// A too-weak RSA 1024 key, kid `rsa-1024`.
     pub fn rsa1024() -> Key {
         Key::rsa(RSA1024_PEM, "rsa-1024")
+    }
+
+    /// RSA 2560, kid `rsa-2560` (a modulus that is not a power of two).
+    pub fn rsa2560() -> Key {
+        Key::rsa(RSA2560_PEM, "rsa-2560")
+    }
+
+    /// RSA 3072, kid `rsa-3072`.
+    pub fn rsa3072() -> Key {
+        Key::rsa(RSA3072_PEM, "rsa-3072")
+    }
+
+    /// A committed key by its file name (`rsa2048`, `rsa2048-b`, `p384`, ...).
+    pub fn named(name: &str) -> Key {
+        match name {
+            "rsa2048" => Key::rsa2048(),
+            "rsa2048-b" => Key::rsa2048_b(),
+            "rsa1024" => Key::rsa1024(),
+            "rsa2560" => Key::rsa2560(),
+            "rsa3072" => Key::rsa3072(),
+            "p256" => Key::p256(),
+            "p384" => Key::p384(),
+            "p521" => Key::p521(),
+            "ed25519" => Key::ed25519(),
+            other => panic!("testkit: no committed key {other:?}"),
+        }
     }
 
     fn rsa(pem: &str, kid: &str) -> Key {
@@ -251,7 +303,10 @@ impl Key {
         }
     }
 
-    fn sign(&self, alg: &str, input: &[u8]) -> Vec<u8> {
+    /// Signs `input` as `alg` says. EC and Ed25519 keys sign whatever `alg`
+    /// names, so confusion tests can label a signature with the wrong
+    /// algorithm.
+    pub fn sign(&self, alg: &str, input: &[u8]) -> Vec<u8> {
         use KeyMaterial as K;
         match (alg, &self.material) {
             ("HS256", K::Hmac(s)) => hmac_sign::<Hmac<Sha256>>(s, input),
@@ -277,15 +332,15 @@ impl Key {
                 .to_vec(),
             // ECDSA in its one accepted spelling: s in the lower half of
             // the group order (the crates sign with whichever comes out).
-            ("ES256", K::P256(k)) => {
+            (_, K::P256(k)) => {
                 let sig: p256::ecdsa::Signature = k.sign(input);
                 sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
             }
-            ("ES384", K::P384(k)) => {
+            (_, K::P384(k)) => {
                 let sig: p384::ecdsa::Signature = k.sign(input);
                 sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
             }
-            ("ES512", K::P521(k)) => {
+            (_, K::P521(k)) => {
                 let sk = load(
                     "p521 signing key",
                     p521::ecdsa::SigningKey::from_bytes(&k.to_bytes()),
@@ -293,7 +348,7 @@ impl Key {
                 let sig: p521::ecdsa::Signature = sk.sign_with_rng(&mut OsRng, input);
                 sig.normalize_s().unwrap_or(sig).to_bytes().to_vec()
             }
-            ("EdDSA", K::Ed25519(k)) => k.sign(input).to_bytes().to_vec(),
+            (_, K::Ed25519(k)) => k.sign(input).to_bytes().to_vec(),
             (alg, _) => panic!("testkit: cannot sign {alg} with {self:?}"),
         }
     }
@@ -545,15 +600,18 @@ mod tests {
 
     #[test]
     fn committed_jwks_match_private_keys() {
-        for (key, file) in [
-            (Key::rsa2048(), committed_jwk::RSA2048),
-            (Key::rsa2048_b(), committed_jwk::RSA2048_B),
-            (Key::rsa1024(), committed_jwk::RSA1024),
-            (Key::p256(), committed_jwk::P256),
-            (Key::p384(), committed_jwk::P384),
-            (Key::p521(), committed_jwk::P521),
-            (Key::ed25519(), committed_jwk::ED25519),
+        for name in [
+            "rsa2048",
+            "rsa2048-b",
+            "rsa1024",
+            "rsa2560",
+            "rsa3072",
+            "p256",
+            "p384",
+            "p521",
+            "ed25519",
         ] {
+            let (key, file) = (Key::named(name), committed_jwk::named(name));
             let committed: Value = serde_json::from_str(file).expect("jwk json");
             assert_eq!(committed["kid"], json!(key.kid.clone().expect("kid")));
             assert_eq!(strip(key.jwk(None)), strip(committed), "{key:?}");

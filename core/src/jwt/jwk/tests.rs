@@ -10,7 +10,14 @@ use super::material::JWK_B64;
 use crate::jwt::{Algorithm, SignatureAccelerator, TokenError};
 
 const ALL_FIXTURES: [&str; 8] = [
-    "rsa2048", "rsa2048b", "rsa2560", "rsa3072", "p256", "p384", "p521", "ed25519",
+    "rsa2048",
+    "rsa2048-b",
+    "rsa2560",
+    "rsa3072",
+    "p256",
+    "p384",
+    "p521",
+    "ed25519",
 ];
 
 fn load_err(key: Value) -> String {

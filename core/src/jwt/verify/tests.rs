@@ -1,6 +1,7 @@
 use super::*;
 use crate::jwt::test_support::{jwk, oct_jwk, secret64, sign, signing_key, SigningKey};
 use sha2::Digest;
+use testkit::jwt::KeyMaterial as M;
 use Algorithm::*;
 
 fn key(v: serde_json::Value) -> Jwk {
@@ -34,7 +35,7 @@ fn pair(name: &str) -> (Jwk, SigningKey) {
     if name == "oct" {
         (
             key(oct_jwk(&secret64(), None)),
-            SigningKey::Hmac(secret64()),
+            SigningKey::hmac(secret64()),
         )
     } else {
         (key(jwk(name)), signing_key(name))
@@ -120,39 +121,45 @@ fn wrong_lengths_fail_without_panicking() {
 #[test]
 fn wrong_key_fails() {
     let input = b"x.y";
-    let other_rsa = key(jwk("rsa2048b"));
+    let other_rsa = key(jwk("rsa2048-b"));
     for alg in [Rs256, Rs384, Rs512, Ps256, Ps384, Ps512] {
         let sig = sign(alg, &signing_key("rsa2048"), input);
         assert!(!verify_signature(alg, &other_rsa, input, &sig), "{alg:?}");
     }
     let other_secret: Vec<u8> = secret64().iter().map(|b| b ^ 1).collect();
     for alg in [Hs256, Hs384, Hs512] {
-        let sig = sign(alg, &SigningKey::Hmac(other_secret.clone()), input);
+        let sig = sign(alg, &SigningKey::hmac(other_secret.clone()), input);
         let (public, _) = pair("oct");
         assert!(!verify_signature(alg, &public, input, &sig), "{alg:?}");
     }
-    let stranger = SigningKey::P256(p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap());
+    let stranger = unknown_key(M::P256(
+        p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap(),
+    ));
     assert!(!verify_signature(
         Es256,
         &key(jwk("p256")),
         input,
         &sign(Es256, &stranger, input)
     ));
-    let stranger = SigningKey::P384(p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).unwrap());
+    let stranger = unknown_key(M::P384(
+        p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).unwrap(),
+    ));
     assert!(!verify_signature(
         Es384,
         &key(jwk("p384")),
         input,
         &sign(Es384, &stranger, input)
     ));
-    let stranger = SigningKey::P521(p521::ecdsa::SigningKey::from_slice(&[1u8; 66]).unwrap());
+    let stranger = unknown_key(M::P521(p521::SecretKey::from_slice(&[1u8; 66]).unwrap()));
     assert!(!verify_signature(
         Es512,
         &key(jwk("p521")),
         input,
         &sign(Es512, &stranger, input)
     ));
-    let stranger = SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]));
+    let stranger = unknown_key(M::Ed25519(ed25519_dalek::SigningKey::from_bytes(
+        &[9u8; 32],
+    )));
     assert!(!verify_signature(
         EdDsa,
         &key(jwk("ed25519")),
@@ -211,7 +218,7 @@ fn mismatched_key_type_never_verifies() {
 fn ecdsa_der_signature_is_refused() {
     use p256::ecdsa::signature::Signer;
     let input = b"x.y";
-    let SigningKey::P256(k) = signing_key("p256") else {
+    let M::P256(k) = signing_key("p256").material else {
         unreachable!()
     };
     let sig: p256::ecdsa::Signature = k.sign(input);
@@ -276,7 +283,7 @@ fn key_restrictions_are_enforced_here_too() {
     ));
     // A 32-byte secret is enough for HS256 only.
     let short = key(oct_jwk(&[3u8; 32], None));
-    let s32 = SigningKey::Hmac(vec![3u8; 32]);
+    let s32 = SigningKey::hmac(vec![3u8; 32]);
     assert!(verify_signature(
         Hs256,
         &short,
@@ -370,7 +377,7 @@ fn high_s_twin_is_refused_on_every_ecdsa_path() {
 fn ed25519_small_order_r_is_refused() {
     use curve25519_dalek::scalar::Scalar;
     use jwt_compact::alg::Ed25519;
-    let SigningKey::Ed25519(secret) = signing_key("ed25519") else {
+    let M::Ed25519(secret) = signing_key("ed25519").material else {
         unreachable!()
     };
     let public = key(jwk("ed25519"));
@@ -478,4 +485,12 @@ fn the_host_decides_what_it_handles_and_falls_back_when_it_cannot() {
         &good,
         Some(&YesHost)
     ));
+}
+
+/// A key of no fixture, for signatures no configured key can verify.
+fn unknown_key(material: M) -> SigningKey {
+    SigningKey {
+        material,
+        kid: None,
+    }
 }

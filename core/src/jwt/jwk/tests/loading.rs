@@ -35,25 +35,20 @@ fn public_jwks_match_private_fixtures() {
     use p256::pkcs8::EncodePublicKey;
     for name in ALL_FIXTURES {
         let key = Jwk::from_value(&jwk(name)).unwrap();
-        let expected = match signing_key(name) {
-            SigningKey::Rsa(k) => k.to_public_key().to_public_key_der().unwrap().into_vec(),
-            SigningKey::P256(k) => k.verifying_key().to_public_key_der().unwrap().into_vec(),
-            SigningKey::P384(k) => k.verifying_key().to_public_key_der().unwrap().into_vec(),
-            SigningKey::P521(k) => {
-                p521::PublicKey::from_affine(*p521::ecdsa::VerifyingKey::from(&k).as_affine())
-                    .unwrap()
-                    .to_public_key_der()
-                    .unwrap()
-                    .into_vec()
-            }
-            SigningKey::Ed25519(k) => {
+        use testkit::jwt::KeyMaterial as M;
+        let expected = match signing_key(name).material {
+            M::Rsa(k) => k.to_public_key().to_public_key_der().unwrap().into_vec(),
+            M::P256(k) => k.verifying_key().to_public_key_der().unwrap().into_vec(),
+            M::P384(k) => k.verifying_key().to_public_key_der().unwrap().into_vec(),
+            M::P521(k) => k.public_key().to_public_key_der().unwrap().into_vec(),
+            M::Ed25519(k) => {
                 let mut der = vec![
                     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
                 ];
                 der.extend_from_slice(k.verifying_key().as_bytes());
                 der
             }
-            SigningKey::Hmac(_) => unreachable!(),
+            M::Hmac(_) => unreachable!(),
         };
         assert_eq!(key.spki_der().unwrap(), expected, "{name}");
     }
@@ -326,7 +321,7 @@ fn lenient_keeps_good_keys_and_reports_bad_ones() {
         jwk_with("p256", json!({"crv": "P-999", "kid": "bad-crv"})),
         jwk("ed25519"),
         json!(17),
-        jwk_with("rsa2048b", json!({"use": "enc"})),
+        jwk_with("rsa2048-b", json!({"use": "enc"})),
     ]);
     let (set, errors) = KeySet::from_jwks_lenient(&doc);
     assert_eq!(
@@ -381,6 +376,6 @@ fn hmac_secret_constructor() {
     assert!(Jwk::from_hmac_secret(vec![1; 64], Some("k".into()), Some(Hs512)).is_ok());
     assert!(Jwk::from_hmac_secret(vec![1; 64], None, Some(Rs256)).is_err());
     let set = KeySet::from_keys(vec![Jwk::from_hmac_secret(secret64(), None, None).unwrap()]);
-    let t = token(Hs512, None, &json!({}), &SigningKey::Hmac(secret64()));
+    let t = token(Hs512, None, &json!({}), &SigningKey::hmac(secret64()));
     assert_eq!(verify_token(&set, &t), Ok(()));
 }

@@ -1,7 +1,7 @@
 use super::*;
 
 fn rsa_pair_set() -> KeySet {
-    KeySet::from_jwks(&jwks(vec![jwk("rsa2048b"), jwk("rsa2048")])).unwrap()
+    KeySet::from_jwks(&jwks(vec![jwk("rsa2048-b"), jwk("rsa2048")])).unwrap()
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn every_algorithm_end_to_end() {
     ];
     for (alg, kid) in cases {
         let key = match kid {
-            "hmac" => SigningKey::Hmac(secret64()),
+            "hmac" => SigningKey::hmac(secret64()),
             "rsa-2048" => signing_key("rsa2048"),
             "ec-p256" => signing_key("p256"),
             "ec-p384" => signing_key("p384"),
@@ -85,7 +85,7 @@ fn kid_selection() {
     assert_eq!(
         verify_token(
             &set,
-            &token(Rs256, None, &json!({}), &signing_key("rsa2048b"))
+            &token(Rs256, None, &json!({}), &signing_key("rsa2048-b"))
         ),
         Ok(())
     );
@@ -102,7 +102,7 @@ fn kid_selection() {
 #[test]
 fn key_without_kid_serves_tokens_with_kid() {
     let set = KeySet::from_jwks(&jwks(vec![
-        jwk("rsa2048b"),
+        jwk("rsa2048-b"),
         jwk_with("rsa2048", json!({"kid": null})),
     ]))
     .unwrap();
@@ -140,7 +140,7 @@ fn no_key_for_algorithm() {
     for (alg, key) in [
         (Es256, signing_key("p256")),
         (EdDsa, signing_key("ed25519")),
-        (Hs256, SigningKey::Hmac(secret64())),
+        (Hs256, SigningKey::hmac(secret64())),
     ] {
         assert_eq!(
             verify_token(&set, &token(alg, None, &json!({}), &key)),
@@ -194,7 +194,7 @@ fn rsa_public_key_as_hmac_secret_never_verifies() {
                     alg,
                     kid,
                     &json!({"sub": "x"}),
-                    &SigningKey::Hmac(secret.clone()),
+                    &SigningKey::hmac(secret.clone()),
                 );
                 assert_eq!(
                     verify_token(&set, &t),
@@ -250,7 +250,7 @@ fn jwk_alg_restricts_the_key() {
         })
         .unwrap()]))
     .unwrap();
-    let hmac = SigningKey::Hmac(secret64());
+    let hmac = SigningKey::hmac(secret64());
     assert_eq!(
         verify_token(&set, &token(Hs512, None, &json!({}), &hmac)),
         Ok(())
@@ -301,8 +301,8 @@ fn use_and_key_ops_other_than_signing_skip_the_key() {
 #[test]
 fn embedded_jwk_header_is_not_trusted() {
     // The attacker signs with their own key and ships it in the header.
-    let attacker = signing_key("rsa2048b");
-    let header = json!({"alg": "RS256", "kid": "rsa-2048", "jwk": jwk("rsa2048b"),
+    let attacker = signing_key("rsa2048-b");
+    let header = json!({"alg": "RS256", "kid": "rsa-2048", "jwk": jwk("rsa2048-b"),
                         "jku": "https://evil/jwks", "x5c": []});
     let t = token_with_header(&header, &json!({}), Rs256, &attacker);
     let set = KeySet::from_jwks(&jwks(vec![jwk("rsa2048")])).unwrap();
@@ -312,7 +312,7 @@ fn embedded_jwk_header_is_not_trusted() {
 #[test]
 fn short_secret_for_longer_hash_is_no_match() {
     let set = KeySet::from_jwks(&jwks(vec![oct_jwk(&[5u8; 32], None)])).unwrap();
-    let key = SigningKey::Hmac(vec![5u8; 32]);
+    let key = SigningKey::hmac(vec![5u8; 32]);
     assert_eq!(
         verify_token(&set, &token(Hs256, None, &json!({}), &key)),
         Ok(())
@@ -345,7 +345,7 @@ fn remote_jwks_refuses_oct_keys_and_keeps_the_rest() {
         Hs256,
         Some("hmac"),
         &json!({}),
-        &SigningKey::Hmac(secret64()),
+        &SigningKey::hmac(secret64()),
     );
     assert_eq!(verify_token(&set, &t), Err(TokenError::UnknownKid));
     // The inline JWKS (configuration) still takes oct keys.
@@ -386,7 +386,7 @@ fn decoys(count: usize, with_kid: bool) -> Vec<Value> {
             } else {
                 Value::Null
             };
-            jwk_with("rsa2048b", json!({ "kid": kid }))
+            jwk_with("rsa2048-b", json!({ "kid": kid }))
         })
         .collect()
 }
