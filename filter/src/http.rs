@@ -5,15 +5,15 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use crate::root::Shared;
+use crate::vm::VmState;
 
 pub struct FilterHttp {
     id: u32,
-    shared: Rc<Shared>,
+    shared: Rc<VmState>,
 }
 
 impl FilterHttp {
-    pub fn new(id: u32, shared: Rc<Shared>) -> Self {
+    pub fn new(id: u32, shared: Rc<VmState>) -> Self {
         FilterHttp { id, shared }
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! A request enters at [`http`] (`on_http_request_headers`), goes through
 //! `request::handle` (header map in, the core's `Worker::decide`, headers or
-//! a local reply out); the root context ([`root`]) builds the worker,
-//! drives its loops on the timer and hands it callout answers;
-//! `proxy_host` is the core's `Host` made of proxy-wasm calls.
+//! a local reply out); the root context ([`root`]) builds the worker and
+//! the [`vm`] state its HTTP contexts share, drives the worker's loops on the
+//! timer and hands it callout answers; `proxy_host` is the core's `Host` made
+//! of proxy-wasm calls.
 //!
 //! The proxy-wasm entry points exist only in the wasm module: natively they
 //! would clash with a binary's own entry symbol, so natively this crate is
@@ -25,6 +26,8 @@ mod proxy_host;
 mod request;
 #[cfg(target_arch = "wasm32")]
 mod root;
+#[cfg(target_arch = "wasm32")]
+mod vm;
 
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{

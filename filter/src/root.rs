@@ -15,16 +15,11 @@ use proxy_wasm::types::{Action, ContextType};
 use crate::host_crypto::HostCrypto;
 use crate::http::FilterHttp;
 use crate::proxy_host::{read_reply, ProxyHost};
-
-/// What the root context shares with the HTTP contexts of its VM.
-pub struct Shared {
-    pub worker: Worker,
-    pub host: ProxyHost,
-}
+use crate::vm::VmState;
 
 pub struct FilterRoot {
     id: u32,
-    shared: Option<Rc<Shared>>,
+    shared: Option<Rc<VmState>>,
 }
 
 impl FilterRoot {
@@ -85,7 +80,7 @@ impl RootContext for FilterRoot {
         // Only timers are set here: Envoy runs on_configure once in a
         // throw-away VM too, so callouts start on the first tick.
         self.set_tick_period(Duration::from_millis(worker.tick_period_ms()));
-        self.shared = Some(Rc::new(Shared { worker, host }));
+        self.shared = Some(Rc::new(VmState { worker, host }));
         true
     }
 
