@@ -31,8 +31,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use testkit::{
-    demo_token, envoy_bin, free_port, workspace_bin, workspace_root, DemoClaims, EchoUpstream,
-    HttpServer, Reply,
+    demo_token, free_port, workspace_bin, workspace_root, DemoClaims, EchoUpstream, EnvoyProcess,
+    HttpServer, ProcessOptions, Reply,
 };
 
 const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -564,103 +564,40 @@ fn module_server() -> HttpServer {
 /// Envoy started from a bootstrap written here (testkit's builder has no
 /// remote code). Killed on drop; its log is printed when a test panics.
 struct RawEnvoy {
-    child: Child,
-    dir: TempDir,
+    process: EnvoyProcess,
     port: u16,
-    admin_port: u16,
+    _dir: TempDir,
 }
 
 impl RawEnvoy {
     fn start(bootstrap: &Value) -> RawEnvoy {
-        static N: AtomicU32 = AtomicU32::new(0);
         let dir = TempDir::new("envoy");
         let config = dir.path().join("envoy.json");
         fs::write(&config, serde_json::to_string_pretty(bootstrap).unwrap()).unwrap();
-        let admin_path = dir.path().join("admin.addr");
-        let base_id =
-            (std::process::id() % 1_000_000) * 64 + 40 + N.fetch_add(1, Ordering::SeqCst) % 24;
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&config)
-            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
-            .args(["--component-log-level", "config:debug"])
-            .arg("--base-id")
-            .arg(base_id.to_string())
-            .arg("--log-path")
-            .arg(dir.path().join("envoy.log"))
-            .arg("--admin-address-path")
-            .arg(&admin_path)
-            .args(["--file-flush-interval-msec", "50"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn envoy: {e}"));
-        let mut envoy = RawEnvoy {
-            child,
-            dir,
-            port: 0,
-            admin_port: 0,
+        let opts = ProcessOptions {
+            component_log_level: Some("config:debug".to_string()),
+            ..ProcessOptions::default()
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = envoy.child.try_wait().unwrap() {
-                panic!(
-                    "Envoy exited during startup with {status}:\n{}",
-                    envoy.log()
-                );
-            }
-            if envoy.admin_port == 0 {
-                if let Ok(text) = fs::read_to_string(&admin_path) {
-                    envoy.admin_port = text
-                        .trim()
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(0);
-                }
-            }
-            if envoy.admin_port != 0
-                && matches!(testkit::http::get_text(envoy.admin_port, "/ready"), Ok((200, ref b)) if b.trim() == "LIVE")
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Envoy was not LIVE in 30 s:\n{}",
-                envoy.log()
-            );
-            thread::sleep(Duration::from_millis(50));
+        let process = EnvoyProcess::start(&config, dir.path(), &opts, Duration::from_secs(30))
+            .unwrap_or_else(|log| panic!("Envoy did not start:\n{log}"));
+        let port = process
+            .listener_port(None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        RawEnvoy {
+            process,
+            port,
+            _dir: dir,
         }
-        let listeners: Value =
-            serde_json::from_str(&envoy.admin("/listeners?format=json")).expect("listeners JSON");
-        envoy.port = listeners["listener_statuses"][0]["local_address"]["socket_address"]
-            ["port_value"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0)
-            .unwrap_or_else(|| panic!("no listener port in {listeners}"));
-        envoy
-    }
-
-    fn admin(&self, path: &str) -> String {
-        testkit::http::get_text(self.admin_port, path)
-            .unwrap_or_else(|e| panic!("admin {path}: {e}"))
-            .1
     }
 
     fn stat(&self, name: &str) -> u64 {
-        let text = self.admin(&format!("/stats?filter={name}"));
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no stat {name} in:\n{text}"))
+        self.process
+            .stat(name)
+            .unwrap_or_else(|| panic!("no stat {name} in:\n{}", self.process.admin_get("/stats")))
     }
 
     fn log(&self) -> String {
-        let mut s = fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default();
-        s.push_str(&fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default());
-        s
+        self.process.log()
     }
 
     /// Whether the log shows `needle` within a few seconds: Envoy writes
@@ -672,21 +609,6 @@ impl RawEnvoy {
 
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> testkit::Response {
         testkit::request(self.port, "GET", path, headers)
-    }
-}
-
-impl Drop for RawEnvoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!(
-                "--- Envoy log tail ---\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
     }
 }
 

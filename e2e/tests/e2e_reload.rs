@@ -23,13 +23,13 @@ use std::fs;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use testkit::envoy_process::{tail, unique_base_id};
 use testkit::*;
 
 const ISS: &str = "https://issuer.test";
@@ -143,138 +143,23 @@ fn temp_dir(what: &str) -> PathBuf {
     d
 }
 
-/// A base id no other test process uses at the same time (hot restart
-/// names its shared memory and sockets after it).
-fn base_id() -> u32 {
-    static N: AtomicU32 = AtomicU32::new(0);
-    10_000 + (std::process::id() % 100_000) * 8 + N.fetch_add(1, Ordering::SeqCst) % 8
-}
-
-/// One Envoy process; killed on drop.
-struct Proc {
-    child: Child,
-    dir: PathBuf,
-    epoch: u32,
-    admin_port: u16,
-}
-
-impl Proc {
-    /// Starts Envoy on `config`; `hot_restart` = Some((base id, epoch)).
-    fn start(config: &Path, dir: &Path, hot_restart: Option<(u32, u32)>) -> Proc {
-        let epoch = hot_restart.map_or(0, |(_, e)| e);
-        let admin_file = dir.join(format!("admin-{epoch}.addr"));
-        let mut cmd = Command::new(envoy_bin());
-        cmd.arg("-c")
-            .arg(config)
-            .args(["--concurrency", "2", "-l", "info"])
-            .arg("--log-path")
-            .arg(dir.join(format!("envoy-{epoch}.log")))
-            .arg("--admin-address-path")
-            .arg(&admin_file)
-            .args(["--file-flush-interval-msec", "50"])
-            // Old connections / the parent drain for 1 s; the parent exits
-            // 3 s after the child started.
-            .args(["--drain-time-s", "1", "--parent-shutdown-time-s", "3"]);
-        match hot_restart {
-            Some((base, epoch)) => {
-                cmd.args(["--base-id", &base.to_string()])
-                    .args(["--restart-epoch", &epoch.to_string()]);
-            }
-            None => {
-                cmd.args(["--base-id", &base_id().to_string()])
-                    .arg("--disable-hot-restart");
-            }
-        }
-        let stderr = fs::File::create(dir.join(format!("stderr-{epoch}.log"))).unwrap();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(stderr));
-        let child = cmd.spawn().unwrap();
-        let mut p = Proc {
-            child,
-            dir: dir.to_path_buf(),
-            epoch,
-            admin_port: 0,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!(
-                    "Envoy epoch {epoch} exited with {status}:\n{}",
-                    p.log_tail()
-                );
-            }
-            if p.admin_port == 0 {
-                if let Ok(text) = fs::read_to_string(&admin_file) {
-                    p.admin_port = text
-                        .trim()
-                        .rsplit(':')
-                        .next()
-                        .and_then(|x| x.parse().ok())
-                        .unwrap_or(0);
-                }
-            }
-            if p.admin_port != 0 {
-                if let Ok((200, body)) = testkit::http::get_text(p.admin_port, "/ready") {
-                    if body.trim() == "LIVE" {
-                        return p;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Envoy epoch {epoch} not LIVE in time:\n{}",
-                p.log_tail()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stat(&self, name: &str) -> u64 {
-        let body = testkit::http::get_text(self.admin_port, &format!("/stats?filter=^{name}$"))
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        body.lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(": ")?;
-                (n == name).then(|| v.trim().parse().ok()).flatten()
-            })
-            .unwrap_or(0)
-    }
-
-    fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.join(format!("envoy-{}.log", self.epoch)))
-            .unwrap_or_default();
-        let err = fs::read_to_string(self.dir.join(format!("stderr-{}.log", self.epoch)))
-            .unwrap_or_default();
-        let lines: Vec<&str> = log
-            .lines()
-            .filter(|l| !l.contains("server.cc:467]"))
-            .collect();
-        format!(
-            "{}\n{err}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        )
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "--- Envoy epoch {} log tail (files in {}) ---\n{}",
-                self.epoch,
-                self.dir.display(),
-                self.log_tail()
-            );
-        }
-    }
+/// Envoy on `config` with its files in `dir`, two workers, a short drain;
+/// `hot_restart` = Some((base id, epoch)).
+fn start_envoy(config: &Path, dir: &Path, hot_restart: Option<(u32, u32)>) -> EnvoyProcess {
+    let epoch = hot_restart.map_or(0, |(_, e)| e);
+    let opts = ProcessOptions {
+        concurrency: 2,
+        hot_restart,
+        // Old connections / the parent drain for 1 s; the parent exits 3 s
+        // after the child started.
+        extra_args: ["--drain-time-s", "1", "--parent-shutdown-time-s", "3"]
+            .map(String::from)
+            .to_vec(),
+        name: format!("-{epoch}"),
+        ..ProcessOptions::default()
+    };
+    EnvoyProcess::start(config, dir, &opts, Duration::from_secs(20))
+        .unwrap_or_else(|log| panic!("Envoy epoch {epoch} did not start: {}", tail(&log, 40)))
 }
 
 // ---------------------------------------------------------------- traffic --
@@ -519,17 +404,19 @@ fn listener_reload_keeps_decisions_and_revocations() {
         to_lds(boot(&v1, "jwt_auth"), &lds).to_string(),
     )
     .unwrap();
-    let envoy = Proc::start(&config_path, &s.dir, None);
+    let envoy = start_envoy(&config_path, &s.dir, None);
     let listener = |b: Value| b["static_resources"]["listeners"][0].clone();
     assert!(
         wait_until(Duration::from_secs(10), || refused_everywhere(
             s.port, &s.revoked
         )),
         "the revoked token is not refused before any reload:\n{}",
-        envoy.log_tail()
+        envoy.log_tail(40)
     );
     assert_eq!(try_get(s.port, "/open", None).unwrap().0, 401);
-    let updates = envoy.stat("listener_manager.lds.update_success");
+    let updates = envoy
+        .stat("listener_manager.lds.update_success")
+        .unwrap_or(0);
 
     let traffic = Traffic::start(s.port, 2, &s.valid, &s.revoked);
     thread::sleep(Duration::from_millis(1000));
@@ -540,9 +427,10 @@ fn listener_reload_keeps_decisions_and_revocations() {
     assert!(
         wait_until(Duration::from_secs(10), || envoy
             .stat("listener_manager.lds.update_success")
+            .unwrap_or(0)
             > updates),
         "LDS update 1 not applied:\n{}",
-        envoy.log_tail()
+        envoy.log_tail(40)
     );
     assert!(
         wait_until(Duration::from_secs(5), || try_get(s.port, "/open", None)
@@ -560,7 +448,7 @@ fn listener_reload_keeps_decisions_and_revocations() {
         wait_until(Duration::from_secs(10), || try_get(s.port, "/open2", None)
             .is_ok_and(|r| r.0 == 200)),
         "the new rule does not apply after reload 2:\n{}",
-        envoy.log_tail()
+        envoy.log_tail(40)
     );
     assert!(
         wait_until(Duration::from_secs(8), || s.feed.full_syncs() > full_before),
@@ -594,7 +482,7 @@ fn listener_reload_keeps_decisions_and_revocations() {
 
 /// Epoch 0 of a hot-restartable Envoy under `on_stale: deny`, once it
 /// refuses the revoked token everywhere: (bootstrap path, base id, process).
-fn start_epoch_zero(s: &Setup, max_staleness: u64) -> (PathBuf, u32, Proc) {
+fn start_epoch_zero(s: &Setup, max_staleness: u64) -> (PathBuf, u32, EnvoyProcess) {
     let cfg = plugin_config(&Plugin {
         extra_rules: vec![],
         on_stale: "deny",
@@ -611,14 +499,14 @@ fn start_epoch_zero(s: &Setup, max_staleness: u64) -> (PathBuf, u32, Proc) {
         &s.dir,
     );
     fs::write(&config_path, b.to_string()).unwrap();
-    let base = base_id();
-    let parent = Proc::start(&config_path, &s.dir, Some((base, 0)));
+    let base = unique_base_id();
+    let parent = start_envoy(&config_path, &s.dir, Some((base, 0)));
     assert!(
         wait_until(Duration::from_secs(10), || refused_everywhere(
             s.port, &s.revoked
         )),
         "epoch 0 does not refuse the revoked token:\n{}",
-        parent.log_tail()
+        parent.log_tail(40)
     );
     (config_path, base, parent)
 }
@@ -635,7 +523,7 @@ fn hot_restart_keeps_revocations() {
     thread::sleep(Duration::from_millis(500));
     s.feed.set_full_sync_delay(1500);
     let t1 = traffic.now_ms();
-    let child = Proc::start(&config_path, &s.dir, Some((base, 1)));
+    let child = start_envoy(&config_path, &s.dir, Some((base, 1)));
     let live = traffic.now_ms();
     assert!(
         wait_until(Duration::from_secs(8), || parent.exited()),
@@ -653,7 +541,7 @@ fn hot_restart_keeps_revocations() {
     assert!(
         refused_everywhere(s.port, &s.revoked),
         "epoch 1 does not refuse the revoked token:\n{}",
-        child.log_tail()
+        child.log_tail(40)
     );
     assert!(
         wrong.is_empty(),
@@ -675,7 +563,7 @@ fn hot_restart_during_feed_outage_never_allows_a_revoked_token() {
     let traffic = Traffic::start(s.port, 2, &s.valid, &s.revoked);
     thread::sleep(Duration::from_millis(300));
     let t1 = traffic.now_ms();
-    let child = Proc::start(&config_path, &s.dir, Some((base, 1)));
+    let child = start_envoy(&config_path, &s.dir, Some((base, 1)));
     assert!(
         wait_until(Duration::from_secs(8), || parent.exited()),
         "epoch 0 did not exit after the hot restart"

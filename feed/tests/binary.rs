@@ -249,71 +249,34 @@ async fn revoke_command_writes_through_the_admin_api() {
 
 #[test]
 fn usage_errors_are_reported() {
-    let (code, _, err) = cli(&["serve"], &[]);
-    assert_eq!(code, 2);
-    assert!(err.contains("--data"), "{err}");
-    let (code, _, err) = cli(
-        &[
-            "serve",
-            "--data",
-            "/nonexistent/x",
-            "--redis",
-            "redis://127.0.0.1:1",
-        ],
-        &[],
-    );
-    assert_eq!(code, 2, "{err}");
-    let (code, _, err) = cli(
-        &[
-            "revoke",
-            "--url",
-            "http://127.0.0.1:1",
-            "--admin-token",
-            "t",
-            "--jti",
-            "j",
-            "--exp",
-            "0",
-        ],
-        &[],
-    );
-    assert_eq!(code, 1);
-    assert!(err.contains("--exp: must be a positive integer"), "{err}");
-    let (code, _, err) = cli(
-        &[
-            "revoke",
-            "--url",
-            "http://127.0.0.1:1",
-            "--admin-token",
-            "t",
-            "--sub",
-            "s",
-            "--before",
-            "5",
-            "--iss",
+    // (arguments, exit code, what stderr must say)
+    let revoke = "revoke --url http://127.0.0.1:1 --admin-token t";
+    let cases = [
+        ("serve".to_string(), 2, "--data"),
+        (
+            "serve --data /nonexistent/x --redis redis://127.0.0.1:1".to_string(),
+            2,
             "",
-            "--exp",
-            "5",
-        ],
-        &[],
-    );
-    assert_eq!(code, 1);
-    assert!(err.contains("--iss: must be a non-empty string"), "{err}");
-    let (code, _, err) = cli(
-        &[
-            "revoke",
-            "--url",
-            "http://127.0.0.1:1",
-            "--admin-token",
-            "t",
-            "--sub",
-            "s",
-            "--exp",
-            "5",
-        ],
-        &[],
-    );
-    assert_eq!(code, 2, "--sub needs --before: {err}");
+        ),
+        (
+            format!("{revoke} --jti j --exp 0"),
+            1,
+            "--exp: must be a positive integer",
+        ),
+        (
+            format!("{revoke} --sub s --before 5 --iss  --exp 5"),
+            1,
+            "--iss: must be a non-empty string",
+        ),
+        (format!("{revoke} --sub s --exp 5"), 2, "--before"),
+    ];
+    for (line, want_code, want_err) in cases {
+        // Two spaces stand for an empty argument.
+        let args: Vec<&str> = line.split(' ').collect();
+        let (code, _, err) = cli(&args, &[]);
+        assert_eq!(code, want_code, "{line}: {err}");
+        assert!(err.contains(want_err), "{line}: {err}");
+    }
     let (code, out, _) = cli(&["serve", "--help"], &[]);
     assert_eq!(code, 0);
     for flag in [

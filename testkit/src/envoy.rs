@@ -3,13 +3,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::envoy_process::{tail, EnvoyProcess, ProcessOptions};
 use crate::http::{self, Response};
 use crate::server::EchoUpstream;
 use crate::workspace_root;
@@ -255,7 +255,6 @@ impl EnvoyBuilder {
     /// Starts Envoy; `Err(log text)` when it exits (e.g. refuses the
     /// configuration) or is not LIVE within [`READY_TIMEOUT`].
     pub fn try_start(self) -> Result<Envoy, String> {
-        let bin = envoy_bin();
         let wasm = self.wasm_file();
         let dir = make_temp_dir();
         let (owned_upstream, upstream_port) = match self.upstream_port {
@@ -272,61 +271,26 @@ impl EnvoyBuilder {
         let text = serde_json::to_string_pretty(&config)
             .unwrap_or_else(|e| panic!("serialize bootstrap: {e}"));
         fs::write(&config_path, text).unwrap_or_else(|e| panic!("write config: {e}"));
-        let log_path = dir.join("envoy.log");
-        let stderr_path = dir.join("stderr.log");
-        let admin_addr_path = dir.join("admin.addr");
-        let base_id = unique_base_id();
-        let mut cmd = Command::new(&bin);
-        cmd.arg("-c")
-            .arg(&config_path)
-            .arg("--concurrency")
-            .arg(self.concurrency.to_string())
-            .arg("--base-id")
-            .arg(base_id.to_string())
-            .arg("--disable-hot-restart")
-            .arg("-l")
-            .arg(&self.log_level)
-            .arg("--log-path")
-            .arg(&log_path)
-            .arg("--admin-address-path")
-            .arg(&admin_addr_path)
-            // Flush the log file often so log() / wait_for_log() see fresh lines.
-            .arg("--file-flush-interval-msec")
-            .arg("50");
-        if let Some(c) = &self.component_log_level {
-            cmd.arg("--component-log-level").arg(c);
-        }
-        let stdout = fs::File::create(dir.join("stdout.log"))
-            .unwrap_or_else(|e| panic!("create stdout.log: {e}"));
-        let stderr =
-            fs::File::create(&stderr_path).unwrap_or_else(|e| panic!("create stderr.log: {e}"));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let mut envoy = Envoy {
-            child,
+        let opts = ProcessOptions {
+            concurrency: self.concurrency,
+            log_level: self.log_level.clone(),
+            component_log_level: self.component_log_level.clone(),
+            ..ProcessOptions::default()
+        };
+        let process = EnvoyProcess::start(&config_path, &dir, &opts, READY_TIMEOUT)?;
+        let port = process
+            .listener_port(Some("main"))
+            .map_err(|why| format!("{why}\n{}", process.log()))?;
+        Ok(Envoy {
+            process,
             dir,
             config_path,
-            log_path,
-            stderr_path,
             access_log,
-            port: 0,
-            admin_port: 0,
+            port,
             upstream: owned_upstream,
             upstream_port,
             keep_dir: false,
-        };
-        match envoy.wait_live(&admin_addr_path) {
-            Ok(()) => Ok(envoy),
-            Err(why) => {
-                let _ = envoy.child.kill();
-                let _ = envoy.child.wait();
-                Err(format!("{why}\n{}", envoy.log()))
-            }
-        }
+        })
     }
 }
 
@@ -454,12 +418,6 @@ fn cluster(name: &str, port: u16) -> Value {
     })
 }
 
-fn unique_base_id() -> u32 {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst) % 64;
-    (std::process::id() % 1_000_000) * 64 + n
-}
-
 fn make_temp_dir() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -475,27 +433,14 @@ fn make_temp_dir() -> PathBuf {
     dir
 }
 
-/// The last `lines` lines, without the long startup inventory (extension
-/// and header-map listings) that buries the interesting part.
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.contains("server.cc:467]") && !l.contains("server.cc:547]"))
-        .collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 /// A running Envoy. Killed (and its temp dir removed, unless the test is
 /// panicking) on drop; on a panic the log tail is printed to stderr.
 pub struct Envoy {
-    child: Child,
+    process: EnvoyProcess,
     dir: PathBuf,
     config_path: PathBuf,
-    log_path: PathBuf,
-    stderr_path: PathBuf,
     access_log: PathBuf,
     port: u16,
-    admin_port: u16,
     upstream: Option<EchoUpstream>,
     upstream_port: u16,
     keep_dir: bool,
@@ -511,63 +456,17 @@ impl Envoy {
         Envoy::builder().plugin_config_json(plugin_config).start()
     }
 
-    fn wait_live(&mut self, admin_addr_path: &Path) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("Envoy exited during startup with {status}"));
-            }
-            if self.admin_port == 0 {
-                if let Ok(text) = fs::read_to_string(admin_addr_path) {
-                    if let Some(port) = text.trim().rsplit(':').next().and_then(|p| p.parse().ok())
-                    {
-                        self.admin_port = port;
-                    }
-                }
-            }
-            if self.admin_port != 0 {
-                if let Ok((200, body)) = http::get_text(self.admin_port, "/ready") {
-                    if body.trim() == "LIVE" {
-                        self.port = self.find_listener_port()?;
-                        return Ok(());
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "Envoy was not LIVE within {}s",
-                    READY_TIMEOUT.as_secs()
-                ));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn find_listener_port(&self) -> Result<u16, String> {
-        let (status, body) = http::get_text(self.admin_port, "/listeners?format=json")
-            .map_err(|e| format!("admin /listeners: {e}"))?;
-        let v: Value = serde_json::from_str(&body)
-            .map_err(|e| format!("admin /listeners ({status}) not JSON: {e}: {body}"))?;
-        v["listener_statuses"]
-            .as_array()
-            .and_then(|ls| ls.iter().find(|l| l["name"] == "main"))
-            .and_then(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("no port for listener main in {body}"))
-    }
-
     /// The listener port (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
     }
 
     pub fn admin_port(&self) -> u16 {
-        self.admin_port
+        self.process.admin_port()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The owned echo upstream (panics if started with `upstream_port`).
@@ -587,13 +486,7 @@ impl Envoy {
 
     /// The Envoy log (`--log-path`) followed by its stderr.
     pub fn log(&self) -> String {
-        let mut s = fs::read_to_string(&self.log_path).unwrap_or_default();
-        let err = fs::read_to_string(&self.stderr_path).unwrap_or_default();
-        if !err.trim().is_empty() {
-            s.push_str("\n--- stderr ---\n");
-            s.push_str(&err);
-        }
-        s
+        self.process.log()
     }
 
     /// The access log (one line per request).
@@ -617,14 +510,12 @@ impl Envoy {
 
     /// GET on the admin interface; returns the body (panics if unreachable).
     pub fn admin_get(&self, path: &str) -> String {
-        http::get_text(self.admin_port, path)
-            .unwrap_or_else(|e| panic!("admin GET {path}: {e}"))
-            .1
+        self.process.admin_get(path)
     }
 
     /// Any request on the admin interface (e.g. `POST /logging?wasm=debug`).
     pub fn admin_request(&self, method: &str, path: &str) -> Response {
-        http::request(self.admin_port, method, path, &[])
+        self.process.admin_request(method, path)
     }
 
     /// Admin `/stats` text.
@@ -634,11 +525,7 @@ impl Envoy {
 
     /// One counter or gauge from `/stats` by exact name.
     pub fn stat(&self, name: &str) -> Option<u64> {
-        let text = self.admin_get(&format!("/stats?filter=^{}$", regex_escape(name)));
-        text.lines().find_map(|l| {
-            let (n, v) = l.split_once(": ")?;
-            (n == name).then(|| v.trim().parse().ok()).flatten()
-        })
+        self.process.stat(name)
     }
 
     /// Waits (up to five seconds) until the counter or gauge `name` is at
@@ -673,28 +560,12 @@ impl Envoy {
     }
 }
 
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 impl Drop for Envoy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The process prints its log tail if the test is panicking.
+        self.process.kill();
         if thread::panicking() {
-            eprintln!(
-                "--- Envoy log tail ({}) ---\n{}\n--- end of Envoy log; files kept in {} ---",
-                self.log_path.display(),
-                tail(&self.log(), 60),
-                self.dir.display()
-            );
+            eprintln!("--- Envoy files kept in {} ---", self.dir.display());
         } else if self.keep_dir {
             eprintln!("Envoy files kept in {}", self.dir.display());
         } else {

@@ -17,6 +17,7 @@
 
 pub mod bench;
 pub mod envoy;
+pub mod envoy_process;
 pub mod feed;
 pub mod h2;
 pub mod http;
@@ -27,6 +28,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 pub use envoy::{default_wasm_path, envoy_bin, Envoy, EnvoyBuilder};
+pub use envoy_process::{EnvoyProcess, ProcessOptions};
 pub use feed::{FakeFeed, FeedMode, ReplayingPath};
 pub use http::{
     raw_exchange, raw_request, request, request_with_body, try_raw_request, Connection, Echo,
