@@ -3,7 +3,7 @@
 
 use proxy_wasm::hostcalls;
 
-use jwt_auth_core::native::{decode_result, encode_arguments, NativeCrypto};
+use jwt_auth_core::host_crypto::{decode_result, encode_arguments, NativeCrypto};
 
 pub struct HostCrypto;
 

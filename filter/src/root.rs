@@ -5,8 +5,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use jwt_auth_core::config::{KeySource, Policy};
+use jwt_auth_core::host_crypto::Accelerator;
 use jwt_auth_core::jwt::SignatureAccelerator;
-use jwt_auth_core::native::Accelerator;
 use jwt_auth_core::worker::Worker;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};

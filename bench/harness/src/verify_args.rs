@@ -5,7 +5,7 @@
 //! For each algorithm (RS256, ES256): a token signed with testkit's key, the
 //! public key as the filter derives it from the JWK (`Jwk::spki`, DER
 //! SubjectPublicKeyInfo), and the `VerifySignatureArguments` message built by
-//! the filter's own encoder (`native::encode_arguments`) in three key forms:
+//! the filter's own encoder (`host_crypto::encode_arguments`) in three key forms:
 //!
 //! - `der`: the DER key in `public_key` (field 2), what the filter sends;
 //! - `pem`: the same key as PEM text in `public_key_pem` (field 5);
@@ -22,8 +22,8 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use jwt_auth_core::host_crypto::{ecdsa_raw_to_der, encode_arguments};
 use jwt_auth_core::jwt::Jwk;
-use jwt_auth_core::native::{ecdsa_raw_to_der, encode_arguments};
 use serde_json::{json, Map, Value};
 use testkit::{b64url_decode, mint, Key};
 
