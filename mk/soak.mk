@@ -2,7 +2,8 @@
 #
 #   make soak [DURATION=60s]   wrk against Envoy + the filter with valid,
 #                              invalid and revoked tokens while the soak's
-#                              own feed revokes one more token per second;
+#                              feed server (revocation-feed) revokes one
+#                              more token per second;
 #                              prints a report, fails when a revoked token
 #                              passed after its propagation window, a valid
 #                              token was refused, an invalid one got through,
@@ -12,7 +13,7 @@
 #
 # wrk comes from Debian and is installed when missing.
 
-.PHONY: soak soak-ci soak-deps
+.PHONY: soak soak-ci soak-deps soak-feed
 
 SOAK_DURATION    ?= $(or $(DURATION),60s)
 SOAK_CI_DURATION ?= 20s
@@ -29,8 +30,13 @@ soak-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 wrk >/dev/null; \
 	}
 
-soak: build .venv soak-deps
+## soak-feed: the feed server the soak revokes through (debug build, as the
+## end-to-end suites run it)
+soak-feed:
+	$(CARGO) build -p revocation-feed
+
+soak: build .venv soak-deps soak-feed
 	$(PYTHON) $(ROOT)/soak/soak.py --duration '$(SOAK_DURATION)' $(SOAK_FLAGS)
 
-soak-ci: build .venv soak-deps
+soak-ci: build .venv soak-deps soak-feed
 	$(PYTHON) $(ROOT)/soak/soak.py --duration '$(SOAK_CI_DURATION)' $(SOAK_FLAGS)

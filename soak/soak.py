@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
 """Soak test: wrk drives a real Envoy with the jwt-auth
-filter, with a mix of valid, invalid and revoked tokens, while the revocation
-feed written here revokes one more token every second.
+filter, with a mix of valid, invalid and revoked tokens, while the project's
+revocation feed server revokes one more token every second.
 
     python3 soak/soak.py --duration 60s          (make soak DURATION=60s)
 
 Processes: Envoy (the built wasm, --concurrency 2), the echo upstream (a
 child process of this script, recording which token reached it and when),
-the feed (a thread of this script, HMAC-signed responses, cursor "e1-<n>")
+the feed (`revocation-feed serve` on an embedded store, signed and bound
+answers, long polls; revocations go in through its admin API)
 and wrk (soak/soak.lua rotating through the requests this script writes).
 
 At the end it prints a report and exits 1 when a must-be-zero count is not
 zero:
   - a revoked token reached the upstream after its propagation window
-    (poll interval + 1 s after the feed started to serve the revocation),
+    (poll interval + 1 s after the feed acknowledged the revocation),
   - a token that was valid at the time was refused by the filter,
   - an invalid token (or no token) reached the upstream,
   - Envoy's VmRSS grew more than 20 % + 10 MiB between the end of the warm-up
@@ -76,74 +77,59 @@ def claims(sub, jti, now, **extra):
 
 # ----------------------------------------------------------------- feed --
 
+# Words the feed refuses in its credentials (feed/README.md, "Credentials").
+CREDENTIAL_WORDS = ("replace", "change", "example", "placeholder", "secret", "password",
+                    "default", "sample", "dummy", "demo", "test")
+
+
+def credential(make):
+    """A value from make() that the feed's credential checks accept."""
+    while True:
+        value = make()
+        if not any(w in value.lower() for w in CREDENTIAL_WORDS):
+            return value
+
 
 class Feed:
-    """The revocation list, served as the filter's feed protocol."""
+    """The project's revocation feed server (embedded store), started here."""
 
-    def __init__(self, secret):
-        self.secret = secret
-        self.lock = threading.Lock()
-        self.revoked = []          # (jti, exp)
-        self.revoked_at = {}       # jti -> unix seconds (float) it became visible
-        self.polls = 0
-        self.full_polls = 0
+    def __init__(self, binary, run_dir):
+        self.binary = binary
+        self.dir = os.path.join(run_dir, "feed")
+        self.admin_token = credential(lambda: os.urandom(24).hex())
+        self.secret_b64 = credential(lambda: base64.b64encode(os.urandom(32)).decode())
+        self.port = free_port()
+        self.revoked_at = {}       # jti -> unix seconds (float) the feed acknowledged it
+        self.proc = None
+
+    def start(self):
+        env = dict(os.environ, REVOCATION_FEED_ADMIN_TOKEN=self.admin_token,
+                   REVOCATION_FEED_HMAC_SECRET_BASE64=self.secret_b64)
+        self.proc = spawn([self.binary, "serve", "--data", self.dir,
+                           "--listen", "127.0.0.1:%d" % self.port, "--log-level", "warn"],
+                          os.path.join(self.dir + ".log"), env)
+        wait_for("the feed server", 15, lambda: http_get(self.port, "/healthz")[0] == 200,
+                 self.proc, self.dir + ".log")
 
     def revoke(self, jti, exp):
-        with self.lock:
-            self.revoked.append((jti, exp))
-            self.revoked_at[jti] = time.time()
+        body = json.dumps({"jti": jti, "exp": exp}).encode()
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/v1/revocations" % self.port, data=body, method="POST",
+            headers={"authorization": "Bearer " + self.admin_token,
+                     "content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            if resp.status != 201:
+                raise SystemExit("soak: the feed refused revocation %s: %d" % (jti, resp.status))
+        self.revoked_at[jti] = time.time()
 
-    def body(self, since):
-        with self.lock:
-            n = len(self.revoked)
-            start = None
-            m = re.fullmatch(r"e1-(\d+)", since or "")
-            if m and int(m.group(1)) <= n:
-                start = int(m.group(1))
-            entries = self.revoked[start or 0:]
-            self.polls += 1
-            if start is None:
-                self.full_polls += 1
-        doc = {"cursor": "e1-%d" % n, "reset": start is None,
-               "revoked": [{"jti": j, "exp": e} for j, e in entries], "revoked_subjects": []}
-        return json.dumps(doc, separators=(",", ":")).encode()
-
-    def binding(self, since, nonce, body):
-        """The answer bound to its poll (protocol/src/lib.rs, "Bound answers")."""
-        epoch, now = "e1", int(time.time())
-        def field(text):
-            data = text.encode()
-            return len(data).to_bytes(8, "big") + data
-        mac = hmac.new(self.secret, b"jwt-auth-wasm revocation binding v2\0" + field(since)
-                       + field(nonce) + field(epoch) + now.to_bytes(8, "big")
-                       + hashlib.sha256(body).digest(), hashlib.sha256).hexdigest()
-        return "v=2,t=%d,epoch=%s,sig=%s" % (now, epoch, mac)
-
-    def serve(self):
-        feed = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                params = {}
-                if "?" in self.path:
-                    for pair in self.path.split("?", 1)[1].split("&"):
-                        name, _, value = pair.partition("=")
-                        params[name] = value
-                since = params.get("since")
-                body = feed.body(since)
-                sig = hmac.new(feed.secret, body, hashlib.sha256).hexdigest()
-                binding = feed.binding(since or "", params.get("nonce", ""), body)
-                reply_json(self, body, {"x-revocation-signature": "sha256=" + sig,
-                                        "x-revocation-binding": binding})
-
-            def log_message(self, *_args):
-                pass
-
-        server = ThreadingServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
+    def polls(self):
+        """Polls the feed answered (`revocation_feed_requests_total{endpoint="feed"}`)."""
+        status, text = http_get(self.port, "/metrics")
+        if status != 200:
+            return 0
+        return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("revocation_feed_requests_total{")
+                       and 'endpoint="feed"' in line))
 
 
 def reply_json(handler, body, extra_headers=None):
@@ -288,7 +274,7 @@ def bootstrap(cfg, wasm, plugin, port, upstream_port, feed_port, access_log):
     }
 
 
-def plugin_config(cfg, secret, feed_secret):
+def plugin_config(cfg, secret, feed_secret_b64):
     return {
         "realm": "api",
         "providers": [{
@@ -300,7 +286,7 @@ def plugin_config(cfg, secret, feed_secret):
         "revocation": {
             "cluster": "revocation_feed", "authority": "feed",
             "poll_interval_ms": cfg["poll_interval_ms"], "timeout_ms": cfg["feed_timeout_ms"],
-            "hmac_secret_base64": base64.b64encode(feed_secret).decode(),
+            "hmac_secret_base64": feed_secret_b64,
             "max_staleness_seconds": cfg["max_staleness_seconds"], "on_stale": cfg["on_stale"],
         },
     }
@@ -315,10 +301,10 @@ def http_get(port, path, headers=None, timeout=5):
         return e.code, e.read().decode("utf-8", "replace")
 
 
-def spawn(argv, log_path):
+def spawn(argv, log_path, env=None):
     logf = open(log_path, "wb")
     p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+                         start_new_session=True, env=env)
     CHILDREN.append(p)
     return p
 
@@ -425,9 +411,12 @@ def main():
     envoy_bin = os.environ.get("ENVOY_BIN") or os.path.join(ROOT, ".venv/bin/envoy")
     wasm = os.environ.get("JWT_AUTH_WASM") or os.path.join(
         ROOT, "target/wasm32-wasip1/release/jwt_auth_wasm.wasm")
-    for what, p in (("Envoy", envoy_bin), ("the wasm filter", wasm)):
+    args.feed_bin = os.environ.get("REVOCATION_FEED_BIN") or os.path.join(
+        ROOT, "target/debug/revocation-feed")
+    for what, p in (("Envoy", envoy_bin), ("the wasm filter", wasm),
+                    ("the revocation feed server", args.feed_bin)):
         if not os.path.isfile(p):
-            raise SystemExit("soak: %s not found at %s (make .venv build)" % (what, p))
+            raise SystemExit("soak: %s not found at %s (make .venv build soak-feed)" % (what, p))
     wrk = cfg.get("wrk", "wrk")
     if subprocess.run(["sh", "-c", "command -v %s" % wrk], capture_output=True).returncode != 0:
         raise SystemExit("soak: wrk not found (Debian package wrk; `make soak` installs it)")
@@ -447,7 +436,6 @@ def main():
 def soak(cfg, duration, warmup, envoy_bin, wasm, wrk, run_dir, args):
     rng = random.Random()
     secret = os.urandom(32)
-    feed_secret = os.urandom(32)
     now = int(time.time())
     poll_s = cfg["poll_interval_ms"] / 1000.0
     window = poll_s + 1.0
@@ -485,10 +473,10 @@ def soak(cfg, duration, warmup, envoy_bin, wasm, wrk, run_dir, args):
     write_requests(requests_lua, entries)
 
     # Feed, upstream, Envoy.
-    feed = Feed(feed_secret)
+    feed = Feed(args.feed_bin, run_dir)
+    feed.start()
     for i in range(cfg["prerevoked_tokens"]):
         feed.revoke("pre-%d" % i, now + 7200)
-    feed_server = feed.serve()
     port_file = os.path.join(run_dir, "upstream.port")
     record_file = os.path.join(run_dir, "upstream.jsonl")
     upstream = spawn([sys.executable, os.path.abspath(__file__), "--role", "upstream",
@@ -499,11 +487,11 @@ def soak(cfg, duration, warmup, envoy_bin, wasm, wrk, run_dir, args):
         upstream_port = int(f.read())
     port = free_port()
     access_log = os.path.join(run_dir, "access.log")
-    plugin = plugin_config(cfg, secret, feed_secret)
+    plugin = plugin_config(cfg, secret, feed.secret_b64)
     config_path = os.path.join(run_dir, "envoy.json")
     with open(config_path, "w") as f:
         json.dump(bootstrap(cfg, wasm, plugin, port, upstream_port,
-                            feed_server.server_address[1], access_log), f, indent=1)
+                            feed.port, access_log), f, indent=1)
     admin_file = os.path.join(run_dir, "admin.addr")
     envoy_log = os.path.join(run_dir, "envoy.log")
     envoy = spawn([envoy_bin, "-c", config_path, "--concurrency", str(cfg["envoy_concurrency"]),
@@ -531,7 +519,7 @@ def soak(cfg, duration, warmup, envoy_bin, wasm, wrk, run_dir, args):
             envoy, envoy_log)
     log("Envoy pid %d on :%d, upstream :%d, feed :%d; %d tokens, %d requests in rotation; "
         "%ds with wrk -t%d -c%d, one revocation every %ss, propagation window %.1fs" % (
-            envoy.pid, port, upstream_port, feed_server.server_address[1], len(tokens),
+            envoy.pid, port, upstream_port, feed.port, len(tokens),
             len(entries), duration, cfg["wrk_threads"], cfg["wrk_connections"],
             cfg["revoke_every_seconds"], window))
 
@@ -671,7 +659,7 @@ def analyse(cfg, feed, tokens, access_log, record_file, wrk_text, envoy_stats, r
         "filter_stats": envoy_stats,
         "upstream_requests": upstream_total,
         "revocations_during_run": revoked_n,
-        "feed_polls": feed.polls,
+        "feed_polls": feed.polls(),
         "propagation_window_s": window,
         "last_allow_after_revocation_s": {
             "max": round(delays[-1], 3) if delays else None,
