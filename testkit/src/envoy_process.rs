@@ -28,6 +28,9 @@ pub struct ProcessOptions {
     pub hot_restart: Option<(u32, u32)>,
     /// Further arguments, as given.
     pub extra_args: Vec<String>,
+    /// Environment variables set for Envoy (e.g. where it finds dynamic
+    /// modules).
+    pub env: Vec<(String, String)>,
     /// Distinguishes the log files of several processes in one directory
     /// (`envoy<name>.log`, `stderr<name>.log`).
     pub name: String,
@@ -41,6 +44,7 @@ impl Default for ProcessOptions {
             component_log_level: None,
             hot_restart: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
             name: String::new(),
         }
     }
@@ -102,6 +106,7 @@ impl EnvoyProcess {
             cmd.args(["--component-log-level", c]);
         }
         cmd.args(&opts.extra_args);
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         let stderr =
             fs::File::create(&stderr_path).unwrap_or_else(|e| panic!("create stderr log: {e}"));
         cmd.stdin(Stdio::null())
