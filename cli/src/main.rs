@@ -203,7 +203,7 @@ fn main() -> ExitCode {
     }
     println!("{out}");
     match decision {
-        Decision::Allow(_) => ExitCode::SUCCESS,
+        Decision::Allow(_) | Decision::Reply(_) => ExitCode::SUCCESS,
         Decision::Deny(_) => ExitCode::from(1),
     }
 }
@@ -413,6 +413,13 @@ fn report(decision: &Decision) -> Value {
                 "removed_headers": a.remove_headers,
             })
         }
+        Decision::Reply(r) => json!({
+            "decision": "reply",
+            "status": r.status,
+            "reason": decision.label(),
+            "set_headers": {},
+            "removed_headers": [],
+        }),
         Decision::Deny(d) => json!({
             "decision": "deny",
             "status": d.status(),

@@ -18,6 +18,7 @@
 pub mod bench;
 pub mod envoy;
 pub mod feed;
+pub mod grpc;
 pub mod h2;
 pub mod http;
 pub mod jwt;
