@@ -275,6 +275,11 @@ fn the_protected_resource_metadata_is_served_and_refusals_point_to_it() {
     assert!(!envoy
         .upstream()
         .saw_path_prefix("/.well-known/oauth-protected-resource"));
+    assert_eq!(
+        envoy.stat_at_least("wasmcustom.jwt_auth.resource_metadata", 6),
+        Some(6),
+        "two paths, three methods each"
+    );
 
     let missing = envoy.get("/files/a", &[]);
     assert_eq!(missing.status, 401);
