@@ -35,10 +35,12 @@ Runs the same decision code as the jwt-auth-wasm filter.
                     keys of provider NAME when its config uses remote_jwks
                     (the JWKS document as the identity provider serves it)
 
-Prints one JSON object: decision, status, reason, set_headers, removed_headers,
+Prints one JSON object: decision (allow, deny, or reply for the protected
+resource metadata the filter answers itself), status, reason, set_headers,
+removed_headers, filter_state (claims_to_filter_state objects written),
 canonical_path (the path the rules saw) and rule (the index of the rule it
 matched, or \"default\").
-Exit status: 0 allow, 1 deny, 2 bad configuration or bad arguments.";
+Exit status: 0 allow or reply, 1 deny, 2 bad configuration or bad arguments.";
 
 struct Args {
     config: String,
@@ -203,7 +205,7 @@ fn main() -> ExitCode {
     }
     println!("{out}");
     match decision {
-        Decision::Allow(_) => ExitCode::SUCCESS,
+        Decision::Allow(_) | Decision::Reply(_) => ExitCode::SUCCESS,
         Decision::Deny(_) => ExitCode::from(1),
     }
 }
@@ -411,8 +413,20 @@ fn report(decision: &Decision) -> Value {
                 "provider": a.provider,
                 "set_headers": set,
                 "removed_headers": a.remove_headers,
+                "filter_state": a
+                    .filter_state
+                    .iter()
+                    .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                    .collect::<Map<String, Value>>(),
             })
         }
+        Decision::Reply(r) => json!({
+            "decision": "reply",
+            "status": r.status,
+            "reason": decision.label(),
+            "set_headers": {},
+            "removed_headers": [],
+        }),
         Decision::Deny(d) => json!({
             "decision": "deny",
             "status": d.status(),

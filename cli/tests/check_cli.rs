@@ -34,7 +34,9 @@ fn config(keys: Value) -> Value {
     json!({
         "realm": "api",
         "providers": [{"name": "main", "issuer": ISS, "audiences": ["api"], "jwks": keys,
-                       "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}]}],
+                       "claim_to_headers": [{"claim": "sub", "header": "x-user-id"}],
+                       "claims_to_filter_state": [{"claim": "sub", "name": "envoy.string"}]}],
+        "protected_resource": {"resource": "https://api.example.com", "authorization_servers": [ISS]},
         "rules": [{"match": {"prefix": "/healthz"}, "requires": "none"},
                   {"match": {"prefix": "/admin"}, "requires": {"permissions": {"all_of": ["admin"]}}}]
     })
@@ -49,6 +51,18 @@ fn validate_allow_deny_and_exit_codes() {
 
     let (code, out, _) = check(&["--config", cfg, "--validate"]);
     assert_eq!((code, out["valid"].clone()), (0, json!(true)));
+
+    let (code, out, _) = check(&[
+        "--config",
+        cfg,
+        "--path",
+        "/.well-known/oauth-protected-resource",
+    ]);
+    assert_eq!(
+        (code, &out["decision"], &out["status"]),
+        (0, &json!("reply"), &json!(200)),
+        "{out}"
+    );
 
     let now = 1_900_000_000i64;
     let token = mint(
@@ -74,6 +88,7 @@ fn validate_allow_deny_and_exit_codes() {
     assert_eq!(out["decision"], "allow");
     assert_eq!(out["status"], 200);
     assert_eq!(out["set_headers"]["x-user-id"], "ann");
+    assert_eq!(out["filter_state"], json!({"envoy.string": "ann"}));
     assert!(out["removed_headers"]
         .as_array()
         .unwrap()

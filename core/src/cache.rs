@@ -25,6 +25,7 @@ pub struct Verified {
     pub sub: Option<String>,
     pub iat: Option<u64>,
     pub set_headers: Vec<(String, String)>,
+    pub filter_state: Vec<(String, String)>,
 }
 
 const NIL: usize = usize::MAX;
@@ -253,6 +254,7 @@ mod tests {
             sub: Some(sub.into()),
             iat: None,
             set_headers: vec![("x-user-id".into(), sub.into())],
+            filter_state: Vec::new(),
         }
     }
 

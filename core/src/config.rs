@@ -7,6 +7,7 @@
 
 mod error;
 mod policy;
+mod protected_resource;
 mod provider;
 mod raw;
 mod revocation;
@@ -18,6 +19,7 @@ use std::collections::BTreeSet;
 use crate::path::EscapedSlashes;
 use crate::rules::Requirement;
 use error::strip_position;
+use protected_resource::compile_protected_resource;
 use provider::compile_provider;
 use raw::RawConfig;
 use revocation::compile_revocation;
@@ -150,6 +152,10 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         Some(r) => Some(compile_revocation(r, skew, &namespace)?),
         None => None,
     };
+    let protected_resource = match raw.protected_resource {
+        Some(r) => Some(compile_protected_resource(r, "protected_resource")?),
+        None => None,
+    };
     Ok(Policy {
         realm,
         providers,
@@ -162,6 +168,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         escaped_slashes,
         provider_header,
         bypass_cors_preflight: raw.bypass_cors_preflight,
+        protected_resource,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::config::{KeySource, Policy, Provider};
 pub use crate::deny::{Deny, DenyReason};
 use crate::extract::{self, ExtractError, Found, TokenSource};
 use crate::jwt::{self, JsonObject, KeySet, SignatureAccelerator, TokenError, UntrustedToken};
+use crate::protected_resource::Reply;
 use crate::request::Request;
 use crate::rules::{self, Requirement};
 use crate::token_removal::{self, Carried};
@@ -121,12 +122,17 @@ pub struct Allow {
     /// Headers to remove: client-sent identity headers and, unless the
     /// provider forwards it, the token header.
     pub remove_headers: Vec<String>,
+    /// Filter state objects to write (`claims_to_filter_state`): only for
+    /// a verified token, never on a bypass.
+    pub filter_state: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow(Allow),
     Deny(Deny),
+    /// The filter answers itself (the RFC 9728 metadata document).
+    Reply(Reply),
 }
 
 impl Decision {
@@ -134,18 +140,27 @@ impl Decision {
         match self {
             Decision::Allow(a) => a.kind.label(),
             Decision::Deny(d) => d.label(),
+            Decision::Reply(_) => "resource_metadata",
         }
     }
 }
 
 /// Decides one request.
 pub fn decide(policy: &Policy, request: &Request<'_>, env: &Env<'_>) -> Decision {
+    // The metadata says how to get a token: it is read without one.
+    let metadata = policy.protected_resource.as_ref();
+    if let Some(reply) = metadata.and_then(|m| m.answer(request.method, request.path)) {
+        return Decision::Reply(reply);
+    }
     let present = present_strip_headers(policy, request);
     match authenticate(policy, request, env, present) {
         Ok(allow) => Decision::Allow(allow),
         Err(mut deny) => {
             deny.realm.clone_from(&policy.realm);
             deny.grpc = is_grpc(request);
+            if let Some(m) = metadata {
+                deny.challenge_mut().resource_metadata = Some(m.metadata_url.clone());
+            }
             Decision::Deny(deny)
         }
     }
@@ -211,6 +226,7 @@ fn authenticate(
             provider: None,
             set_headers: Vec::new(),
             remove_headers: stripped,
+            filter_state: Vec::new(),
         };
         return Ok(without_credentials(allow, policy, request));
     };
@@ -232,6 +248,7 @@ fn authenticate(
                 provider: None,
                 set_headers: Vec::new(),
                 remove_headers: stripped,
+                filter_state: Vec::new(),
             })
         }
         Ok(None) if *allow_missing => {
@@ -240,6 +257,7 @@ fn authenticate(
                 provider: None,
                 set_headers: Vec::new(),
                 remove_headers: stripped,
+                filter_state: Vec::new(),
             })
         }
         Ok(None) => return Err(Deny::new(DenyReason::Missing)),
@@ -329,6 +347,11 @@ fn verify(
         sub: claims.str("sub").map(Cow::into_owned),
         iat: numeric_seconds(&claims, "iat"),
         set_headers: identity_headers(policy, provider, &claims),
+        filter_state: provider
+            .claims_to_filter_state
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), m.value(&claims)?)))
+            .collect(),
         claims,
     };
     let allow = authorize(provider, &verified, requirement, env, stripped)
@@ -377,7 +400,9 @@ fn authorize(
     {
         if let Some(rule) = permissions {
             if !rule.allows(&token.claims) {
-                return Err(Deny::new(DenyReason::InsufficientPermissions));
+                let mut deny = Deny::new(DenyReason::InsufficientPermissions);
+                deny.challenge_mut().scope = rule.scope();
+                return Err(deny);
             }
         }
         if !conditions.iter().all(|c| c.allows(&token.claims)) {
@@ -389,6 +414,7 @@ fn authorize(
         provider: Some(provider.name.clone()),
         set_headers: token.set_headers.clone(),
         remove_headers: stripped,
+        filter_state: token.filter_state.clone(),
     })
 }
 

@@ -97,6 +97,19 @@ pub struct Deny {
     /// The request is a gRPC call (`content-type: application/grpc...`):
     /// the refusal is answered as gRPC clients read one.
     pub grpc: bool,
+    /// Further `WWW-Authenticate` parameters, boxed: most refusals have
+    /// none, and a refusal travels by value through the decision.
+    pub challenge: Option<Box<Challenge>>,
+}
+
+/// The optional parameters of a refusal's `WWW-Authenticate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Challenge {
+    /// Scopes a token needs here, for an insufficient-scope refusal
+    /// (`scope` of RFC 6750 section 3), space-delimited.
+    pub scope: Option<String>,
+    /// The RFC 9728 metadata URL (`resource_metadata`, section 5.1).
+    pub resource_metadata: Option<String>,
 }
 
 impl Deny {
@@ -108,11 +121,17 @@ impl Deny {
             remote_provider: None,
             provider: None,
             grpc: false,
+            challenge: None,
         }
     }
 
     pub fn status(&self) -> u16 {
         self.reason.status()
+    }
+
+    /// The optional `WWW-Authenticate` parameters, made on first use.
+    pub fn challenge_mut(&mut self) -> &mut Challenge {
+        self.challenge.get_or_insert_with(Box::default)
     }
 
     /// RFC 6750 error code, or `None` when no credentials were sent.
@@ -130,18 +149,26 @@ impl Deny {
         self.reason.label()
     }
 
-    /// `WWW-Authenticate` per RFC 6750 §3. Every part is either fixed text or
-    /// a phrase made by this crate, never request data, so quoting is safe.
+    /// `WWW-Authenticate` per RFC 6750 §3, with RFC 9728's
+    /// `resource_metadata`. Every part is either fixed text, a phrase made
+    /// by this crate or configuration checked to be quotable, never request
+    /// data, so quoting is safe.
     pub fn www_authenticate(&self) -> String {
-        match self.error() {
-            None => format!("Bearer realm=\"{}\"", self.realm),
-            Some(error) => format!(
-                "Bearer realm=\"{}\", error=\"{}\", error_description=\"{}\"",
-                self.realm,
-                error,
+        let mut out = format!("Bearer realm=\"{}\"", self.realm);
+        if let Some(error) = self.error() {
+            out.push_str(&format!(
+                ", error=\"{error}\", error_description=\"{}\"",
                 self.description()
-            ),
+            ));
         }
+        let challenge = self.challenge.as_deref();
+        if let Some(scope) = challenge.and_then(|c| c.scope.as_deref()) {
+            out.push_str(&format!(", scope=\"{scope}\""));
+        }
+        if let Some(url) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
+            out.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+        out
     }
 
     /// The JSON body: `{"error": ..., "error_description": ...}`.
@@ -217,9 +244,40 @@ pub fn grpc_percent_encode(text: &str) -> String {
     out
 }
 
+/// RFC 6749 section 3.3 `scope-token`: %x21 / %x23-5B / %x5D-7E.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn www_authenticate_names_the_scope_and_the_metadata() {
+        let mut d = Deny::new(DenyReason::InsufficientPermissions);
+        d.realm = "api".into();
+        d.challenge_mut().scope = Some("read write".into());
+        d.challenge_mut().resource_metadata =
+            Some("https://api.test/.well-known/oauth-protected-resource/mcp".into());
+        assert_eq!(
+            d.www_authenticate(),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient permissions\", scope=\"read write\", resource_metadata=\"https://api.test/.well-known/oauth-protected-resource/mcp\""
+        );
+        let mut missing = Deny::new(DenyReason::Missing);
+        missing.realm = "api".into();
+        missing.challenge_mut().resource_metadata = Some("https://api.test/m".into());
+        assert_eq!(
+            missing.www_authenticate(),
+            "Bearer realm=\"api\", resource_metadata=\"https://api.test/m\""
+        );
+        assert!(is_scope_token("files:read"));
+        for bad in ["", "a b", "a\"b", "a\\b", "é"] {
+            assert!(!is_scope_token(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn every_reason_has_its_answer() {

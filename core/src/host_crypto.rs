@@ -62,7 +62,7 @@ pub fn decode_result(mut bytes: &[u8]) -> Option<(bool, String)> {
     Some((result, error))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;

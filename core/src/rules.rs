@@ -56,6 +56,22 @@ pub struct ClaimCondition {
     pub allowed: Vec<Value>,
 }
 
+impl PermissionRule {
+    /// The scopes a token granted all of would pass with, for
+    /// `WWW-Authenticate`'s `scope` (RFC 6750 section 3): `all_of`, then
+    /// `any_of`; values that are not scope tokens are left out.
+    pub fn scope(&self) -> Option<String> {
+        let scopes: Vec<&str> = self
+            .all_of
+            .iter()
+            .chain(&self.any_of)
+            .map(String::as_str)
+            .filter(|s| crate::deny::is_scope_token(s))
+            .collect();
+        (!scopes.is_empty()).then(|| scopes.join(" "))
+    }
+}
+
 impl Rule {
     /// Whether the rule covers a request; `path` is the request's canonical
     /// path ([`crate::path::canonical`]).

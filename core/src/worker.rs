@@ -287,6 +287,7 @@ impl Worker {
                     .and_then(|name| self.policy.provider_index(name)),
             ),
             Decision::Deny(d) => (true, d.provider),
+            Decision::Reply(_) => (false, None),
         };
         let label = decision.label();
         let mut counts = self.counts.borrow_mut();

@@ -1189,42 +1189,10 @@ fn decisions_are_counted_per_provider_in_prometheus() {
     );
 }
 
-/// A unary call to `/demo.Echo/Say` on the proxy's port made with grpcio
-/// (from `.venv`, `make grpcio`), optionally with an `authorization`;
-/// prints the status code name, the details and the `www-authenticate`
-/// the client received.
-const GRPC_CALL: &str = r#"
-import sys, grpc
-port, auth = sys.argv[1], sys.argv[2]
-channel = grpc.insecure_channel("127.0.0.1:" + port)
-say = channel.unary_unary("/demo.Echo/Say",
-    request_serializer=lambda b: b, response_deserializer=lambda b: b)
-metadata = [("authorization", auth)] if auth else []
-try:
-    say(b"", timeout=10, metadata=metadata)
-    print("OK")
-except grpc.RpcError as e:
-    www = dict(e.trailing_metadata() or ()).get("www-authenticate", "")
-    print(e.code().name)
-    print(e.details())
-    print(www)
-"#;
-
+/// A gRPC call through `envoy` (grpcio, `make grpcio`): the status code
+/// name, the details and the `www-authenticate` the client received.
 fn grpc_call(envoy: &Envoy, authorization: &str) -> Vec<String> {
-    let python = workspace_root().join(".venv/bin/python");
-    let out = Command::new(&python)
-        .args(["-c", GRPC_CALL, &envoy.port().to_string(), authorization])
-        .output()
-        .unwrap_or_else(|e| panic!("{} ({e}): run `make grpcio`", python.display()));
-    assert!(
-        out.status.success(),
-        "grpcio client failed (run `make grpcio`): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    grpc::call(envoy.port(), authorization, "")
 }
 
 #[test]

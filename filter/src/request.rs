@@ -2,6 +2,7 @@
 //! core's decision, and the answer written back.
 
 use jwt_auth_core::decision::Decision;
+use jwt_auth_core::filter_state;
 use jwt_auth_core::request::{Header, Request};
 use jwt_auth_core::worker::{Step, Worker};
 use proxy_wasm::hostcalls;
@@ -44,6 +45,9 @@ pub fn handle(
 fn apply(decision: &Decision, headers: &[Header<'_>]) -> Action {
     match decision {
         Decision::Allow(allow) => {
+            for (name, value) in &allow.filter_state {
+                set_filter_state(name, value);
+            }
             if allow.remove_headers.is_empty() && allow.set_headers.is_empty() {
                 return Action::Continue;
             }
@@ -67,18 +71,35 @@ fn apply(decision: &Decision, headers: &[Header<'_>]) -> Action {
             }
             Action::Continue
         }
-        Decision::Deny(deny) => {
-            let headers = deny.headers();
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            let body = deny.response_body();
-            let _ = hostcalls::send_http_response(
-                u32::from(deny.response_status()),
-                headers,
-                body.as_deref().map(str::as_bytes),
-            );
-            Action::Pause
-        }
+        Decision::Deny(deny) => reply(
+            deny.response_status(),
+            &deny.headers(),
+            deny.response_body(),
+        ),
+        Decision::Reply(r) => reply(r.status, &r.headers, r.body.clone()),
+    }
+}
+
+/// Answers the request locally.
+fn reply(status: u16, headers: &[(&str, String)], body: Option<String>) -> Action {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let _ = hostcalls::send_http_response(
+        u32::from(status),
+        headers,
+        body.as_deref().map(str::as_bytes),
+    );
+    Action::Pause
+}
+
+/// Writes one filter state object through Envoy's `set_envoy_filter_state`
+/// (see `jwt_auth_core::filter_state`). A refusal is logged: the request
+/// still goes on, and a filter that needs the object (RBAC) refuses it.
+fn set_filter_state(name: &str, value: &str) {
+    let arguments = filter_state::encode_arguments(name, value);
+    if let Err(status) =
+        hostcalls::call_foreign_function("set_envoy_filter_state", Some(&arguments))
+    {
+        log::warn!("jwt-auth: filter state \"{name}\" not set: {status:?}");
     }
 }
 

@@ -535,6 +535,9 @@ fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decisio
             let body: Result<Value, _> = serde_json::from_str(&deny.body());
             assert!(body.is_ok_and(|b| b.is_object()), "deny body is not JSON");
         }
+        Decision::Reply(reply) => {
+            panic!("answered without protected_resource configured: {reply:?}")
+        }
     }
 }
 

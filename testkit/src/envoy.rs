@@ -93,6 +93,12 @@ pub struct EnvoyBuilder {
     /// configuration), in the same VM (same vm_id), as Istio runs several
     /// WasmPlugins.
     more_plugins: Vec<(String, String)>,
+    /// HTTP filters between the wasm filter(s) and the router.
+    filters_after: Vec<Value>,
+    /// The access log's text format; Envoy's default when `None`.
+    access_log_format: Option<String>,
+    /// The upstream speaks HTTP/2 without TLS (a gRPC server).
+    upstream_h2: bool,
 }
 
 impl Default for EnvoyBuilder {
@@ -114,6 +120,9 @@ impl Default for EnvoyBuilder {
             underscores_action: "DROP_HEADER".into(),
             route_timeout: "15s".into(),
             more_plugins: Vec::new(),
+            filters_after: Vec::new(),
+            access_log_format: None,
+            upstream_h2: false,
         }
     }
 }
@@ -202,6 +211,26 @@ impl EnvoyBuilder {
     pub fn another_plugin(mut self, root_id: &str, config: &Value) -> Self {
         self.more_plugins
             .push((root_id.to_string(), config.to_string()));
+        self
+    }
+
+    /// An HTTP filter (its `{name, typed_config}`) after the wasm filter
+    /// and before the router, as RBAC runs behind the filter.
+    pub fn filter_after(mut self, filter: Value) -> Self {
+        self.filters_after.push(filter);
+        self
+    }
+
+    /// The file access log's text format (a line per request, e.g.
+    /// `user=%FILTER_STATE(envoy.string:PLAIN)%\n`).
+    pub fn access_log_format(mut self, format: &str) -> Self {
+        self.access_log_format = Some(format.into());
+        self
+    }
+
+    /// The upstream speaks HTTP/2 over cleartext (h2c), as a gRPC server.
+    pub fn upstream_h2(mut self) -> Self {
+        self.upstream_h2 = true;
         self
     }
 
@@ -325,12 +354,26 @@ fn bootstrap(
             http_filters.push(wasm_filter(b, wasm, root_id, config));
         }
     }
+    http_filters.extend(b.filters_after.iter().cloned());
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
     }));
-    let mut clusters = vec![cluster("upstream", upstream_port)];
+    let mut upstream = cluster("upstream", upstream_port);
+    if b.upstream_h2 {
+        upstream["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"] =
+            json!({"http2_protocol_options": {}});
+    }
+    let mut clusters = vec![upstream];
     clusters.extend(b.clusters.iter().map(|(n, p)| cluster(n, *p)));
+    let mut file_log = json!({
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": access_log.display().to_string(),
+    });
+    if let Some(format) = &b.access_log_format {
+        file_log["log_format"] = json!({"text_format_source": {"inline_string": format}});
+    }
     json!({
         "admin": {"address": addr(0)},
         "static_resources": {
@@ -352,10 +395,7 @@ fn bootstrap(
                         },
                         "access_log": [{
                             "name": "envoy.access_loggers.file",
-                            "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                                "path": access_log.display().to_string(),
-                            },
+                            "typed_config": file_log,
                         }],
                         "route_config": {
                             "name": "local",

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod envoy;
 pub mod envoy_process;
 pub mod feed;
+pub mod grpc;
 pub mod h2;
 pub mod http;
 pub mod jwt;

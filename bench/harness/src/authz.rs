@@ -61,5 +61,13 @@ fn check(policy: &Policy, req: &Request<Incoming>) -> hyper::Response<Body> {
             let out: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             respond(deny.status(), &out, deny.body())
         }
+        Decision::Reply(reply) => {
+            let out: Vec<(&str, &str)> = reply
+                .headers
+                .iter()
+                .map(|(n, v)| (*n, v.as_str()))
+                .collect();
+            respond(reply.status, &out, reply.body.unwrap_or_default())
+        }
     }
 }

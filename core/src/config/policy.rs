@@ -1,9 +1,11 @@
 //! The compiled, validated configuration the decision code runs on.
 
 use crate::extract::TokenSource;
+use crate::filter_state::ClaimFilterState;
 use crate::identity::ClaimHeader;
 use crate::jwt::{ClaimPolicy, KeySet};
 use crate::path::EscapedSlashes;
+use crate::protected_resource::ProtectedResource;
 use crate::remote_keys::RemoteJwksConfig;
 use crate::revocation::feed::FeedConfig;
 use crate::rules::{Requirement, Rule};
@@ -26,6 +28,8 @@ pub struct Provider {
     pub sources: Vec<TokenSource>,
     pub max_token_bytes: usize,
     pub claim_to_headers: Vec<ClaimHeader>,
+    /// Claims written to Envoy filter state after an allow.
+    pub claims_to_filter_state: Vec<ClaimFilterState>,
     pub forward: bool,
     pub payload_header: Option<String>,
     /// Verified tokens kept per worker (0: no cache).
@@ -58,6 +62,8 @@ pub struct Policy {
     /// never send credentials on a preflight, so refusing it breaks every
     /// cross-origin call.
     pub bypass_cors_preflight: bool,
+    /// RFC 9728 metadata the filter serves, and points refusals to.
+    pub protected_resource: Option<ProtectedResource>,
 }
 
 impl Policy {

@@ -6,6 +6,7 @@ use super::policy::{KeySource, Provider};
 use super::raw::*;
 use super::values::*;
 use crate::extract::TokenSource;
+use crate::filter_state::{ClaimFilterState, GENERIC_STRING_KEYS};
 use crate::identity::ClaimHeader;
 use crate::jwt::{ClaimPolicy, KeySet};
 use crate::remote_keys::RemoteJwksConfig;
@@ -79,15 +80,11 @@ pub(super) fn compile_provider(mut p: RawProvider, field: &str) -> Result<Provid
     let mut claim_to_headers = Vec::with_capacity(p.claim_to_headers.len());
     for (i, m) in p.claim_to_headers.iter().enumerate() {
         let f = format!("{field}.claim_to_headers[{i}]");
-        if m.claim.is_empty() || m.claim.split('.').any(str::is_empty) {
-            return Err(ConfigError::new(
-                format!("{f}.claim"),
-                "must be a claim name or a dotted path",
-            ));
-        }
+        claim_path(&m.claim, &format!("{f}.claim"))?;
         let header = header_name(&m.header, &format!("{f}.header"))?;
         claim_to_headers.push(ClaimHeader::new(&m.claim, header));
     }
+    let claims_to_filter_state = compile_filter_state(&p.claims_to_filter_state, field)?;
     let payload_header = match &p.payload_header {
         Some(h) => Some(header_name(h, &format!("{field}.payload_header"))?),
         None => None,
@@ -127,12 +124,55 @@ pub(super) fn compile_provider(mut p: RawProvider, field: &str) -> Result<Provid
         sources,
         max_token_bytes: p.max_token_bytes,
         claim_to_headers,
+        claims_to_filter_state,
         forward: p.forward,
         payload_header,
         token_cache_entries: p
             .token_cache
             .map_or(DEFAULT_TOKEN_CACHE_ENTRIES, |c| c.max_entries),
     })
+}
+
+/// A claim name or a dotted path to a nested claim.
+fn claim_path(claim: &str, field: &str) -> Result<(), ConfigError> {
+    if claim.is_empty() || claim.split('.').any(str::is_empty) {
+        return Err(ConfigError::new(
+            field,
+            "must be a claim name or a dotted path",
+        ));
+    }
+    Ok(())
+}
+
+/// `claims_to_filter_state`: only keys Envoy has a generic string factory
+/// for can be set (see [`crate::filter_state`]), each at most once.
+fn compile_filter_state(
+    entries: &[RawClaimFilterState],
+    field: &str,
+) -> Result<Vec<ClaimFilterState>, ConfigError> {
+    let mut out: Vec<ClaimFilterState> = Vec::with_capacity(entries.len());
+    for (i, m) in entries.iter().enumerate() {
+        let f = format!("{field}.claims_to_filter_state[{i}]");
+        claim_path(&m.claim, &format!("{f}.claim"))?;
+        if !GENERIC_STRING_KEYS.contains(&m.name.as_str()) {
+            return Err(ConfigError::new(
+                format!("{f}.name"),
+                format!(
+                    "Envoy sets filter state from a wasm filter only under a key with a registered object factory, and only \"{}\" take any string; \"{}\" cannot be set",
+                    GENERIC_STRING_KEYS.join("\" and \""),
+                    m.name
+                ),
+            ));
+        }
+        if out.iter().any(|o| o.name == m.name) {
+            return Err(ConfigError::new(
+                format!("{f}.name"),
+                format!("\"{}\" is already written by another entry", m.name),
+            ));
+        }
+        out.push(ClaimFilterState::new(&m.claim, m.name.clone()));
+    }
+    Ok(out)
 }
 
 pub(super) fn compile_remote_jwks(

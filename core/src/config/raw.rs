@@ -35,6 +35,25 @@ pub(super) struct RawConfig {
     pub(super) provider_header: Option<String>,
     #[serde(default = "default_true")]
     pub(super) bypass_cors_preflight: bool,
+    #[serde(default)]
+    pub(super) protected_resource: Option<RawProtectedResource>,
+}
+
+/// RFC 9728 protected resource metadata, as the document's members.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProtectedResource {
+    pub(super) resource: String,
+    #[serde(default)]
+    pub(super) authorization_servers: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) scopes_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) bearer_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) resource_name: Option<String>,
+    #[serde(default)]
+    pub(super) resource_documentation: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +149,8 @@ pub(super) struct RawProvider {
     #[serde(default)]
     pub(super) claim_to_headers: Vec<RawClaimHeader>,
     #[serde(default)]
+    pub(super) claims_to_filter_state: Vec<RawClaimFilterState>,
+    #[serde(default)]
     pub(super) forward: bool,
     #[serde(default)]
     pub(super) payload_header: Option<String>,
@@ -156,6 +177,13 @@ pub(super) struct RawHeaderSource {
 pub(super) struct RawClaimHeader {
     pub(super) claim: String,
     pub(super) header: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClaimFilterState {
+    pub(super) claim: String,
+    pub(super) name: String,
 }
 
 #[derive(Deserialize)]

@@ -519,3 +519,141 @@ fn path_switches_load() {
     assert!(p.rules[0].case_sensitive);
     assert_eq!(p.rules[0].path, PathMatch::Exact("/Ops".into()));
 }
+
+#[test]
+fn claims_to_filter_state_takes_only_keys_envoy_can_set() {
+    let mut v = base();
+    v["providers"][0]["claims_to_filter_state"] = json!([{"claim": "sub", "name": "envoy.string"}]);
+    let p = load(&v).unwrap();
+    assert_eq!(
+        p.providers[0].claims_to_filter_state[0].name,
+        "envoy.string"
+    );
+    for (entries, field, needle) in [
+        (
+            json!([{"claim": "sub", "name": "jwt.sub"}]),
+            "providers[0].claims_to_filter_state[0].name",
+            "\"jwt.sub\" cannot be set",
+        ),
+        (
+            json!([{"claim": "sub", "name": "envoy.tcp_proxy.cluster"}]),
+            "providers[0].claims_to_filter_state[0].name",
+            "registered object factory",
+        ),
+        (
+            json!([{"claim": "sub", "name": "envoy.string"}, {"claim": "iss", "name": "envoy.string"}]),
+            "providers[0].claims_to_filter_state[1].name",
+            "already written",
+        ),
+        (
+            json!([{"claim": "a..b", "name": "envoy.string"}]),
+            "providers[0].claims_to_filter_state[0].claim",
+            "dotted path",
+        ),
+        (
+            json!([{"claim": "sub", "name": "envoy.string", "span": 1}]),
+            "providers[0].claims_to_filter_state[0].span",
+            "unknown field",
+        ),
+    ] {
+        let mut v = base();
+        v["providers"][0]["claims_to_filter_state"] = entries;
+        let e = error_of(v);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+    }
+}
+
+#[test]
+fn protected_resource_members_are_checked_by_name() {
+    let mut v = base();
+    v["protected_resource"] = json!({
+        "resource": "https://api.example.com/mcp",
+        "authorization_servers": ["https://auth.example.com"],
+        "scopes_supported": ["files:read", "admin"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Example API",
+        "resource_documentation": "https://docs.example.com/api"
+    });
+    let p = load(&v).unwrap();
+    let r = p.protected_resource.unwrap();
+    assert_eq!(
+        r.metadata_url,
+        "https://api.example.com/.well-known/oauth-protected-resource/mcp"
+    );
+    let doc: Value = serde_json::from_str(&r.document).unwrap();
+    assert_eq!(doc["scopes_supported"], json!(["files:read", "admin"]));
+    assert_eq!(doc["resource_name"], "Example API");
+    for (member, value, field, needle) in [
+        (
+            "resource",
+            json!("http://api.example.com"),
+            "protected_resource.resource",
+            "https",
+        ),
+        (
+            "resource",
+            json!("https://api.example.com/a#f"),
+            "protected_resource.resource",
+            "fragment",
+        ),
+        (
+            "resource",
+            json!("https:///x"),
+            "protected_resource.resource",
+            "host",
+        ),
+        (
+            "resource",
+            json!("https://a\"b"),
+            "protected_resource.resource",
+            "quotes",
+        ),
+        (
+            "authorization_servers",
+            json!(["https://ok", "auth"]),
+            "protected_resource.authorization_servers[1]",
+            "https",
+        ),
+        (
+            "scopes_supported",
+            json!(["a b"]),
+            "protected_resource.scopes_supported[0]",
+            "scope token",
+        ),
+        (
+            "bearer_methods_supported",
+            json!(["cookie"]),
+            "protected_resource.bearer_methods_supported[0]",
+            "\"cookie\"",
+        ),
+        (
+            "resource_name",
+            json!(" "),
+            "protected_resource.resource_name",
+            "empty",
+        ),
+        (
+            "resource_documentation",
+            json!("docs"),
+            "protected_resource.resource_documentation",
+            "URL",
+        ),
+        (
+            "extra",
+            json!(1),
+            "protected_resource.extra",
+            "unknown field",
+        ),
+    ] {
+        let mut v = base();
+        v["protected_resource"] = json!({"resource": "https://api.example.com"});
+        v["protected_resource"][member] = value;
+        let e = error_of(v);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+    }
+    let mut v = base();
+    v["protected_resource"] = json!({"authorization_servers": []});
+    assert!(error_of(v).message.contains("resource"));
+}

@@ -110,14 +110,14 @@ fn bearer(t: &str) -> String {
 fn allowed(d: Decision) -> Allow {
     match d {
         Decision::Allow(a) => a,
-        Decision::Deny(d) => panic!("expected allow, got {d:?}"),
+        other => panic!("expected allow, got {other:?}"),
     }
 }
 
 fn denied(d: Decision) -> Deny {
     match d {
         Decision::Deny(d) => d,
-        Decision::Allow(a) => panic!("expected deny, got {a:?}"),
+        other => panic!("expected deny, got {other:?}"),
     }
 }
 
@@ -489,7 +489,7 @@ fn permissions_and_claim_conditions_are_403() {
         &[("authorization", &bearer(&token("a")))],
     ));
     assert_eq!(d.status(), 403);
-    assert_eq!(d.www_authenticate(), "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient permissions\"");
+    assert_eq!(d.www_authenticate(), "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient permissions\", scope=\"admin\"");
     assert!(matches!(
         run(
             &p,
@@ -1228,4 +1228,116 @@ fn a_grpc_call_is_refused_the_grpc_way() {
         assert_eq!(d.grpc, grpc, "{content_type}");
     }
     assert!(!denied(run(&p, "GET", "/x", &[])).grpc);
+}
+
+fn with_ecosystem() -> Policy {
+    let mut c = config();
+    c["providers"][0]["claims_to_filter_state"] = json!([
+        {"claim": "sub", "name": "envoy.string"},
+        {"claim": "provider", "name": "envoy.hashable_string"}
+    ]);
+    c["protected_resource"] = json!({
+        "resource": "https://api.example.com/mcp",
+        "authorization_servers": ["https://auth.example.com"],
+        "scopes_supported": ["admin"]
+    });
+    policy(c)
+}
+
+#[test]
+fn claims_go_to_filter_state_only_after_a_verified_token() {
+    let p = with_ecosystem();
+    let a = allowed(run(
+        &p,
+        "GET",
+        "/x",
+        &[("authorization", &bearer(&token("alice")))],
+    ));
+    assert_eq!(
+        a.filter_state,
+        [
+            ("envoy.string".to_string(), "alice".to_string()),
+            ("envoy.hashable_string".to_string(), "google".to_string())
+        ]
+    );
+    // The same token again, from the cache, writes the same objects.
+    let caches = TokenCaches::new([10]);
+    let env = Env {
+        cache: Some(&caches),
+        ..Env::basic(NOW)
+    };
+    let headers: Vec<(String, Vec<u8>)> =
+        vec![("authorization".into(), bearer(&token("alice")).into_bytes())];
+    let request = Request {
+        method: "GET",
+        path: "/x",
+        headers: &header_refs(&headers),
+    };
+    for _ in 0..2 {
+        let Decision::Allow(a) = decide(&p, &request, &env) else {
+            panic!("refused")
+        };
+        assert_eq!(a.filter_state.len(), 2);
+    }
+    let bypass = allowed(run(
+        &p,
+        "GET",
+        "/healthz",
+        &[("authorization", &bearer(&token("alice")))],
+    ));
+    assert!(bypass.filter_state.is_empty(), "a bypass writes nothing");
+    let anonymous = allowed(run(&p, "GET", "/public", &[]));
+    assert!(anonymous.filter_state.is_empty());
+    let refused = run(
+        &p,
+        "GET",
+        "/admin",
+        &[("authorization", &bearer(&token("alice")))],
+    );
+    assert!(matches!(refused, Decision::Deny(_)));
+}
+
+#[test]
+fn the_metadata_is_served_without_a_token_and_refusals_point_to_it() {
+    let p = with_ecosystem();
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let Decision::Reply(r) = run(&p, "GET", path, &[]) else {
+            panic!("{path} not answered")
+        };
+        assert_eq!(r.status, 200);
+        let doc: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+        assert_eq!(doc["resource"], "https://api.example.com/mcp");
+        assert_eq!(
+            doc["authorization_servers"],
+            json!(["https://auth.example.com"])
+        );
+    }
+    let metadata = "https://api.example.com/.well-known/oauth-protected-resource/mcp";
+    let missing = denied(run(&p, "GET", "/x", &[]));
+    assert_eq!(
+        missing.www_authenticate(),
+        format!("Bearer realm=\"api\", resource_metadata=\"{metadata}\"")
+    );
+    let scope = denied(run(
+        &p,
+        "GET",
+        "/admin",
+        &[("authorization", &bearer(&token("alice")))],
+    ));
+    assert_eq!(scope.status(), 403);
+    assert_eq!(
+        scope.www_authenticate(),
+        format!("Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient permissions\", scope=\"admin\", resource_metadata=\"{metadata}\"")
+    );
+    // A claim condition is no scope: no `scope` attribute.
+    let claims = denied(run(
+        &p,
+        "GET",
+        "/ops",
+        &[("authorization", &bearer(&token("alice")))],
+    ));
+    assert!(!claims.www_authenticate().contains("scope=\""));
 }
