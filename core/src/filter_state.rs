@@ -13,7 +13,7 @@
 use crate::claim_path::ClaimPath;
 use crate::identity;
 use crate::jwt::JsonObject;
-use crate::native::put_varint;
+use crate::protobuf::{put_bytes, put_varint};
 
 /// The filter state keys whose factory takes any string (Envoy 1.40:
 /// `envoy.string` and `envoy.hashable_string`, registered by the
@@ -51,11 +51,8 @@ impl ClaimFilterState {
 /// The argument of `set_envoy_filter_state` for one object.
 pub fn encode_arguments(path: &str, value: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(path.len() + value.len() + 8);
-    for (tag, field) in [(0x0a, path.as_bytes()), (0x12, value.as_bytes())] {
-        out.push(tag);
-        put_varint(&mut out, field.len() as u64);
-        out.extend_from_slice(field);
-    }
+    put_bytes(&mut out, 0x0a, path.as_bytes());
+    put_bytes(&mut out, 0x12, value.as_bytes());
     out.push(0x18);
     put_varint(&mut out, SPAN_DOWNSTREAM_REQUEST);
     out

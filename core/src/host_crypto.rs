@@ -7,6 +7,7 @@
 //! host path is used at all. The call itself is behind [`NativeCrypto`].
 
 use crate::jwt::{Algorithm, Jwk, SignatureAccelerator};
+use crate::protobuf::{put_bytes, take_len, take_varint};
 
 /// One call of the host's verifier.
 pub trait NativeCrypto {
@@ -25,16 +26,10 @@ pub trait NativeCrypto {
 pub fn encode_arguments(hash: &str, spki_der: &[u8], signature: &[u8], text: &[u8]) -> Vec<u8> {
     let mut out =
         Vec::with_capacity(hash.len() + spki_der.len() + signature.len() + text.len() + 16);
-    for (tag, field) in [
-        (0x0a, hash.as_bytes()),
-        (0x12, spki_der),
-        (0x1a, signature),
-        (0x22, text),
-    ] {
-        out.push(tag);
-        put_varint(&mut out, field.len() as u64);
-        out.extend_from_slice(field);
-    }
+    put_bytes(&mut out, 0x0a, hash.as_bytes());
+    put_bytes(&mut out, 0x12, spki_der);
+    put_bytes(&mut out, 0x1a, signature);
+    put_bytes(&mut out, 0x22, text);
     out
 }
 
@@ -60,34 +55,6 @@ pub fn decode_result(mut bytes: &[u8]) -> Option<(bool, String)> {
         }
     }
     Some((result, error))
-}
-
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut n: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = bytes.split_first()?;
-        *bytes = rest;
-        n |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(n);
-        }
-    }
-    None
-}
-
-fn take_len<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(take_varint(bytes)?).ok()?;
-    let field = bytes.get(..len)?;
-    *bytes = bytes.get(len..)?;
-    Some(field)
 }
 
 /// A JWS ECDSA signature (`r || s`, each exactly `size` bytes) as the DER

@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod lease;
 pub mod path;
 pub mod protected_resource;
+pub mod protobuf;
 pub mod remote_keys;
 pub mod request;
 pub mod revocation;
