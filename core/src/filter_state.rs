@@ -22,6 +22,12 @@ use crate::protobuf::{put_bytes, put_varint};
 /// format; an unregistered key cannot be set at all.
 pub const GENERIC_STRING_KEYS: [&str; 2] = ["envoy.string", "envoy.hashable_string"];
 
+/// The longest value written to filter state. A claim longer than this
+/// (a token may be 64 KiB) is not written: the filters that read filter
+/// state (RBAC, access logs) match names and short values, and an object
+/// kept for the whole request should not carry a page of text.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
 /// `LifeSpan.DownstreamRequest`: the object lives as long as the request,
 /// across internal redirects, and the access log reads it at the end.
 const SPAN_DOWNSTREAM_REQUEST: u64 = 1;
@@ -42,9 +48,10 @@ impl ClaimFilterState {
     }
 
     /// The value for these claims, written as an identity header would be:
-    /// none for a claim that is absent or could be read two ways.
+    /// none for a claim that is absent, could be read two ways, or is longer
+    /// than [`MAX_VALUE_BYTES`].
     pub fn value(&self, claims: &JsonObject) -> Option<String> {
-        identity::render(&self.claim.get(claims)?)
+        identity::render(&self.claim.get(claims)?).filter(|v| v.len() <= MAX_VALUE_BYTES)
     }
 }
 
@@ -84,5 +91,16 @@ mod tests {
         assert_eq!(get("roles").as_deref(), Some("a,b"));
         assert_eq!(get("bad"), None);
         assert_eq!(get("missing"), None);
+    }
+
+    #[test]
+    fn a_claim_too_long_for_filter_state_is_not_written() {
+        let c = JsonObject::of(&json!({
+            "fits": "a".repeat(MAX_VALUE_BYTES),
+            "long": "a".repeat(MAX_VALUE_BYTES + 1),
+        }));
+        let get = |claim: &str| ClaimFilterState::new(claim, "envoy.string".into()).value(&c);
+        assert_eq!(get("fits").map(|v| v.len()), Some(MAX_VALUE_BYTES));
+        assert_eq!(get("long"), None);
     }
 }
