@@ -229,10 +229,11 @@ impl RevocationLoop {
         drop(checked);
         let done = match step {
             Ok(PageStep::Continue) => {
-                // Ask for the next page on the next tick; nothing is
-                // published, and the staleness clock does not move.
+                // Ask for the next page at once; nothing is published, and
+                // the staleness clock does not move.
                 self.fetcher.continued(now_ms);
                 host.counter_add("revocation.fetch_page", 1);
+                self.poll_again_now(host);
                 return;
             }
             Ok(PageStep::Complete(done)) => done,
@@ -270,6 +271,7 @@ impl RevocationLoop {
             Ok(_) => {
                 self.fetcher.succeeded(now_ms, next);
                 host.counter_add("revocation.fetch_ok", 1);
+                self.poll_again_now(host);
             }
             Err(StoreError::CasMismatch) => {
                 // Another VM published meanwhile; its data stands and this
@@ -278,6 +280,18 @@ impl RevocationLoop {
                 host.counter_add("revocation.publish_conflict", 1);
             }
             Err(StoreError::Unavailable) => self.fail(host, &FeedError::SharedData),
+        }
+    }
+
+    /// Sends the next poll from the answer's callback when it is due at
+    /// once (the next page of an answer, or the held poll after news)
+    /// rather than on the next tick: a revocation written in between would
+    /// otherwise wait up to `sync_interval_ms` for a poll to carry it, and a
+    /// snapshot of many pages would wait that long per page.
+    fn poll_again_now(&mut self, host: &dyn Host) {
+        let now_ms = host.now_ms();
+        if self.fetcher.due(now_ms) && self.fetcher.still_elected(host, now_ms) {
+            self.dispatch(host);
         }
     }
 
