@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use revocation_protocol::{encode_nonce, BINDING_HEADER, NONCE_BYTES, SIGNATURE_HEADER};
 
-use super::channel::{publish, Keys, Replica, Update};
+use super::channel::{publish_onto, Keys, Replica, Update};
 use super::feed::{
     self, check_response, FeedConfig, FeedError, FeedState, PageStep, Pages, SentPoll, Signatures,
 };
@@ -247,6 +247,12 @@ impl RevocationLoop {
             host.counter_add("revocation.publish_conflict", 1);
             return;
         }
+        // A reset's tokens become the new set in place, before the update
+        // is published (sorting them is most of the work).
+        let mut done = done;
+        let base = done
+            .reset
+            .then(|| std::mem::take(&mut done.tokens).into_set());
         let update = Update {
             reset: done.reset,
             entries: &done.entries,
@@ -261,11 +267,12 @@ impl RevocationLoop {
             scoped: done.scoped,
         };
         let next = self.next_poll_in_ms(&done, now_ms);
-        let published = publish(
+        let published = publish_onto(
             host,
             &self.keys,
             &mut self.view.replica.borrow_mut(),
             &update,
+            base,
         );
         match published {
             Ok(_) => {
@@ -302,7 +309,7 @@ impl RevocationLoop {
     /// at its limit), so that such a feed is not polled in a loop.
     fn next_poll_in_ms(&self, done: &feed::Completed, now_ms: u64) -> u64 {
         let held = now_ms.saturating_sub(self.sent.sent_ms) >= self.config.wait_ms / 2;
-        if self.config.wait_ms > 0 && (held || done.reset || !done.entries.is_empty()) {
+        if self.config.wait_ms > 0 && (held || done.reset || !done.is_empty()) {
             0
         } else {
             self.config.poll_interval_ms
