@@ -286,7 +286,8 @@ class Envoy:
     `auth_filters`; `listeners` instead gives several, as (name, filters,
     hcm_options, routes) tuples, on `ports` in that order."""
 
-    def __init__(self, name, auth_filters=(), clusters=(), concurrency=1, listeners=None):
+    def __init__(self, name, auth_filters=(), clusters=(), concurrency=1, listeners=None,
+                 balanced=False):
         self.name = name
         listeners = listeners or [("bench", list(auth_filters), None, None)]
         self.ports = [free_port() for _ in listeners]
@@ -296,6 +297,10 @@ class Envoy:
             listener(lname, port, filters, hcm_options, routes)
             for (lname, filters, hcm_options, routes), port in zip(listeners, self.ports)],
             list(clusters))
+        if balanced:
+            # Each new connection goes to the worker with the fewest.
+            for lst in cfg["static_resources"]["listeners"]:
+                lst["connection_balance_config"] = {"exact_balance": {}}
         self.config_path = os.path.join(RUN_DIR, name + ".json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f, indent=1)
@@ -851,7 +856,9 @@ def revocation(args, machine, wasm_path=None):
     poll_ms = 1000
     rev = {"cluster": "revocation_feed", "authority": "revocation-feed",
            "path": "/v1/revocations", "poll_interval_ms": poll_ms,
-           "timeout_ms": args.feed_timeout_ms, "max_body_bytes": 256 << 20}
+           "timeout_ms": args.feed_timeout_ms, "max_body_bytes": 256 << 20,
+           # The default (5,000,000) refuses a larger paged snapshot.
+           "max_pending_entries": max(5000000, 2 * max(sizes))}
     plugin = plugin_config(jwk, revocation=rev)
     log("revocation: sizes %s, HS256, no token cache, poll_interval_ms %d, timeout_ms %d; "
         "%d alternating runs against the empty list; %d revoke-to-refused trials per size" % (
@@ -990,6 +997,8 @@ def revocation(args, machine, wasm_path=None):
 
 def finish_revocation(results, poll_ms, args, machine):
     section = revocation_doc(results, poll_ms, args)
+    if args.latency_seconds > 0:
+        section += "\n" + revocation_latency(args, machine)
     log("")
     log(section)
     os.makedirs(RESULTS, exist_ok=True)
@@ -1016,6 +1025,9 @@ def wait_synced(envoy, n, timeout):
         if ASYNC_BODY_LIMIT in envoy.log_tail(200):
             return held, "Envoy dropped the snapshot: it is over the async HTTP client's " \
                          "response body limit (about 32 MiB in Envoy 1.40)"
+        if "memory allocation of" in envoy.log_tail(200):
+            return held, "a VM of the filter ran out of memory (wasm linear memory is " \
+                         "capped at 1 GiB per VM in Envoy)"
         if envoy.proc.poll() is not None:
             return held, "Envoy exited"
         time.sleep(0.2)
@@ -1178,10 +1190,233 @@ def revocation_doc(results, poll_ms, args):
 # --------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------
+# revocation latency with several workers
+
+FEED_BIN = os.environ.get("BENCH_FEED_BIN") or os.path.join(
+    ROOT, "target", "release", "revocation-feed")
+
+
+def worker_connections(envoy, workers):
+    """Opens one keep-alive connection per Envoy worker: the listener
+    balances connections exactly (to the worker with the fewest), so
+    `workers` connections opened in turn land one on each; Envoy's
+    per-worker listener gauges confirm it."""
+    conns = []
+    for _ in range(workers):
+        c = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=5)
+        c.connect()
+        conns.append(c)
+    time.sleep(0.3)
+    prefix = "listener.127.0.0.1_%d." % envoy.port
+    active = [envoy.stat(prefix + "worker_%d.downstream_cx_active" % w) for w in range(workers)]
+    if active != [1] * workers:
+        raise RuntimeError("connections per worker: %s" % active)
+    return conns
+
+
+def feed_polls(port):
+    """Polls the reference feed server answered (every outcome)."""
+    _, body = get(port, "/metrics")
+    total = 0
+    for line in body.decode().splitlines():
+        if line.startswith('revocation_feed_requests_total{endpoint="feed"'):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def revocation_latency(args, machine):
+    """Revoke -> refused on every worker of a proxy with --concurrency
+    `args.latency_workers` and the filter's default revocation settings
+    (long polls, sync_interval_ms 100), against the reference feed server:
+    a revocation every `args.latency_every_ms` for `args.latency_seconds`,
+    each one's token sent on one connection per worker until every worker
+    refuses it. Then the feed's polls while nothing is revoked. Returns the
+    markdown section."""
+    if not os.path.exists(FEED_BIN):
+        raise RuntimeError("%s not found (make feed-build builds it)" % FEED_BIN)
+    workers = args.latency_workers
+    count = int(args.latency_seconds * 1000 / args.latency_every_ms)
+    minted = mint(["HS256"], jtis=count)["algs"]["HS256"]
+    jwk, fine = minted["jwk"], minted["token"]
+    secret = os.urandom(32)
+    read_token, admin_token = os.urandom(24).hex(), os.urandom(24).hex()
+    import base64
+    secret_b64 = base64.b64encode(secret).decode()
+    feed_port = free_port()
+    data = os.path.join(RUN_DIR, "latency-feed-%d" % os.getpid())
+    shutil.rmtree(data, ignore_errors=True)
+    env = dict(os.environ, REVOCATION_FEED_READ_TOKEN=read_token,
+               REVOCATION_FEED_ADMIN_TOKEN=admin_token,
+               REVOCATION_FEED_HMAC_SECRET_BASE64=secret_b64)
+    logf = os.path.join(RUN_DIR, "latency-feed.log")
+    feed = subprocess.Popen(["taskset", "-c", LOAD_CORE, FEED_BIN, "serve", "--data", data,
+                             "--listen", "127.0.0.1:%d" % feed_port],
+                            stdout=subprocess.DEVNULL, stderr=open(logf, "wb"),
+                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    feed.log_path = logf
+    _children.append(feed)
+    rev = {"cluster": "revocation_feed", "authority": "revocation-feed",
+           "bearer_token": read_token, "hmac_secret_base64": secret_b64}
+    plugin = plugin_config(jwk, revocation=rev)
+    envoy = Envoy("revocation-latency", [wasm_filter(WASM, plugin)],
+                  [static_cluster("revocation_feed", feed_port)], concurrency=workers,
+                  balanced=True)
+    row = {}
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if get(feed_port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        if not envoy.wait_ready():
+            raise RuntimeError("Envoy did not start:\n" + envoy.log_tail())
+        if wait_synced(envoy, 0, 30)[1]:
+            raise RuntimeError("no first sync:\n" + envoy.log_tail())
+        time.sleep(1)
+        conns = worker_connections(envoy, workers)
+        for c in conns:
+            c.request("GET", "/", headers=bearer(fine))
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError("a valid token got %d" % r.status)
+        log("revocation latency: %d workers, a revocation every %d ms for %d s" % (
+            workers, args.latency_every_ms, args.latency_seconds))
+        import threading
+        lock = threading.Lock()
+        revoked_at = {}            # jti -> monotonic time the admin call started
+        pending = [dict() for _ in range(workers)]   # per worker: jti -> token
+        refused = [dict() for _ in range(workers)]   # per worker: jti -> delay ms
+        done = threading.Event()
+
+        def probe(w):
+            c = conns[w]
+            while not (done.is_set() and not pending[w]):
+                with lock:
+                    todo = list(pending[w].items())
+                if not todo:
+                    time.sleep(0.002)
+                    continue
+                for jti, tok in todo:
+                    c.request("GET", "/", headers=bearer(tok))
+                    r = c.getresponse()
+                    r.read()
+                    if r.status == 401:
+                        at = time.monotonic()
+                        with lock:
+                            refused[w][jti] = (at - revoked_at[jti]) * 1000.0
+                            del pending[w][jti]
+                    elif time.monotonic() - revoked_at[jti] > 10:
+                        with lock:
+                            del pending[w][jti]
+
+        threads = [threading.Thread(target=probe, args=(w,)) for w in range(workers)]
+        for t in threads:
+            t.start()
+        admin = http.client.HTTPConnection("127.0.0.1", feed_port, timeout=5)
+        exp = int(time.time()) + 7200
+        start = time.monotonic()
+        for i, t in enumerate(minted["jti_tokens"][:count]):
+            pause = start + i * args.latency_every_ms / 1000.0 - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            body = json.dumps([{"jti": t["jti"], "exp": exp}]).encode()
+            at = time.monotonic()
+            with lock:
+                revoked_at[t["jti"]] = at
+            admin.request("POST", "/v1/revocations", body=body, headers={
+                "Authorization": "Bearer " + admin_token, "Content-Type": "application/json"})
+            r = admin.getresponse()
+            r.read()
+            if r.status != 201:
+                raise RuntimeError("the feed refused a revocation: %d" % r.status)
+            with lock:
+                for w in range(workers):
+                    pending[w][t["jti"]] = t["token"]
+        done.set()
+        for t in threads:
+            t.join()
+        admin.close()
+        every = []
+        missed = 0
+        for jti in revoked_at:
+            ds = [refused[w].get(jti) for w in range(workers)]
+            if any(d is None for d in ds):
+                missed += 1
+            else:
+                every.append(max(ds))
+        per_worker = [percentile(list(refused[w].values()), 99) for w in range(workers)]
+        row.update({"count": len(revoked_at), "missed": missed,
+                    "p50": percentile(every, 50), "p99": percentile(every, 99),
+                    "max": max(every) if every else None, "per_worker_p99": per_worker})
+        log("  every worker: p50 %s ms, p99 %s ms, max %s ms (%d revocations, %d not refused "
+            "everywhere in 10 s); p99 per worker %s" % (
+                fmt_num(row["p50"], ".0f"), fmt_num(row["p99"], ".0f"),
+                fmt_num(row["max"], ".0f"), row["count"], missed,
+                ", ".join(fmt_num(x, ".0f") for x in per_worker)))
+        _, body = get(envoy.admin_port, "/stats?filter=jwt_auth.revocation")
+        row["counters"] = ", ".join(
+            line.split("jwt_auth.revocation.", 1)[1] for line in body.decode().splitlines()
+            if "fetch" in line or "conflict" in line)
+        log("  filter counters: " + row["counters"])
+        for c in conns:
+            c.close()
+        # Idle: the held polls the proxy sends when nothing is revoked.
+        wait_s = DEFAULT_WAIT_MS / 1000.0
+        time.sleep(2)
+        before, t0 = feed_polls(feed_port), time.monotonic()
+        time.sleep(args.latency_idle_waits * wait_s)
+        polls = feed_polls(feed_port) - before
+        elapsed = time.monotonic() - t0
+        row["idle_polls"] = polls
+        row["idle_s"] = elapsed
+        row["polls_per_wait"] = polls / (elapsed / wait_s)
+        log("  idle: %d feed polls in %.0f s (%.2f per wait_ms of %d ms)" % (
+            polls, elapsed, row["polls_per_wait"], DEFAULT_WAIT_MS))
+    finally:
+        envoy.stop()
+        stop(feed)
+        shutil.rmtree(data, ignore_errors=True)
+    return latency_doc(row, args, machine)
+
+
+# The filter's default `wait_ms` (core/src/config.rs DEFAULT_FEED_WAIT_MS).
+DEFAULT_WAIT_MS = 15000
+
+
+def latency_doc(row, args, machine):
+    return "\n".join([
+        "## Revoke to refused on every worker", "",
+        "Envoy `--concurrency %d` (all on core %s) with the filter's default revocation "
+        "settings (long polls of `wait_ms` %d, `sync_interval_ms` 100, `poll_interval_ms` "
+        "1000) against the reference feed server (`revocation-feed serve`, embedded store, "
+        "core %s). One keep-alive connection per worker (the listener balances connections "
+        "exactly; Envoy's per-worker gauges confirm one each). A revocation through the "
+        "admin API every %d ms for %d s; each one's token is sent on every worker's "
+        "connection until it is refused; the figure is the slowest worker, from the start "
+        "of the admin call (goal: p99 <= 150 ms). Idle: polls the feed answered over %d "
+        "waits with nothing revoked (goal: at most one per proxy per `wait_ms`)." % (
+            args.latency_workers, ENVOY_CORE, DEFAULT_WAIT_MS, LOAD_CORE,
+            args.latency_every_ms, args.latency_seconds, args.latency_idle_waits), "",
+        "| revocations | p50 ms | p99 ms | max ms | p99 per worker ms | not refused everywhere "
+        "| idle polls per wait_ms |",
+        "|---:|---:|---:|---:|---|---:|---:|",
+        "| %s | %s | %s | %s | %s | %s | %s |" % (
+            row.get("count", "-"), fmt_num(row.get("p50"), ".0f"), fmt_num(row.get("p99"), ".0f"),
+            fmt_num(row.get("max"), ".0f"),
+            " / ".join(fmt_num(x, ".0f") for x in row.get("per_worker_p99", [])) or "-",
+            row.get("missed", "-"), fmt_num(row.get("polls_per_wait"), ".2f")),
+        "",
+    ])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("bench", "revocation"):
+    for name in ("bench", "revocation", "revocation-latency"):
         s = sub.add_parser(name)
         s.add_argument("--seconds", type=int, default=10)
         s.add_argument("--warmup", type=int, default=None)
@@ -1193,6 +1428,12 @@ def main():
                        help="alternating empty-list / size runs per revocation size")
         s.add_argument("--feed-timeout-ms", type=int, default=500,
                        help="the filter's revocation.timeout_ms")
+        s.add_argument("--latency-seconds", type=int, default=60,
+                       help="revoke-to-refused with several workers: how long (0: skip)")
+        s.add_argument("--latency-every-ms", type=int, default=100)
+        s.add_argument("--latency-workers", type=int, default=4)
+        s.add_argument("--latency-idle-waits", type=int, default=3,
+                       help="idle feed load: over this many wait_ms")
         if name == "bench":
             s.add_argument("--algs", default=",".join(ALL_ALGS))
             s.add_argument("--variants", default=",".join(ALL_VARIANTS))
@@ -1211,6 +1452,9 @@ def main():
     os.makedirs(RUN_DIR, exist_ok=True)
     if args.cmd == "bench":
         bench(args)
+    elif args.cmd == "revocation-latency":
+        section = revocation_latency(args, machine_info())
+        log(section)
     else:
         machine = machine_info()
         revocation(args, machine=machine)

@@ -5,8 +5,10 @@
 #                           this filter (with/without token_cache) and an
 #                           ext_authz service, for HS256 RS256 ES256 EdDSA;
 #                           table -> bench/results/latest.md, chart -> latest.png
-#   make bench-revocation   0 / 100k / 1M revoked jtis: req/s, RSS, revoke delay
-#                           -> bench/results/revocation.md
+#   make bench-revocation   0 / 100k / 1M revoked jtis: req/s, RSS, revoke delay;
+#                           then revoke -> refused on every one of 4 workers
+#                           (the reference feed server, default settings) and
+#                           the feed's idle load -> bench/results/revocation.md
 #   make bench-wasm         the decision alone, per algorithm, without and with
 #                           a warm cache: in V8 (Node, the shipped profile) and
 #                           natively; no proxy, so small changes to the
@@ -29,6 +31,10 @@
 #   BENCH_REVOCATION_SIZES="0 100000 500000 1000000"   BENCH_REVOCATION_TRIALS=30
 #   BENCH_REVOCATION_PAIRS=3   load runs per size against the empty list (more
 #                           pairs settle the ratio on a noisy machine)
+#                           (ten million: BENCH_REVOCATION_SIZES="0 10000000";
+#                           several GiB of RAM and a few minutes per size)
+#   BENCH_REVOCATION_LATENCY_SECONDS=60   a revocation every 100 ms this long,
+#                           4 workers (0 skips it)
 #   BENCH_WASM=dist/plugin.wasm  the module measured: by default the shipped one
 #                           (`make release`: opt-level z, wasm-opt -Oz), not the
 #                           opt-level 3 build the tests load
@@ -53,6 +59,7 @@ BENCH_REVOCATION   ?=
 BENCH_REVOCATION_SIZES  ?= 0 100000 500000 1000000
 BENCH_REVOCATION_TRIALS ?= 30
 BENCH_REVOCATION_PAIRS  ?= 3
+BENCH_REVOCATION_LATENCY_SECONDS ?= 60
 BENCH_WASM         ?= $(DIST)/plugin.wasm
 BENCH_TOOL         := $(ROOT)/target/release/jwt-auth-bench
 
@@ -65,17 +72,17 @@ export BENCH_TOOL
 
 BENCH_COMMON = --seconds $(BENCH_SECONDS) --connections $(BENCH_CONNECTIONS) \
   --sizes '$(call bench_csv,$(BENCH_REVOCATION_SIZES))' --trials $(BENCH_REVOCATION_TRIALS) \
-  --rev-pairs $(BENCH_REVOCATION_PAIRS)
+  --rev-pairs $(BENCH_REVOCATION_PAIRS) --latency-seconds $(BENCH_REVOCATION_LATENCY_SECONDS)
 
 ## bench: build everything, install what is missing, run every variant
-bench: release .venv bench-tools bench-deps
+bench: release .venv bench-tools bench-deps $(if $(filter-out 0 no false,$(BENCH_REVOCATION)),feed-build)
 	JWT_AUTH_WASM=$(BENCH_WASM) $(PYTHON) $(ROOT)/bench/run.py bench $(BENCH_COMMON) \
 	  --algs '$(call bench_csv,$(BENCH_ALGS))' \
 	  --variants '$(call bench_csv,$(BENCH_VARIANTS))' --rounds $(BENCH_ROUNDS) \
 	  $(if $(filter-out 0 no false,$(BENCH_REVOCATION)),--revocation)
 
 ## bench-revocation: the revocation-scale benchmark on its own
-bench-revocation: release .venv bench-tools bench-deps
+bench-revocation: release .venv bench-tools bench-deps feed-build
 	JWT_AUTH_WASM=$(BENCH_WASM) $(PYTHON) $(ROOT)/bench/run.py revocation $(BENCH_COMMON)
 
 ## bench-wasm: the decision alone in V8 (Node) and natively, no proxy

@@ -4,7 +4,7 @@
 //! within poll interval + 500 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -18,65 +18,33 @@ const ADMIN_TOKEN: &str = "a7d3e91f5c2b8046d1e7c3a9f0b2d4c6e8a1b3c5d7e9f1a3";
 /// 32 bytes, base64.
 const SECRET_B64: &str = "q3Xy9uVd2mTa7LkPz0BwRc5HsJf8GnEe1YiOoKtUbQA=";
 
-struct Feed {
-    child: Child,
-    port: u16,
-    _dir: std::path::PathBuf,
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const SECRETS: FeedSecrets = FeedSecrets {
+    read_token: READ_TOKEN,
+    admin_token: ADMIN_TOKEN,
+    hmac_secret_base64: SECRET_B64,
+};
 
 fn feed_binary() -> std::path::PathBuf {
-    let bin = workspace_root().join("target/debug/revocation-feed");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test --workspace` (or `cargo build -p revocation-feed`) builds it",
-        bin.display()
-    );
-    bin
+    workspace_bin("revocation-feed", "revocation-feed")
 }
 
-fn start_feed() -> Feed {
+fn start_feed() -> FeedServer {
     start_feed_with(&[])
 }
 
-fn start_feed_with(env: &[(&str, &str)]) -> Feed {
-    let port = free_port();
+/// The feed server with its embedded store in a directory of its own.
+fn start_feed_with(env: &[(&str, &str)]) -> FeedServer {
     let dir = std::env::temp_dir().join(format!("feed-e2e-{}", random_id()));
-    let child = Command::new(feed_binary())
-        .envs(env.iter().copied())
-        .args(["serve", "--data"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("REVOCATION_FEED_READ_TOKEN", READ_TOKEN)
-        .env("REVOCATION_FEED_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("REVOCATION_FEED_HMAC_SECRET_BASE64", SECRET_B64)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = (0..100).any(|_| {
-        thread::sleep(Duration::from_millis(50));
-        testkit::http::get_text(port, "/healthz").is_ok_and(|(s, _)| s == 200)
-    });
-    assert!(up, "revocation-feed did not come up");
-    Feed {
-        child,
-        port,
-        _dir: dir,
-    }
+    let data = dir.display().to_string();
+    FeedServer::start(&["--data", &data], env, SECRETS)
 }
 
-fn revoke(feed: &Feed, args: &[&str]) {
+fn revoke(feed: &FeedServer, args: &[&str]) {
     let out = Command::new(feed_binary())
         .args([
             "revoke",
             "--url",
-            &format!("http://127.0.0.1:{}", feed.port),
+            &format!("http://127.0.0.1:{}", feed.port()),
         ])
         .args(["--admin-token", ADMIN_TOKEN])
         .args(args)
@@ -90,9 +58,9 @@ fn revoke(feed: &Feed, args: &[&str]) {
 }
 
 /// Envoy (2 workers) with the filter polling `feed`; tokens signed by `key`.
-fn start_proxy(feed: &Feed, key: &Key) -> Envoy {
+fn start_proxy(feed: &FeedServer, key: &Key) -> Envoy {
     start_proxy_on(
-        feed.port,
+        feed.port(),
         key,
         json!({"poll_interval_ms": POLL_MS, "wait_ms": 0}),
     )
@@ -217,21 +185,10 @@ fn revoke_through_the_admin_api_and_the_proxy_refuses_within_the_interval() {
 }
 
 /// Revokes a list of jtis in one admin request.
-fn revoke_many(feed: &Feed, jtis: &[String], exp: i64) {
-    let list: Vec<_> = jtis.iter().map(|j| json!({"jti": j, "exp": exp})).collect();
-    let body = serde_json::to_vec(&list).unwrap();
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let r = testkit::http::request_with_body(
-        feed.port,
-        "POST",
-        "/v1/revocations",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        &body,
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+fn revoke_many(feed: &FeedServer, jtis: &[String], exp: i64) {
+    if let Err(e) = feed.try_revoke(jtis, exp) {
+        panic!("the feed refused the revocations: {e}");
+    }
 }
 
 #[test]
@@ -303,7 +260,7 @@ fn more_revocations_than_one_page_are_all_refused() {
 fn a_long_poll_brings_a_revocation_at_once_and_idles_cheaply() {
     let feed = start_feed();
     let key = Key::hs(256);
-    let envoy = start_proxy_on(feed.port, &key, json!({"wait_ms": 3000}));
+    let envoy = start_proxy_on(feed.port(), &key, json!({"wait_ms": 3000}));
     wait_first_sync(&envoy);
     let victim = hs_token(&key, "val", "jti-long-poll");
     assert_eq!(status_of(&envoy, &victim), 200);
@@ -340,7 +297,7 @@ fn a_long_poll_brings_a_revocation_at_once_and_idles_cheaply() {
 #[test]
 fn a_replayed_answer_never_stands_in_for_news() {
     let feed = start_feed();
-    let path = ReplayingPath::start(feed.port);
+    let path = ReplayingPath::start(feed.port());
     let key = Key::hs(256);
     let envoy = start_proxy_on(
         path.port(),

@@ -266,12 +266,7 @@ fn feed_faults_keep_the_last_good_set() {
             wait_until(Duration::from_secs(8), || envoy.stat(&stat).unwrap_or(0)
                 > failed_before),
             "{mode:?}: no {stat}; feed stats:\n{}",
-            envoy
-                .stats()
-                .lines()
-                .filter(|l| l.contains("jwt_auth.revocation"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            revocation_counters(&envoy)
         );
         // Requests are still decided, with the last good set.
         assert!(
@@ -491,4 +486,149 @@ fn a_failing_page_drops_the_whole_snapshot() {
             && accepted_all(&envoy, &old_tokens)),
         "no recovery: the new snapshot did not replace the old set everywhere"
     );
+}
+
+/// The filter's counter `revocation.fetch_failed.<label>` (0 before the
+/// first such failure).
+fn failed_count(envoy: &Envoy, label: &str) -> u64 {
+    envoy
+        .stat(&format!(
+            "wasmcustom.jwt_auth.revocation.fetch_failed.{label}"
+        ))
+        .unwrap_or(0)
+}
+
+/// The filter's revocation counters, one per line.
+fn revocation_counters(envoy: &Envoy) -> String {
+    envoy
+        .stats()
+        .lines()
+        .filter(|l| l.contains("jwt_auth.revocation"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Brings a fault about with `cause` and waits until the failure counter
+/// `label` counts it; then every token of `held` is still refused and a
+/// valid one accepted, on every worker.
+fn fault_counted(envoy: &Envoy, held: &[String], label: &str, what: &str, cause: impl FnOnce()) {
+    let before = failed_count(envoy, label);
+    cause();
+    assert!(
+        wait_until(Duration::from_secs(10), || failed_count(envoy, label)
+            > before),
+        "{what}: no fetch_failed.{label}; counters:\n{}",
+        revocation_counters(envoy)
+    );
+    assert!(refused_all(envoy, held), "{what}: a revocation was lost");
+    let fine = token("fay", "jti-fine", now() - 5);
+    assert!(
+        all_answered(envoy, &fine, 8, 200),
+        "{what}: a valid token was refused"
+    );
+}
+
+/// Revokes `jti` at the feed, adds its token to `held`, and waits until
+/// every token of `held` is refused.
+fn revoke_and_wait(feed: &FakeFeed, envoy: &Envoy, held: &mut Vec<String>, jti: &str, what: &str) {
+    feed.revoke_jti(jti);
+    held.push(token("hal", jti, now() - 5));
+    assert!(
+        wait_until(Duration::from_secs(10), || refused_all(envoy, held)),
+        "{what}"
+    );
+}
+
+/// A long-polling filter (`wait_ms` on) against the faults a feed replica,
+/// or a set of them behind one address, can show: a poll held past the
+/// filter's timeout; a replica behind the one that answered last, to which
+/// the filter's cursor is from the future (it answers with a reset snapshot
+/// of the less it has); and an empty answer whose cursor went back. Each is
+/// counted under its label and logged (at most once per ten seconds), the
+/// last good set stays whole on every worker (the entries only the newer
+/// replica had included), and the filter catches up once the feed is right.
+#[test]
+fn long_poll_protocol_faults_are_counted_and_keep_the_last_good_set() {
+    let feed = FakeFeed::start(SECRET, READ_TOKEN);
+    feed.revoke_jti("jti-held-0");
+    feed.revoke_jti("jti-held-1");
+    let mut config = config("serve", 30);
+    config["revocation"]["wait_ms"] = json!(1000);
+    let envoy = start_with(&feed, &config);
+    wait_first_sync(&envoy);
+    let mut held: Vec<String> = (0..2)
+        .map(|i| token("hal", &format!("jti-held-{i}"), now() - 5))
+        .collect();
+    assert!(wait_until(Duration::from_secs(5), || refused_all(
+        &envoy, &held
+    )));
+
+    // Held for wait_ms + 1.5 s: Envoy ends the call at wait_ms + timeout_ms
+    // and answers it with its own 504.
+    fault_counted(&envoy, &held, "status", "held past the timeout", || {
+        feed.set_mode(FeedMode::HoldPastWait)
+    });
+    feed.set_mode(FeedMode::Serve);
+
+    // The newest entry reaches the filter; then the feed answering is a
+    // replica one entry behind.
+    revoke_and_wait(
+        &feed,
+        &envoy,
+        &mut held,
+        "jti-newest",
+        "no recovery after the held polls",
+    );
+    fault_counted(
+        &envoy,
+        &held,
+        "cursor_regression",
+        "a cursor from the replica's future",
+        || feed.set_lag(1),
+    );
+    // The replica catches up, with one more entry: a delta from the
+    // filter's own cursor brings it.
+    feed.set_lag(0);
+    revoke_and_wait(
+        &feed,
+        &envoy,
+        &mut held,
+        "jti-after-lag",
+        "no catching up once the replica did",
+    );
+
+    // An empty answer whose cursor went back two entries.
+    fault_counted(
+        &envoy,
+        &held,
+        "cursor_regression",
+        "an empty answer with an older cursor",
+        || feed.set_mode(FeedMode::EmptyMoved(-2)),
+    );
+    feed.set_mode(FeedMode::Serve);
+    revoke_and_wait(
+        &feed,
+        &envoy,
+        &mut held,
+        "jti-last",
+        "no recovery after the empty answers",
+    );
+    // Every failure counted, one log line for them per ten seconds.
+    let failures = envoy
+        .stat("wasmcustom.jwt_auth.revocation.fetch_failed")
+        .unwrap_or(0);
+    let lines = envoy.log().matches("revocation feed poll failed").count() as u64;
+    assert!(
+        failures >= 3 && (1..=2).contains(&lines) && lines < failures,
+        "{failures} failures, {lines} log lines:\n{}",
+        envoy.log()
+    );
+    // Not one reset was applied: the set was never replaced by the lagging
+    // replica's smaller snapshot.
+    let resets = feed
+        .requests()
+        .iter()
+        .filter(|r| !r.path.contains("since="))
+        .count();
+    assert_eq!(resets, 1, "only the first poll asks for a snapshot");
 }

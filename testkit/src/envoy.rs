@@ -77,7 +77,7 @@ pub struct EnvoyBuilder {
     plugin_config: String,
     wasm: Wasm,
     concurrency: u32,
-    clusters: Vec<(String, u16)>,
+    clusters: Vec<ClusterSpec>,
     direct_responses: Vec<DirectResponse>,
     vm_id: String,
     root_id: String,
@@ -161,7 +161,24 @@ impl EnvoyBuilder {
     /// An extra STATIC cluster `name` -> 127.0.0.1:`port` (JWKS endpoints,
     /// revocation feeds, ...), HTTP/1.1.
     pub fn cluster(mut self, name: &str, port: u16) -> Self {
-        self.clusters.push((name.into(), port));
+        self.clusters.push(ClusterSpec {
+            name: name.into(),
+            ports: vec![port],
+            health_path: None,
+        });
+        self
+    }
+
+    /// A cluster `name` of several endpoints, balanced by Envoy (round
+    /// robin) and checked by Envoy's active HTTP health checks on
+    /// `health_path` every 250 ms: one failed check takes an endpoint out,
+    /// one passed check brings it back.
+    pub fn balanced_cluster(mut self, name: &str, ports: &[u16], health_path: &str) -> Self {
+        self.clusters.push(ClusterSpec {
+            name: name.into(),
+            ports: ports.to_vec(),
+            health_path: Some(health_path.into()),
+        });
         self
     }
 
@@ -359,14 +376,18 @@ fn bootstrap(
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
     }));
-    let mut upstream = cluster("upstream", upstream_port);
+    let mut upstream = cluster(&ClusterSpec {
+        name: "upstream".into(),
+        ports: vec![upstream_port],
+        health_path: None,
+    });
     if b.upstream_h2 {
         upstream["typed_extension_protocol_options"]
             ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"] =
             json!({"http2_protocol_options": {}});
     }
     let mut clusters = vec![upstream];
-    clusters.extend(b.clusters.iter().map(|(n, p)| cluster(n, *p)));
+    clusters.extend(b.clusters.iter().map(cluster));
     let mut file_log = json!({
         "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
         "path": access_log.display().to_string(),
@@ -439,9 +460,23 @@ fn addr(port: u16) -> Value {
     json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
 }
 
-fn cluster(name: &str, port: u16) -> Value {
-    json!({
-        "name": name,
+/// A cluster the builder adds: its endpoints and, for a balanced one, the
+/// path of its active health checks.
+#[derive(Debug, Clone)]
+struct ClusterSpec {
+    name: String,
+    ports: Vec<u16>,
+    health_path: Option<String>,
+}
+
+fn cluster(spec: &ClusterSpec) -> Value {
+    let endpoints: Vec<Value> = spec
+        .ports
+        .iter()
+        .map(|p| json!({"endpoint": {"address": addr(*p)}}))
+        .collect();
+    let mut cluster = json!({
+        "name": spec.name,
         "type": "STATIC",
         "connect_timeout": "2s",
         "typed_extension_protocol_options": {
@@ -452,10 +487,23 @@ fn cluster(name: &str, port: u16) -> Value {
             },
         },
         "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": addr(port)}}]}],
+            "cluster_name": spec.name,
+            "endpoints": [{"lb_endpoints": endpoints}],
         },
-    })
+    });
+    if let Some(path) = &spec.health_path {
+        // Checked as often with no traffic as with: a long-polled cluster
+        // sees a request every few seconds only.
+        cluster["health_checks"] = json!([{
+            "timeout": "0.5s",
+            "interval": "0.25s",
+            "no_traffic_interval": "0.25s",
+            "unhealthy_threshold": 1,
+            "healthy_threshold": 1,
+            "http_health_check": {"path": path},
+        }]);
+    }
+    cluster
 }
 
 fn make_temp_dir() -> PathBuf {

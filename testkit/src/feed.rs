@@ -30,6 +30,13 @@ pub enum FeedMode {
     /// Answers with only the body signature, as feeds that predate bound
     /// answers send.
     Unbound,
+    /// Holds every poll for its `wait_ms` and 1.5 s more: past the time
+    /// the filter gives a long poll.
+    HoldPastWait,
+    /// A bound, empty answer (not a reset) whose cursor is the poll's
+    /// `since` moved by this many entries (a different cursor with no
+    /// entries to account for the move).
+    EmptyMoved(i64),
 }
 
 struct State {
@@ -50,9 +57,17 @@ struct State {
     page_delay_ms: u64,
     /// Delay before answering a poll without a cursor (a first, full sync).
     full_sync_delay_ms: u64,
+    /// Entries at the end of the history this feed does not show yet: a
+    /// replica behind the one that wrote them.
+    lag: usize,
 }
 
 impl State {
+    /// How many entries of the history this feed shows.
+    fn head(&self) -> usize {
+        self.history.len().saturating_sub(self.lag)
+    }
+
     /// Entries `from..to` of the history as (revoked, subjects).
     fn slice(&self, from: usize, to: usize) -> (Vec<Value>, Vec<Value>) {
         let mut revoked = Vec::new();
@@ -71,7 +86,7 @@ impl State {
         cursor
             .strip_prefix(&format!("{}-", self.epoch))
             .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n <= self.history.len())
+            .filter(|n| *n <= self.head())
     }
 
     /// One page of the snapshot pinned at `n` entries, from entry `k`: the
@@ -101,7 +116,7 @@ impl State {
         } else if since.and_then(|s| self.seq(s)).is_some() {
             return self.body(since);
         }
-        self.page(self.history.len(), 0, size)
+        self.page(self.head(), 0, size)
     }
 
     /// A delta from `since` when it is a cursor of this epoch, else a
@@ -111,8 +126,8 @@ impl State {
             Some(n) => (false, n),
             None => (true, 0),
         };
-        let (revoked, subjects) = self.slice(from, self.history.len());
-        json!({"cursor": format!("{}-{}", self.epoch, self.history.len()), "reset": reset,
+        let (revoked, subjects) = self.slice(from, self.head());
+        json!({"cursor": format!("{}-{}", self.epoch, self.head()), "reset": reset,
                "revoked": revoked, "revoked_subjects": subjects})
     }
 
@@ -169,6 +184,7 @@ impl FakeFeed {
             page_fault: None,
             page_delay_ms: 0,
             full_sync_delay_ms: 0,
+            lag: 0,
         }));
         let shared = state.clone();
         let server = HttpServer::start(move |req: &Recorded| answer(&shared, req));
@@ -234,6 +250,13 @@ impl FakeFeed {
         self.state.lock().unwrap().full_sync_delay_ms = ms;
     }
 
+    /// Shows all but the last `entries` of the history, as a replica that
+    /// has not caught up yet: a cursor past its head is from its future, and
+    /// it answers one with a reset snapshot of what it has.
+    pub fn set_lag(&self, entries: usize) {
+        self.state.lock().unwrap().lag = entries;
+    }
+
     /// A new epoch holding only these jtis: a client gets a reset.
     pub fn replace_all(&self, epoch: &str, jtis: &[&str]) {
         let mut f = self.state.lock().unwrap();
@@ -273,8 +296,15 @@ fn answer(state: &Mutex<State>, req: &Recorded) -> Reply {
     if delay > 0 {
         thread::sleep(Duration::from_millis(delay));
     }
-    if mode == FeedMode::Slow {
-        thread::sleep(Duration::from_millis(1500));
+    match mode {
+        FeedMode::Slow => thread::sleep(Duration::from_millis(1500)),
+        FeedMode::HoldPastWait => {
+            let wait_ms = param(&req.path, revocation_protocol::WAIT_MS_PARAM)
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0);
+            thread::sleep(Duration::from_millis(wait_ms + 1500));
+        }
+        _ => {}
     }
     let feed = state.lock().unwrap();
     let paged = req.path.contains("paged=1");
@@ -284,7 +314,7 @@ fn answer(state: &Mutex<State>, req: &Recorded) -> Reply {
     };
     let since = since.unwrap_or_default();
     match mode {
-        FeedMode::Serve | FeedMode::Slow => {
+        FeedMode::Serve | FeedMode::Slow | FeedMode::HoldPastWait => {
             feed.signed("application/json", body.to_string(), &since, &nonce)
         }
         FeedMode::Status(s) => Reply::json(s, &json!({"error": "down"})),
@@ -307,6 +337,14 @@ fn answer(state: &Mutex<State>, req: &Recorded) -> Reply {
             ),
         FeedMode::Regress => {
             let text = json!({"cursor": format!("{}-0", feed.epoch), "reset": true,
+                              "revoked": [], "revoked_subjects": []})
+            .to_string();
+            feed.signed("application/json", text, &since, &nonce)
+        }
+        FeedMode::EmptyMoved(by) => {
+            let at = feed.seq(&since).unwrap_or(feed.head()) as i64;
+            let cursor = format!("{}-{}", feed.epoch, (at + by).max(0));
+            let text = json!({"cursor": cursor, "reset": false,
                               "revoked": [], "revoked_subjects": []})
             .to_string();
             feed.signed("application/json", text, &since, &nonce)

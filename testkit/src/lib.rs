@@ -19,10 +19,12 @@ pub mod bench;
 pub mod envoy;
 pub mod envoy_process;
 pub mod feed;
+pub mod feed_server;
 pub mod grpc;
 pub mod h2;
 pub mod http;
 pub mod jwt;
+pub mod redis;
 pub mod server;
 
 use std::net::TcpListener;
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 pub use envoy::{default_wasm_path, envoy_bin, Envoy, EnvoyBuilder};
 pub use envoy_process::{EnvoyProcess, ProcessOptions};
 pub use feed::{FakeFeed, FeedMode, ReplayingPath};
+pub use feed_server::{FeedSecrets, FeedServer};
 pub use http::{
     raw_exchange, raw_request, request, request_with_body, try_raw_request, Connection, Echo,
     Response,
@@ -40,6 +43,7 @@ pub use jwt::{
     jwks_json, mint, mint_unsigned, now, random_id, sign_parts, tamper_claims, tamper_signature,
     DemoClaims, Key,
 };
+pub use redis::RedisServer;
 pub use server::{echo_json, EchoUpstream, HttpServer, Recorded, Reply};
 
 /// The cargo workspace root (the directory above `testkit/`).

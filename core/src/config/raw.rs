@@ -261,11 +261,12 @@ pub(super) fn default_sync_interval() -> u64 {
 pub(super) fn default_max_backoff() -> u64 {
     30_000
 }
-/// Room for the pages of a snapshot of several million entries (about 40
-/// bytes each while pending), bounded so that a feed that never stops
-/// sending `more` cannot exhaust the fetcher's memory.
+/// Room for the pages of a snapshot of ten million entries and some growth
+/// (20 bytes each while pending: 240 MB at the bound, within the 1 GiB
+/// Envoy gives a VM), bounded so that a feed that never stops sending
+/// `more` cannot exhaust the fetcher's memory.
 pub(super) fn default_max_pending_entries() -> usize {
-    5_000_000
+    12_000_000
 }
 pub(super) fn default_jwks_path() -> String {
     "/.well-known/jwks.json".to_string()

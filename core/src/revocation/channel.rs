@@ -18,7 +18,8 @@
 //! is read by all of them instead.
 
 use super::codec::{
-    decode_batch, decode_batch_into, decode_meta, encode_batch, encode_meta, Batch, Meta,
+    decode_batch, decode_batch_into, decode_meta, encode_batch, encode_meta, encode_set, Batch,
+    Meta,
 };
 use super::set::{Entry, RevocationSet};
 use crate::host::{SharedStore, StoreError};
@@ -210,6 +211,19 @@ pub fn publish(
     replica: &mut Replica,
     update: &Update<'_>,
 ) -> Result<u64, StoreError> {
+    publish_onto(store, keys, replica, update, None)
+}
+
+/// [`publish`], for a reset whose bulk is already a set (`base`, built from
+/// the answer's pages in place): `update.entries` are added to it, and it
+/// becomes the new set without being copied.
+pub fn publish_onto(
+    store: &dyn SharedStore,
+    keys: &Keys,
+    replica: &mut Replica,
+    update: &Update<'_>,
+    base: Option<RevocationSet>,
+) -> Result<u64, StoreError> {
     let (meta, cas, readable) = match read_meta(store, keys) {
         Ok(Some((m, cas))) => (m, Some(cas), true),
         Ok(None) => (Meta::default(), None, true),
@@ -245,7 +259,7 @@ pub fn publish(
     }
     let version = meta.version + 1;
     let mut set = if update.reset {
-        RevocationSet::new()
+        base.unwrap_or_default()
     } else {
         replica.set.clone()
     };
@@ -275,7 +289,7 @@ pub fn publish(
     }
     if update.reset || meta.snapshot == 0 || version - meta.snapshot >= SNAPSHOT_EVERY {
         let key = keys.snapshot(update.writer);
-        if let Err(e) = store.set(&key, &encode_batch(version, set.entries()), None) {
+        if let Err(e) = store.set(&key, &encode_set(version, &set), None) {
             remove_all(store, &written);
             return Err(e);
         }

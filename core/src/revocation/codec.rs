@@ -12,7 +12,7 @@
 //! Meta: `JRM1` | version u64 | base u64 | snapshot u64 | oldest_delta u64 |
 //! last_sync_ms u64 | held u64 | cursor_len u16 | cursor bytes.
 
-use super::set::{Entry, EntrySink};
+use super::set::{Entry, EntrySink, RevocationSet};
 
 const BATCH_MAGIC: &[u8; 4] = b"JRB1";
 const META_MAGIC: &[u8; 4] = b"JRM2";
@@ -36,9 +36,28 @@ pub struct Batch {
     pub entries: Vec<Entry>,
 }
 
+/// Bytes of an encoded token and subject record, and of the batch header.
+const TOKEN_RECORD: usize = 1 + 16 + 8;
+const SUBJECT_RECORD: usize = 1 + 16 + 8 + 8;
+const BATCH_HEADER: usize = 16;
+
 pub fn encode_batch(version: u64, entries: impl Iterator<Item = Entry>) -> Vec<u8> {
     let (lower, _) = entries.size_hint();
-    let mut out = Vec::with_capacity(16 + lower * 33);
+    encode_batch_sized(version, entries, BATCH_HEADER + lower * SUBJECT_RECORD)
+}
+
+/// The whole set as a batch, in a buffer of exactly its size: at millions
+/// of entries a buffer that grows by doubling, or one sized for the larger
+/// record, would hold hundreds of MiB more of the fetcher's memory (wasm
+/// memory never shrinks, and the host caps it).
+pub fn encode_set(version: u64, set: &RevocationSet) -> Vec<u8> {
+    let size =
+        BATCH_HEADER + set.token_count() * TOKEN_RECORD + set.subject_count() * SUBJECT_RECORD;
+    encode_batch_sized(version, set.entries(), size)
+}
+
+fn encode_batch_sized(version: u64, entries: impl Iterator<Item = Entry>, size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(BATCH_MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
@@ -293,6 +312,17 @@ mod tests {
         assert_eq!(batch.entries, sample());
         let empty = decode_batch(&encode_batch(1, std::iter::empty())).unwrap();
         assert!(empty.entries.is_empty());
+    }
+
+    #[test]
+    fn a_set_is_encoded_into_a_buffer_of_exactly_its_size() {
+        let mut set = RevocationSet::new();
+        set.apply(&sample());
+        let bytes = encode_set(7, &set);
+        assert_eq!(bytes.len(), bytes.capacity(), "no slack, no regrowth");
+        let batch = decode_batch(&bytes).unwrap();
+        assert_eq!(batch.version, 7);
+        assert_eq!(batch.entries, set.entries().collect::<Vec<_>>());
     }
 
     #[test]

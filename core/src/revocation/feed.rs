@@ -7,7 +7,7 @@ use revocation_protocol::{
     SIGNATURE_HEADER,
 };
 
-use super::set::{digest, digest_scoped, Entry};
+use super::set::{digest, digest_scoped, Entry, PendingTokens};
 use crate::schedule::Timing;
 
 /// What to do when revocations cannot be refreshed for too long.
@@ -368,9 +368,13 @@ pub enum PageStep {
 /// A whole answer, ready for `channel::publish`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Completed {
-    /// True when `entries` replace everything held.
+    /// True when `entries` and `tokens` replace everything held.
     pub reset: bool,
+    /// A delta's entries; a reset's subjects.
     pub entries: Vec<Entry>,
+    /// A reset's revoked `jti`s, in the set's compact form (the bulk of a
+    /// large snapshot).
+    pub tokens: PendingTokens,
     pub cursor: String,
     /// The feed's epoch and the time of the answer's first page, when bound.
     pub bound: Option<(String, u64)>,
@@ -379,6 +383,23 @@ pub struct Completed {
 }
 
 impl Completed {
+    /// Entries the answer holds.
+    pub fn len(&self) -> usize {
+        self.entries.len().saturating_add(self.tokens.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.tokens.is_empty()
+    }
+
+    /// Every entry of the answer: the tokens of a reset, then the rest.
+    pub fn all_entries(&self) -> Vec<Entry> {
+        self.tokens
+            .entries()
+            .chain(self.entries.iter().copied())
+            .collect()
+    }
+
     /// What a continuation page of this answer is checked against.
     pub fn state(&self) -> Option<FeedState<'_>> {
         self.bound.as_ref().map(|(epoch, time)| FeedState {
@@ -463,13 +484,14 @@ impl Pages {
                 Completed {
                     reset: response.reset,
                     entries: Vec::new(),
+                    tokens: PendingTokens::default(),
                     cursor: String::new(),
                     bound,
                     scoped: false,
                 }
             }
         };
-        let held = pending.entries.len().saturating_add(new.len());
+        let held = pending.len().saturating_add(new.len());
         if held > max_pending_entries {
             self.abandon();
             return Err(FeedError::TooManyEntries {
@@ -477,7 +499,14 @@ impl Pages {
                 limit: max_pending_entries,
             });
         }
-        if pending.entries.is_empty() {
+        if pending.reset {
+            for entry in new {
+                match entry {
+                    Entry::Token { id, exp } => pending.tokens.push(id, exp),
+                    subject => pending.entries.push(subject),
+                }
+            }
+        } else if pending.entries.is_empty() {
             pending.entries = new;
         } else {
             pending.entries.extend(new);

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use revocation_protocol::{encode_nonce, BINDING_HEADER, NONCE_BYTES, SIGNATURE_HEADER};
 
-use super::channel::{publish, Keys, Replica, Update};
+use super::channel::{publish_onto, Keys, Replica, Update};
 use super::feed::{
     self, check_response, FeedConfig, FeedError, FeedState, PageStep, Pages, SentPoll, Signatures,
 };
@@ -229,10 +229,11 @@ impl RevocationLoop {
         drop(checked);
         let done = match step {
             Ok(PageStep::Continue) => {
-                // Ask for the next page on the next tick; nothing is
-                // published, and the staleness clock does not move.
+                // Ask for the next page at once; nothing is published, and
+                // the staleness clock does not move.
                 self.fetcher.continued(now_ms);
                 host.counter_add("revocation.fetch_page", 1);
+                self.poll_again_now(host);
                 return;
             }
             Ok(PageStep::Complete(done)) => done,
@@ -246,6 +247,12 @@ impl RevocationLoop {
             host.counter_add("revocation.publish_conflict", 1);
             return;
         }
+        // A reset's tokens become the new set in place, before the update
+        // is published (sorting them is most of the work).
+        let mut done = done;
+        let base = done
+            .reset
+            .then(|| std::mem::take(&mut done.tokens).into_set());
         let update = Update {
             reset: done.reset,
             entries: &done.entries,
@@ -260,16 +267,18 @@ impl RevocationLoop {
             scoped: done.scoped,
         };
         let next = self.next_poll_in_ms(&done, now_ms);
-        let published = publish(
+        let published = publish_onto(
             host,
             &self.keys,
             &mut self.view.replica.borrow_mut(),
             &update,
+            base,
         );
         match published {
             Ok(_) => {
                 self.fetcher.succeeded(now_ms, next);
                 host.counter_add("revocation.fetch_ok", 1);
+                self.poll_again_now(host);
             }
             Err(StoreError::CasMismatch) => {
                 // Another VM published meanwhile; its data stands and this
@@ -281,6 +290,18 @@ impl RevocationLoop {
         }
     }
 
+    /// Sends the next poll from the answer's callback when it is due at
+    /// once (the next page of an answer, or the held poll after news)
+    /// rather than on the next tick: a revocation written in between would
+    /// otherwise wait up to `sync_interval_ms` for a poll to carry it, and a
+    /// snapshot of many pages would wait that long per page.
+    fn poll_again_now(&mut self, host: &dyn Host) {
+        let now_ms = host.now_ms();
+        if self.fetcher.due(now_ms) && self.fetcher.still_elected(host, now_ms) {
+            self.dispatch(host);
+        }
+    }
+
     /// When to poll again after an answer: at once when long polls are on
     /// and the feed held the poll or brought news (the next change is then
     /// announced by the next held poll); after `poll_interval_ms` when it
@@ -288,7 +309,7 @@ impl RevocationLoop {
     /// at its limit), so that such a feed is not polled in a loop.
     fn next_poll_in_ms(&self, done: &feed::Completed, now_ms: u64) -> u64 {
         let held = now_ms.saturating_sub(self.sent.sent_ms) >= self.config.wait_ms / 2;
-        if self.config.wait_ms > 0 && (held || done.reset || !done.entries.is_empty()) {
+        if self.config.wait_ms > 0 && (held || done.reset || !done.is_empty()) {
             0
         } else {
             self.config.poll_interval_ms

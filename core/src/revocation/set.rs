@@ -66,6 +66,9 @@ impl Hasher for DigestHasher {
 
 type DigestMap<V> = HashMap<Digest, V, BuildHasherDefault<DigestHasher>>;
 
+mod pending;
+pub use pending::PendingTokens;
+
 /// One revocation, as stored and shared between workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entry {
@@ -269,6 +272,16 @@ impl RevocationSet {
 
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty() && self.overlay.is_empty() && self.subjects.is_empty()
+    }
+
+    /// Revoked `jti`s held.
+    pub fn token_count(&self) -> usize {
+        self.tokens.len() + self.overlay.len()
+    }
+
+    /// Revoked subjects held.
+    pub fn subject_count(&self) -> usize {
+        self.subjects.len()
     }
 
     pub fn clear(&mut self) {

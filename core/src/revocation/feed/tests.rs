@@ -373,7 +373,7 @@ fn page_body(cursor: &str, reset: bool, more: bool, jtis: &[&str]) -> FeedRespon
 }
 
 fn ids(c: &Completed) -> Vec<Entry> {
-    c.entries.clone()
+    c.all_entries()
 }
 
 fn tokens(jtis: &[&str]) -> Vec<Entry> {
@@ -394,6 +394,7 @@ fn a_single_page_completes_at_once() {
         PageStep::Complete(Completed {
             reset: false,
             entries: tokens(&["a"]),
+            tokens: PendingTokens::default(),
             cursor: "e1-5".into(),
             bound: None,
             scoped: false,
