@@ -16,7 +16,9 @@
 //! length) pairs passed by value.
 
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+use jwt_auth_core::worker::Worker;
 
 use crate::hooks;
 
@@ -603,6 +605,31 @@ impl Drop for FilterScheduler {
     }
 }
 
+/// One configuration's core [`Worker`], shared by Envoy's threads behind a
+/// lock: its loops run on the main thread, its decisions on the workers.
+pub struct LockedWorker(Mutex<Worker>);
+
+// SAFETY: `Worker` is not `Send` only because it holds `Rc`s (cached
+// verified tokens, the revocation replica view). Every clone of each of
+// them lives inside this one worker: none is handed out, since `with`
+// only returns `Send` values, so no two threads ever touch one refcount;
+// and the mutex gives one thread at a time the whole worker.
+unsafe impl Send for LockedWorker {}
+// SAFETY: as for `Send`: shared access goes through the mutex only.
+unsafe impl Sync for LockedWorker {}
+
+impl LockedWorker {
+    pub fn new(worker: Worker) -> Self {
+        LockedWorker(Mutex::new(worker))
+    }
+
+    /// Runs `f` with the worker, alone; `None` when a thread panicked
+    /// holding it (never expected: the crate does not panic).
+    pub fn with<R: Send>(&self, f: impl FnOnce(&Worker) -> R) -> Option<R> {
+        self.0.lock().ok().map(|w| f(&w))
+    }
+}
+
 /// # Safety
 /// `ptr` is null with `len` 0, or points to `len` readable bytes that
 /// outlive `'a`.
@@ -802,11 +829,11 @@ mod event_hooks {
     pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
         envoy: EnvoyPtr,
         ptr: ConfigPtr,
-        _event_id: u64,
+        event_id: u64,
     ) {
         // SAFETY: as in request_headers.
         if let Some(config) = unsafe { config_ref(ptr) } {
-            hooks::filter_scheduled(config, FilterHandle(envoy));
+            hooks::filter_scheduled(config, FilterHandle(envoy), event_id);
         }
     }
 

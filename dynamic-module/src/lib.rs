@@ -14,4 +14,5 @@
 pub mod abi;
 pub mod hooks;
 pub mod host;
+pub mod metrics;
 pub mod store;

@@ -1,5 +1,5 @@
-//! Starts a real Envoy with the jwt-auth wasm filter in front of an echo
-//! upstream, on loopback ports chosen by the kernel, and kills it on drop.
+//! Starts a real Envoy with the jwt-auth filter (the wasm build or the
+//! native dynamic module, [`Module`]) in front of an echo upstream, on loopback ports chosen by the kernel, and kills it on drop.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::http::{self, Response};
+use crate::module::{default_native_path, Module};
 use crate::server::EchoUpstream;
 use crate::workspace_root;
 
@@ -52,6 +53,12 @@ pub fn default_wasm_path() -> PathBuf {
     path
 }
 
+/// The filter an Envoy runs, resolved to a file.
+enum Filter {
+    Wasm(PathBuf),
+    Native(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 enum Wasm {
     Default,
@@ -76,6 +83,7 @@ struct DirectResponse {
 pub struct EnvoyBuilder {
     plugin_config: String,
     wasm: Wasm,
+    module: Module,
     concurrency: u32,
     clusters: Vec<(String, u16)>,
     direct_responses: Vec<DirectResponse>,
@@ -100,6 +108,7 @@ impl Default for EnvoyBuilder {
         EnvoyBuilder {
             plugin_config: "{}".into(),
             wasm: Wasm::Default,
+            module: Module::from_env(),
             concurrency: 2,
             clusters: Vec::new(),
             direct_responses: Vec::new(),
@@ -134,6 +143,14 @@ impl EnvoyBuilder {
     /// Load this wasm instead of the default one.
     pub fn wasm_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.wasm = Wasm::Path(path.into());
+        self
+    }
+
+    /// Which build of the filter runs (default: `$JWT_AUTH_MODULE`, see
+    /// [`Module::from_env`]); [`wasm_path`](Self::wasm_path) always means
+    /// the wasm build.
+    pub fn module(mut self, module: Module) -> Self {
+        self.module = module;
         self
     }
 
@@ -224,23 +241,34 @@ impl EnvoyBuilder {
         self
     }
 
-    fn wasm_file(&self) -> Option<PathBuf> {
+    fn filter_file(&self) -> Option<Filter> {
         match &self.wasm {
-            Wasm::Default => Some(default_wasm_path()),
+            Wasm::Default => Some(match self.module {
+                Module::Wasm => Filter::Wasm(default_wasm_path()),
+                Module::Native => Filter::Native(default_native_path()),
+            }),
             Wasm::Path(p) => {
                 if !p.is_file() {
                     panic!("wasm file {} does not exist", p.display());
                 }
-                Some(p.clone())
+                Some(Filter::Wasm(p.clone()))
             }
             Wasm::None => None,
+        }
+    }
+
+    /// The build this builder starts (wasm for an explicit wasm file).
+    pub fn effective_module(&self) -> Module {
+        match &self.wasm {
+            Wasm::Default => self.module,
+            _ => Module::Wasm,
         }
     }
 
     /// The bootstrap configuration this builder writes (JSON, which is also
     /// YAML), for an upstream on `upstream_port`.
     pub fn bootstrap(&self, upstream_port: u16, access_log: &Path) -> Value {
-        bootstrap(self, self.wasm_file().as_deref(), upstream_port, access_log)
+        bootstrap(self, self.filter_file().as_ref(), upstream_port, access_log)
     }
 
     /// Starts Envoy and waits until it is LIVE; panics (with the log tail) if
@@ -256,7 +284,7 @@ impl EnvoyBuilder {
     /// configuration) or is not LIVE within [`READY_TIMEOUT`].
     pub fn try_start(self) -> Result<Envoy, String> {
         let bin = envoy_bin();
-        let wasm = self.wasm_file();
+        let filter = self.filter_file();
         let dir = make_temp_dir();
         let (owned_upstream, upstream_port) = match self.upstream_port {
             Some(p) => (None, p),
@@ -267,7 +295,7 @@ impl EnvoyBuilder {
             }
         };
         let access_log = dir.join("access.log");
-        let config = bootstrap(&self, wasm.as_deref(), upstream_port, &access_log);
+        let config = bootstrap(&self, filter.as_ref(), upstream_port, &access_log);
         let config_path = dir.join("envoy.yaml");
         let text = serde_json::to_string_pretty(&config)
             .unwrap_or_else(|e| panic!("serialize bootstrap: {e}"));
@@ -296,6 +324,11 @@ impl EnvoyBuilder {
         if let Some(c) = &self.component_log_level {
             cmd.arg("--component-log-level").arg(c);
         }
+        if let Some(Filter::Native(so)) = &filter {
+            // Envoy finds a module by name (`lib<name>.so`) on this path.
+            let dir = so.parent().unwrap_or_else(|| Path::new("."));
+            cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir);
+        }
         let stdout = fs::File::create(dir.join("stdout.log"))
             .unwrap_or_else(|e| panic!("create stdout.log: {e}"));
         let stderr =
@@ -318,6 +351,7 @@ impl EnvoyBuilder {
             upstream: owned_upstream,
             upstream_port,
             keep_dir: false,
+            module: self.effective_module(),
         };
         match envoy.wait_live(&admin_addr_path) {
             Ok(()) => Ok(envoy),
@@ -332,7 +366,7 @@ impl EnvoyBuilder {
 
 fn bootstrap(
     b: &EnvoyBuilder,
-    wasm: Option<&Path>,
+    filter: Option<&Filter>,
     upstream_port: u16,
     access_log: &Path,
 ) -> Value {
@@ -351,14 +385,17 @@ fn bootstrap(
         "route": {"cluster": "upstream", "timeout": b.route_timeout},
     }));
     let mut http_filters = Vec::new();
-    if let Some(wasm) = wasm {
+    if let Some(filter) = filter {
         let plugins = std::iter::once((b.root_id.as_str(), b.plugin_config.as_str())).chain(
             b.more_plugins
                 .iter()
                 .map(|(root, config)| (root.as_str(), config.as_str())),
         );
         for (root_id, config) in plugins {
-            http_filters.push(wasm_filter(b, wasm, root_id, config));
+            http_filters.push(match filter {
+                Filter::Wasm(wasm) => wasm_filter(b, wasm, root_id, config),
+                Filter::Native(so) => native_filter(so, config),
+            });
         }
     }
     http_filters.push(json!({
@@ -426,6 +463,28 @@ fn wasm_filter(b: &EnvoyBuilder, wasm: &Path, root_id: &str, config: &str) -> Va
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": wasm.display().to_string()}},
                 },
+            },
+        },
+    })
+}
+
+/// One dynamic-module HTTP filter loading the native module (by name, from
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`) with this configuration.
+fn native_filter(so: &Path, config: &str) -> Value {
+    let stem = so
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = stem.strip_prefix("lib").unwrap_or(&stem).to_string();
+    json!({
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": name},
+            "filter_name": "jwt_auth",
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config,
             },
         },
     })
@@ -499,6 +558,7 @@ pub struct Envoy {
     upstream: Option<EchoUpstream>,
     upstream_port: u16,
     keep_dir: bool,
+    module: Module,
 }
 
 impl Envoy {
@@ -632,8 +692,31 @@ impl Envoy {
         self.admin_get("/stats")
     }
 
-    /// One counter or gauge from `/stats` by exact name.
+    /// The build this Envoy runs.
+    pub fn module(&self) -> Module {
+        self.module
+    }
+
+    /// A filter metric's name in `/stats`, given as the wasm build names it
+    /// (`wasmcustom.<namespace>.<name>`): the native module's counters are
+    /// the same under Envoy's `dynamicmodulescustom` namespace.
+    pub fn stat_name(&self, wasm_name: &str) -> String {
+        match wasm_name.strip_prefix("wasmcustom.") {
+            Some(rest) => format!("{}.{rest}", self.module.stat_namespace()),
+            None => wasm_name.to_string(),
+        }
+    }
+
+    /// A filter metric's name in `/stats/prometheus`, given as the wasm
+    /// build names it there (`jwt_auth_allowed`).
+    pub fn prometheus_name(&self, wasm_name: &str) -> String {
+        format!("{}{wasm_name}", self.module.prometheus_prefix())
+    }
+
+    /// One counter or gauge from `/stats` by exact name (a filter metric
+    /// named as the wasm build names it, see [`Envoy::stat_name`]).
     pub fn stat(&self, name: &str) -> Option<u64> {
+        let name = &self.stat_name(name);
         let text = self.admin_get(&format!("/stats?filter=^{}$", regex_escape(name)));
         text.lines().find_map(|l| {
             let (n, v) = l.split_once(": ")?;

@@ -21,6 +21,7 @@ pub mod feed;
 pub mod h2;
 pub mod http;
 pub mod jwt;
+pub mod module;
 pub mod server;
 
 use std::net::TcpListener;
@@ -37,6 +38,7 @@ pub use jwt::{
     jwks_json, mint, mint_unsigned, now, random_id, sign_parts, tamper_claims, tamper_signature,
     DemoClaims, Key,
 };
+pub use module::{default_native_path, Module};
 pub use server::{echo_json, EchoUpstream, HttpServer, Recorded, Reply};
 
 /// The cargo workspace root (the directory above `testkit/`).
