@@ -269,6 +269,7 @@ pub fn on_program_init() -> *const c_char {
     match resolve() {
         Ok(found) => {
             let _ = CALLBACKS.set(found);
+            crate::logger::install();
             ABI_VERSION.as_ptr()
         }
         Err(missing) => {

@@ -14,5 +14,6 @@
 pub mod abi;
 pub mod hooks;
 pub mod host;
+pub mod logger;
 pub mod metrics;
 pub mod store;

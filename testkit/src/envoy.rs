@@ -63,6 +63,8 @@ enum Filter {
 enum Wasm {
     Default,
     Path(PathBuf),
+    /// A native module file (`lib<name>.so`) instead of the default one.
+    NativePath(PathBuf),
     None,
 }
 
@@ -151,6 +153,12 @@ impl EnvoyBuilder {
     /// the wasm build.
     pub fn module(mut self, module: Module) -> Self {
         self.module = module;
+        self
+    }
+
+    /// Load this native module (`lib<name>.so`) instead of the default one.
+    pub fn native_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wasm = Wasm::NativePath(path.into());
         self
     }
 
@@ -253,6 +261,7 @@ impl EnvoyBuilder {
                 }
                 Some(Filter::Wasm(p.clone()))
             }
+            Wasm::NativePath(p) => Some(Filter::Native(p.clone())),
             Wasm::None => None,
         }
     }
@@ -261,6 +270,7 @@ impl EnvoyBuilder {
     pub fn effective_module(&self) -> Module {
         match &self.wasm {
             Wasm::Default => self.module,
+            Wasm::NativePath(_) => Module::Native,
             _ => Module::Wasm,
         }
     }
