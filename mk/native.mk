@@ -27,3 +27,20 @@ build-native:
 test-native: build build-native .venv grpcio
 	JWT_AUTH_MODULE=native $(CARGO) test -p jwt-auth-e2e --no-fail-fast \
 	  $(foreach s,$(NATIVE_SUITES),--test $(s))
+
+## release-native: the module beside the wasm in dist/ (part of `make
+## release`): dist/libjwt_auth_dynamic_module.so (the name Envoy loads by),
+## a versioned copy naming the Envoy version and platform it is built for,
+## and a .sha256 of each
+NATIVE_RELEASE_NAME = jwt-auth-dynamic-module-$(RELEASE_VERSION)-envoy-$(ENVOY_VERSION)-$(shell uname -m)-linux.so
+.PHONY: release-native
+release: release-native
+release-native:
+	$(CARGO) build --release -p jwt-auth-dynamic-module
+	@mkdir -p $(DIST)
+	@cp $(NATIVE_MODULE) $(DIST)/libjwt_auth_dynamic_module.so
+	@cd $(DIST) && sha256sum libjwt_auth_dynamic_module.so > libjwt_auth_dynamic_module.so.sha256 \
+	 && cp libjwt_auth_dynamic_module.so $(NATIVE_RELEASE_NAME) \
+	 && sha256sum $(NATIVE_RELEASE_NAME) > $(NATIVE_RELEASE_NAME).sha256
+	@echo "dist/libjwt_auth_dynamic_module.so: $$(stat -c %s $(DIST)/libjwt_auth_dynamic_module.so) bytes," \
+	  "sha256 $$(cut -d' ' -f1 $(DIST)/libjwt_auth_dynamic_module.so.sha256), for Envoy $(ENVOY_VERSION)"

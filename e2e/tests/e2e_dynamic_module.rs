@@ -131,3 +131,77 @@ fn a_configuration_the_module_cannot_compile_is_refused_naming_the_field() {
         "{log}"
     );
 }
+
+/// `envoy --mode validate` of a config for the native module, with the
+/// built library on the search path; returns Envoy's output.
+fn validate(config: &Path) -> String {
+    let so = default_native_path();
+    let out = std::process::Command::new(envoy_bin())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(config)
+        .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", so.parent().unwrap())
+        .output()
+        .expect("run envoy --mode validate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{}:\n{text}", config.display());
+    text
+}
+
+#[test]
+fn the_plain_envoy_example_validates_with_the_module_loaded() {
+    let example = workspace_root().join("deploy/envoy/envoy-native.yaml");
+    let out = validate(&example);
+    assert!(
+        out.contains("jwt-auth: configuration loaded (dynamic module): 1 provider(s) (1 with remote keys), 1 rule(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_demo_config_turned_native_validates_with_the_same_plugin_configuration() {
+    // What `make run MODULE=native` runs.
+    let dir = std::env::temp_dir().join(format!("jwt-auth-demo-native-{}", random_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_yaml = dir.join("envoy-native.yaml");
+    let status = std::process::Command::new("python3")
+        .arg(workspace_root().join("tools/native_envoy_yaml.py"))
+        .arg(workspace_root().join("envoy.yaml"))
+        .arg(&out_yaml)
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let converted = std::fs::read_to_string(&out_yaml).unwrap();
+    assert!(!converted.contains("envoy.filters.http.wasm"));
+    let out = validate(&out_yaml);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.contains("revocation on"), "{out}");
+}
+
+#[test]
+fn the_shipped_module_matches_its_checksum_and_loads() {
+    // `make release` (a prerequisite of `make test`) puts it in dist/.
+    use sha2::{Digest, Sha256};
+    let dist = workspace_root().join("dist");
+    let so = dist.join("libjwt_auth_dynamic_module.so");
+    let bytes =
+        std::fs::read(&so).unwrap_or_else(|e| panic!("{}: {e} (run `make release`)", so.display()));
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let listed =
+        std::fs::read_to_string(dist.join("libjwt_auth_dynamic_module.so.sha256")).unwrap();
+    assert_eq!(listed, format!("{digest}  libjwt_auth_dynamic_module.so\n"));
+    let envoy = Envoy::builder()
+        .native_path(&so)
+        .plugin_config_json(&config())
+        .start();
+    assert!(envoy
+        .log()
+        .contains("Dynamic module ABI version v0.2.0 matched."));
+    assert_eq!(envoy.get("/x", &[]).status, 401);
+}
