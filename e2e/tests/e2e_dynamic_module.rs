@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use testkit::*;
 
+/// Envoy writes its log file every 50 ms (the test kit's flush interval).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn config() -> serde_json::Value {
     let key = Key::hs(256);
     json!({"providers": [{"name": "p", "jwks": jwks([key.jwk(Some("HS256"))])}]})
@@ -73,10 +76,10 @@ fn envoy_only_warns_about_another_abi_version() {
         .native_path(&so)
         .plugin_config_json(&config())
         .start();
-    let log = envoy.log();
     assert!(
-        log.contains("Dynamic module ABI version v0.1.0 is deprecated"),
-        "{log}"
+        envoy.wait_for_log("Dynamic module ABI version v0.1.0 is deprecated", WAIT),
+        "{}",
+        envoy.log()
     );
     assert_eq!(envoy.get("/x", &[]).status, 401);
     drop(envoy);
