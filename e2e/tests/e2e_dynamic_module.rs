@@ -58,9 +58,7 @@ fn envoy_1_40_reports_the_modules_abi_version_as_matched() {
         .plugin_config_json(&config())
         .start();
     assert!(
-        envoy
-            .log()
-            .contains("Dynamic module ABI version v0.2.0 matched."),
+        envoy.wait_for_log("Dynamic module ABI version v0.2.0 matched.", WAIT),
         "{}",
         envoy.log()
     );
@@ -203,8 +201,6 @@ fn the_shipped_module_matches_its_checksum_and_loads() {
         .native_path(&so)
         .plugin_config_json(&config())
         .start();
-    assert!(envoy
-        .log()
-        .contains("Dynamic module ABI version v0.2.0 matched."));
+    assert!(envoy.wait_for_log("Dynamic module ABI version v0.2.0 matched.", WAIT));
     assert_eq!(envoy.get("/x", &[]).status, 401);
 }
