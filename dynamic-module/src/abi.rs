@@ -107,6 +107,10 @@ pub enum LogLevel {
 
 type EnvoyPtr = *mut c_void;
 
+/// `envoy_dynamic_module_callback_http_filter_config_define_{counter,gauge}`.
+type DefineMetric =
+    unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32;
+
 /// Every callback this library calls, resolved by name at load.
 struct Callbacks {
     log: unsafe extern "C" fn(u32, ModuleBuffer),
@@ -123,10 +127,8 @@ struct Callbacks {
     ),
     clear_route_cache: unsafe extern "C" fn(EnvoyPtr),
     continue_decoding: unsafe extern "C" fn(EnvoyPtr),
-    define_counter:
-        unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32,
-    define_gauge:
-        unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32,
+    define_counter: DefineMetric,
+    define_gauge: DefineMetric,
     increment_counter: unsafe extern "C" fn(EnvoyPtr, usize, *mut ModuleBuffer, usize, u64) -> u32,
     config_increment_counter:
         unsafe extern "C" fn(EnvoyPtr, usize, *mut ModuleBuffer, usize, u64) -> u32,
@@ -300,33 +302,24 @@ unsafe impl Sync for ConfigHandle {}
 pub type MetricId = usize;
 
 impl ConfigHandle {
-    /// Declares the counter `name` (Envoy adds the filter's
-    /// `metrics_namespace`); only while the configuration loads.
+    /// Declares the counter `name` (Envoy adds its `dynamicmodulescustom`
+    /// namespace); only while the configuration loads.
     pub fn define_counter(self, name: &str) -> Option<MetricId> {
-        let cb = callbacks()?;
-        let mut id: usize = 0;
-        // SAFETY: the name buffer lives for the call (Envoy copies it); no
-        // labels (null, length 0, as the ABI allows); `id` is a live out
-        // parameter.
-        let result = unsafe {
-            (cb.define_counter)(
-                self.0,
-                ModuleBuffer::of(name.as_bytes()),
-                std::ptr::null_mut(),
-                0,
-                &mut id,
-            )
-        };
-        (result == SUCCESS).then_some(id)
+        self.define(callbacks()?.define_counter, name)
     }
 
     /// Declares the gauge `name`; only while the configuration loads.
     pub fn define_gauge(self, name: &str) -> Option<MetricId> {
-        let cb = callbacks()?;
+        self.define(callbacks()?.define_gauge, name)
+    }
+
+    fn define(self, define: DefineMetric, name: &str) -> Option<MetricId> {
         let mut id: usize = 0;
-        // SAFETY: as in `define_counter`.
+        // SAFETY: `define` is one of the ABI's define callbacks; the name
+        // buffer lives for the call (Envoy copies it); no labels (null,
+        // length 0, as the ABI allows); `id` is a live out parameter.
         let result = unsafe {
-            (cb.define_gauge)(
+            define(
                 self.0,
                 ModuleBuffer::of(name.as_bytes()),
                 std::ptr::null_mut(),
@@ -364,15 +357,7 @@ impl ConfigHandle {
         timeout_ms: u64,
     ) -> Result<u64, u32> {
         let cb = callbacks().ok_or(u32::MAX)?;
-        let mut raw: Vec<ModuleHttpHeader> = headers
-            .iter()
-            .map(|(n, v)| ModuleHttpHeader {
-                key_ptr: n.as_ptr().cast(),
-                key_length: n.len(),
-                value_ptr: v.as_ptr().cast(),
-                value_length: v.len(),
-            })
-            .collect();
+        let mut raw = module_headers(headers);
         let mut id: u64 = 0;
         // SAFETY: every buffer points into `cluster`, `headers` and `raw`,
         // all alive for the call (Envoy copies them into its request); an
@@ -397,40 +382,55 @@ impl ConfigHandle {
 
     /// A scheduler that runs `on_http_filter_config_scheduled` on the main
     /// thread, committed from any thread.
-    pub fn scheduler(self) -> Option<ConfigScheduler> {
+    pub fn scheduler(self) -> Option<Scheduler> {
         let cb = callbacks()?;
         // SAFETY: the handle is live while the configuration is.
         let raw = unsafe { (cb.config_scheduler_new)(self.0) };
-        (!raw.is_null()).then_some(ConfigScheduler(raw))
+        Scheduler::new(raw, cb.config_scheduler_commit, cb.config_scheduler_delete)
     }
 }
 
-/// Envoy's `DynamicModuleHttpFilterConfigScheduler`, owned here: deleted
-/// on drop.
-pub struct ConfigScheduler(*mut c_void);
+/// One of Envoy's schedulers (a configuration's, run on the main thread, or
+/// a stream's, run on its worker thread), owned here: deleted on drop.
+pub struct Scheduler {
+    raw: *mut c_void,
+    commit: unsafe extern "C" fn(*mut c_void, u64),
+    delete: unsafe extern "C" fn(*mut c_void),
+}
 
-// SAFETY: the ABI documents commit as callable from any thread ("used to
-// dispatch HTTP filter configuration operations to the main thread from
-// any thread"); the pointer is only passed back to Envoy.
-unsafe impl Send for ConfigScheduler {}
+// SAFETY: the ABI documents commit as callable from any thread (the
+// configuration's: "used to dispatch HTTP filter configuration operations to
+// the main thread from any thread"; a stream's: "safe to call from any
+// thread and a no-op once the filter has been destroyed"); the pointer is
+// only passed back to Envoy.
+unsafe impl Send for Scheduler {}
 // SAFETY: as for `Send`; commit takes the pointer by value.
-unsafe impl Sync for ConfigScheduler {}
+unsafe impl Sync for Scheduler {}
 
-impl ConfigScheduler {
+impl Scheduler {
+    fn new(
+        raw: *mut c_void,
+        commit: unsafe extern "C" fn(*mut c_void, u64),
+        delete: unsafe extern "C" fn(*mut c_void),
+    ) -> Option<Scheduler> {
+        (!raw.is_null()).then_some(Scheduler {
+            raw,
+            commit,
+            delete,
+        })
+    }
+
     pub fn commit(&self, event_id: u64) {
-        if let Some(cb) = callbacks() {
-            // SAFETY: the scheduler is live until dropped.
-            unsafe { (cb.config_scheduler_commit)(self.0, event_id) }
-        }
+        // SAFETY: the scheduler is live until dropped; `commit` is the
+        // commit callback of the kind that made it.
+        unsafe { (self.commit)(self.raw, event_id) }
     }
 }
 
-impl Drop for ConfigScheduler {
+impl Drop for Scheduler {
     fn drop(&mut self) {
-        if let Some(cb) = callbacks() {
-            // SAFETY: created by `config_scheduler_new`, deleted once.
-            unsafe { (cb.config_scheduler_delete)(self.0) }
-        }
+        // SAFETY: made by the matching `*_scheduler_new`, deleted once.
+        unsafe { (self.delete)(self.raw) }
     }
 }
 
@@ -524,17 +524,14 @@ impl FilterHandle {
     }
 
     /// Answers the request locally.
-    pub fn send_response(self, status: u16, headers: &[(&str, &str)], body: Option<&str>) {
+    pub fn send_response<N: AsRef<str>>(
+        self,
+        status: u16,
+        headers: &[(N, String)],
+        body: Option<&str>,
+    ) {
         let Some(cb) = callbacks() else { return };
-        let mut raw: Vec<ModuleHttpHeader> = headers
-            .iter()
-            .map(|(n, v)| ModuleHttpHeader {
-                key_ptr: n.as_ptr().cast(),
-                key_length: n.len(),
-                value_ptr: v.as_ptr().cast(),
-                value_length: v.len(),
-            })
-            .collect();
+        let mut raw = module_headers(headers);
         let body = body.map_or(ModuleBuffer::null(), |b| ModuleBuffer::of(b.as_bytes()));
         // SAFETY: every buffer points into `headers`, `body` and `raw`,
         // alive for the call; Envoy copies them into the local reply.
@@ -570,39 +567,11 @@ impl FilterHandle {
 
     /// A scheduler that runs `on_http_filter_scheduled` for this stream on
     /// its worker thread, committed from any thread.
-    pub fn scheduler(self) -> Option<FilterScheduler> {
+    pub fn scheduler(self) -> Option<Scheduler> {
         let cb = callbacks()?;
         // SAFETY: the filter pointer is live during the hook.
         let raw = unsafe { (cb.filter_scheduler_new)(self.0) };
-        (!raw.is_null()).then_some(FilterScheduler(raw))
-    }
-}
-
-/// Envoy's `DynamicModuleHttpFilterScheduler`, owned here: deleted on drop.
-pub struct FilterScheduler(*mut c_void);
-
-// SAFETY: the ABI documents commit as "safe to call from any thread and a
-// no-op once the filter has been destroyed"; the pointer is only passed
-// back to Envoy.
-unsafe impl Send for FilterScheduler {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for FilterScheduler {}
-
-impl FilterScheduler {
-    pub fn commit(&self, event_id: u64) {
-        if let Some(cb) = callbacks() {
-            // SAFETY: the scheduler is live until dropped.
-            unsafe { (cb.filter_scheduler_commit)(self.0, event_id) }
-        }
-    }
-}
-
-impl Drop for FilterScheduler {
-    fn drop(&mut self) {
-        if let Some(cb) = callbacks() {
-            // SAFETY: created by `filter_scheduler_new`, deleted once.
-            unsafe { (cb.filter_scheduler_delete)(self.0) }
-        }
+        Scheduler::new(raw, cb.filter_scheduler_commit, cb.filter_scheduler_delete)
     }
 }
 
@@ -641,6 +610,23 @@ unsafe fn bytes<'a>(ptr: *const c_char, len: usize) -> &'a [u8] {
         // SAFETY: the caller's contract.
         unsafe { std::slice::from_raw_parts(ptr.cast(), len) }
     }
+}
+
+/// The ABI's view of (name, value) pairs: pointers into `headers`, which
+/// must outlive the call they are passed to.
+fn module_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> Vec<ModuleHttpHeader> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            let (n, v) = (n.as_ref(), v.as_ref());
+            ModuleHttpHeader {
+                key_ptr: n.as_ptr().cast(),
+                key_length: n.len(),
+                value_ptr: v.as_ptr().cast(),
+                value_length: v.len(),
+            }
+        })
+        .collect()
 }
 
 /// A callout's answer as Envoy handed it over: status, headers, body.

@@ -17,8 +17,8 @@ use jwt_auth_core::request::{Header, Request};
 use jwt_auth_core::worker::{Step, Worker};
 
 use crate::abi::{
-    self, CalloutAnswer, ConfigHandle, ConfigScheduler, FilterHandle, FilterScheduler,
-    HeadersStatus, LockedWorker, LogLevel, MetricId,
+    self, CalloutAnswer, ConfigHandle, FilterHandle, HeadersStatus, LockedWorker, LogLevel,
+    MetricId, Scheduler,
 };
 use crate::host::{now_us, NativeHost};
 use crate::metrics;
@@ -28,7 +28,7 @@ use crate::store::LockedStore;
 /// scheduler that wakes it on its worker thread, and since when it waits.
 struct Held {
     filter: usize,
-    scheduler: FilterScheduler,
+    scheduler: Scheduler,
     since_ms: u64,
 }
 
@@ -70,11 +70,11 @@ impl Config {
 /// scheduler every period, and Envoy runs it on the main thread.
 struct Ticker {
     stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<ConfigScheduler>>,
+    thread: Option<JoinHandle<Scheduler>>,
 }
 
 impl Ticker {
-    fn start(scheduler: ConfigScheduler, period: Duration) -> Option<Ticker> {
+    fn start(scheduler: Scheduler, period: Duration) -> Option<Ticker> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("jwt-auth-tick".into())
@@ -285,11 +285,8 @@ fn apply(filter: FilterHandle, decision: &Decision) -> HeadersStatus {
             HeadersStatus::Continue
         }
         Decision::Deny(deny) => {
-            let headers = deny.headers();
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let body = deny.response_body();
-            filter.send_response(deny.response_status(), &headers, body.as_deref());
+            filter.send_response(deny.response_status(), &deny.headers(), body.as_deref());
             HeadersStatus::StopIteration
         }
     }

@@ -39,18 +39,12 @@ pub fn envoy_bin() -> PathBuf {
 /// `<workspace>/target/wasm32-wasip1/release/jwt_auth_wasm.wasm`. Panics when
 /// missing.
 pub fn default_wasm_path() -> PathBuf {
-    let path = match std::env::var_os("JWT_AUTH_WASM") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_root().join("target/wasm32-wasip1/release/jwt_auth_wasm.wasm"),
-    };
-    if !path.is_file() {
-        panic!(
-            "jwt-auth wasm filter not found at {} — build it with `make build` \
-             (cargo build --release --target wasm32-wasip1 --lib) or set JWT_AUTH_WASM",
-            path.display()
-        );
-    }
-    path
+    crate::built_file(
+        "JWT_AUTH_WASM",
+        "target/wasm32-wasip1/release/jwt_auth_wasm.wasm",
+        "build the jwt-auth wasm filter with `make build` \
+         (cargo build --release --target wasm32-wasip1 --lib)",
+    )
 }
 
 /// The filter an Envoy runs, resolved to a file.

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::workspace_root;
+use crate::built_file;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Module {
@@ -55,16 +55,10 @@ impl Module {
 /// `<workspace>/target/release/libjwt_auth_dynamic_module.so`. Panics when
 /// missing.
 pub fn default_native_path() -> PathBuf {
-    let path = match std::env::var_os("JWT_AUTH_DYNAMIC_MODULE") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_root().join("target/release/libjwt_auth_dynamic_module.so"),
-    };
-    if !path.is_file() {
-        panic!(
-            "jwt-auth dynamic module not found at {} — build it with `make build-native` \
-             (cargo build --release -p jwt-auth-dynamic-module) or set JWT_AUTH_DYNAMIC_MODULE",
-            path.display()
-        );
-    }
-    path
+    built_file(
+        "JWT_AUTH_DYNAMIC_MODULE",
+        "target/release/libjwt_auth_dynamic_module.so",
+        "build the jwt-auth dynamic module with `make build-native` \
+         (cargo build --release -p jwt-auth-dynamic-module)",
+    )
 }
