@@ -808,6 +808,7 @@ def draw_chart(rows, algs, variants):
         terms.stdout + terms.stderr) else "png size 1000,600"
     titles = {"jwt_authn": "Envoy jwt_authn", "jwt_authn_cache": "Envoy jwt_authn + cache",
               "wasm": "jwt-auth-wasm", "wasm_cache": "jwt-auth-wasm + token_cache",
+              "native": "dynamic module (native)", "native_cache": "dynamic module + token_cache",
               "ext_authz": "ext_authz + native service",
               "wasm_cache_base": "baseline module + token_cache"}
     n = len(shown)

@@ -486,29 +486,25 @@ impl FilterHandle {
 
     /// Removes every value of request header `name`.
     pub fn remove_request_header(self, name: &str) {
-        if let Some(cb) = callbacks() {
-            // SAFETY: the name lives for the call; a null value removes.
-            let _ = unsafe {
-                (cb.set_header)(
-                    self.0,
-                    REQUEST_HEADERS,
-                    ModuleBuffer::of(name.as_bytes()),
-                    ModuleBuffer::null(),
-                )
-            };
-        }
+        self.write_request_header(name, ModuleBuffer::null());
     }
 
     /// Sets request header `name` to `value`, replacing every value.
     pub fn set_request_header(self, name: &str, value: &str) {
+        self.write_request_header(name, ModuleBuffer::of(value.as_bytes()));
+    }
+
+    /// The ABI's one header writer: a null value removes the header.
+    fn write_request_header(self, name: &str, value: ModuleBuffer) {
         if let Some(cb) = callbacks() {
-            // SAFETY: both buffers live for the call; Envoy copies them.
+            // SAFETY: the name (and a non-null value) point into buffers
+            // alive for the call; Envoy copies them.
             let _ = unsafe {
                 (cb.set_header)(
                     self.0,
                     REQUEST_HEADERS,
                     ModuleBuffer::of(name.as_bytes()),
-                    ModuleBuffer::of(value.as_bytes()),
+                    value,
                 )
             };
         }
@@ -580,10 +576,13 @@ impl FilterHandle {
 pub struct LockedWorker(Mutex<Worker>);
 
 // SAFETY: `Worker` is not `Send` only because it holds `Rc`s (cached
-// verified tokens, the revocation replica view). Every clone of each of
-// them lives inside this one worker: none is handed out, since `with`
-// only returns `Send` values, so no two threads ever touch one refcount;
-// and the mutex gives one thread at a time the whole worker.
+// verified tokens, the revocation replica view) and a boxed signature
+// accelerator. Every clone of each `Rc` lives inside this one worker: none
+// is handed out, since `with` only returns `Send` values, so no two threads
+// ever touch one refcount; the accelerator this crate boxes
+// (`Accelerator<RingCrypto>`, `crate::crypto`) is plain data with no
+// thread affinity; and the mutex gives one thread at a time the whole
+// worker.
 unsafe impl Send for LockedWorker {}
 // SAFETY: as for `Send`: shared access goes through the mutex only.
 unsafe impl Sync for LockedWorker {}

@@ -132,7 +132,12 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
             "off"
         }
     );
-    let worker = Worker::new(policy.clone(), random_owner(), now_us() / 1000, None);
+    let accelerator = crate::crypto::accelerator(policy.native_verification);
+    let native = accelerator.as_ref().map_or(String::new(), |_| {
+        "; RSA and ECDSA (ES256, ES384) checked by ring".to_string()
+    });
+    let summary = format!("{summary}{native}");
+    let worker = Worker::new(policy.clone(), random_owner(), now_us() / 1000, accelerator);
     let names = metrics::names(&policy, &worker);
     let counters = declare(&names.counters, &policy.namespace, |n| {
         handle.define_counter(n)

@@ -12,6 +12,7 @@
 
 #[allow(unsafe_code)]
 pub mod abi;
+pub mod crypto;
 pub mod hooks;
 pub mod host;
 pub mod logger;
