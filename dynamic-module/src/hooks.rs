@@ -197,14 +197,6 @@ fn random_owner() -> u64 {
     u64::from_le_bytes(bytes).max(1)
 }
 
-fn pseudo<'h>(headers: &[Header<'h>], name: &str) -> &'h str {
-    headers
-        .iter()
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .unwrap_or("")
-}
-
 /// Decides the stream's request as context `context_id`; a request that
 /// must wait for keys is registered to be woken before the lock goes.
 fn decide(
@@ -225,11 +217,7 @@ fn decide(
             .iter()
             .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, *v)))
             .collect();
-        let request = Request {
-            method: pseudo(&headers, ":method"),
-            path: pseudo(&headers, ":path"),
-            headers: &headers,
-        };
+        let request = Request::from_headers(&headers);
         config.worker.with(|w| {
             let step = w.decide(&host, now_ms, context_id, &request, waiting_since);
             // Envoy's counters are atomic adds: nothing to gain by batching.
