@@ -471,9 +471,10 @@ impl FilterHandle {
         let headers: Vec<(&[u8], &[u8])> = raw
             .iter()
             // SAFETY: Envoy filled each entry with buffers of its header
-            // map, valid until the end of this hook or until a header is
-            // set; `f` runs now and no setter can run while it borrows them
-            // (the setters take this handle, which `f` does not get).
+            // map, valid until the end of this hook or until a header of
+            // it is set. The borrow ends when `f` returns, and `f` sets no
+            // header: this crate's only caller (`hooks::decide`) decides
+            // inside `f` and writes headers (`hooks::apply`) after it.
             .map(|h| unsafe {
                 (
                     bytes(h.key_ptr, h.key_length),
