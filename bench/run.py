@@ -46,13 +46,16 @@ EMPTY_WASM = os.environ.get("BENCH_EMPTY_WASM") or os.path.join(
 # change) for the wasm_cache_base variant, so a change is measured side by
 # side with what it replaces, in one run.
 BASE_WASM = os.environ.get("BENCH_BASE_WASM")
+# The native build (an Envoy dynamic module), loaded by name from its directory.
+NATIVE_MODULE = os.environ.get("JWT_AUTH_DYNAMIC_MODULE") or os.path.join(
+    ROOT, "target", "release", "libjwt_auth_dynamic_module.so")
 TOOL = os.environ.get("BENCH_TOOL") or os.path.join(ROOT, "target", "release", "jwt-auth-bench")
 
 ENVOY_CORE = "0"
 LOAD_CORE = "1"
 ALL_ALGS = ["HS256", "RS256", "ES256", "EdDSA"]
-ALL_VARIANTS = ["passthrough", "wasm_empty", "jwt_authn", "jwt_authn_cache", "wasm", "wasm_cache", "ext_authz",
-                "wasm_cache_base"]
+ALL_VARIANTS = ["passthrough", "wasm_empty", "jwt_authn", "jwt_authn_cache", "wasm", "wasm_cache",
+                "native", "native_cache", "ext_authz", "wasm_cache_base"]
 VARIANT_LABEL = {
     "passthrough": "passthrough (no auth filter)",
     "wasm_empty": "empty proxy-wasm filter (the SDK's floor)",
@@ -60,6 +63,8 @@ VARIANT_LABEL = {
     "jwt_authn_cache": "Envoy jwt_authn, jwt_cache_size 100",
     "wasm": "jwt-auth-wasm, no cache",
     "wasm_cache": "jwt-auth-wasm, token_cache 10000",
+    "native": "jwt-auth dynamic module (native), no cache",
+    "native_cache": "jwt-auth dynamic module (native), token_cache 10000",
     "ext_authz": "ext_authz -> native service (same core)",
     "wasm_cache_base": "jwt-auth-wasm of BENCH_BASE_WASM, token_cache 10000",
 }
@@ -253,6 +258,20 @@ def wasm_filter(wasm_path, plugin, name="jwt_auth"):
                           "code": {"local": {"filename": wasm_path}}},
             "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                               "value": json.dumps(plugin)}}}}
+
+
+def native_filter(plugin):
+    """The native build as a dynamic-module filter (Envoy finds
+    lib<name>.so on ENVOY_DYNAMIC_MODULES_SEARCH_PATH, set at start)."""
+    name = os.path.basename(NATIVE_MODULE)
+    name = name[3:] if name.startswith("lib") else name
+    name = name[:-3] if name.endswith(".so") else name
+    return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        "dynamic_module_config": {"name": name},
+        "filter_name": "jwt_auth",
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                          "value": json.dumps(plugin)}}}
 
 
 def jwt_authn_filter(jwk, cache):
@@ -545,6 +564,9 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
         if not cache_ok:
             row["note"] = "build has no token_cache: no cache"
         filters = [wasm_filter(wasm_path, plugin)]
+    elif variant in ("native", "native_cache"):
+        size = 0 if variant == "native" else 10000
+        filters = [native_filter(plugin_config(jwk, token_cache=size))]
     elif variant == "ext_authz":
         path = os.path.join(RUN_DIR, name + ".plugin.json")
         with open(path, "w") as f:
@@ -601,6 +623,16 @@ def bench(args):
     machine = machine_info()
     wasm_path, wasm_size, wasm_digest = snapshot_wasm()
     machine["wasm"] = "%d bytes, sha256 %s" % (wasm_size, wasm_digest)
+    if any(v.startswith("native") for v in variants):
+        if not os.path.exists(NATIVE_MODULE):
+            sys.exit("native module not found at %s (make build-native)" % NATIVE_MODULE)
+        # A copy, as for the wasm; Envoy loads it by name from RUN_DIR.
+        native_copy = os.path.join(RUN_DIR, os.path.basename(NATIVE_MODULE))
+        shutil.copyfile(NATIVE_MODULE, native_copy)
+        with open(native_copy, "rb") as f:
+            native_digest = hashlib.sha256(f.read()).hexdigest()
+        os.environ["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = RUN_DIR
+        machine["native"] = "%d bytes, sha256 %s" % (os.path.getsize(native_copy), native_digest)
     tokens = mint(algs or ALL_ALGS)["algs"]
     cache_ok, cache_err = token_cache_supported(tokens[(algs or ALL_ALGS)[0]]["jwk"])
     if not cache_ok:
@@ -781,6 +813,7 @@ def draw_chart(rows, algs, variants):
         terms.stdout + terms.stderr) else "png size 1000,600"
     titles = {"jwt_authn": "Envoy jwt_authn", "jwt_authn_cache": "Envoy jwt_authn + cache",
               "wasm": "jwt-auth-wasm", "wasm_cache": "jwt-auth-wasm + token_cache",
+              "native": "dynamic module (native)", "native_cache": "dynamic module + token_cache",
               "ext_authz": "ext_authz + native service",
               "wasm_cache_base": "baseline module + token_cache"}
     n = len(shown)

@@ -2,7 +2,8 @@
 #
 #   make bench              passthrough, an empty proxy-wasm filter (the floor
 #                           of any filter on the SDK), Envoy jwt_authn (with/without cache),
-#                           this filter (with/without token_cache) and an
+#                           this filter (with/without token_cache), the native
+#                           dynamic module (with/without token_cache) and an
 #                           ext_authz service, for HS256 RS256 ES256 EdDSA;
 #                           table -> bench/results/latest.md, chart -> latest.png
 #   make bench-revocation   0 / 100k / 1M revoked jtis: req/s, RSS, revoke delay;
@@ -22,7 +23,7 @@
 #   BENCH_SECONDS=10        measured seconds per run (after a warm-up)
 #   BENCH_CONNECTIONS=32    wrk connections (one wrk thread)
 #   BENCH_ALGS="HS256 RS256 ES256 EdDSA"
-#   BENCH_VARIANTS="passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache ext_authz"
+#   BENCH_VARIANTS="passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache native native_cache ext_authz"
 #                           (passthrough always runs: it is the reference;
 #                           wasm_cache_base: the module BENCH_BASE_WASM names,
 #                           say a build of the previous commit, side by side)
@@ -53,7 +54,7 @@
 BENCH_SECONDS      ?= 10
 BENCH_CONNECTIONS  ?= 32
 BENCH_ALGS         ?= HS256 RS256 ES256 EdDSA
-BENCH_VARIANTS     ?= passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache ext_authz
+BENCH_VARIANTS     ?= passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache native native_cache ext_authz
 BENCH_ROUNDS       ?= 1
 BENCH_REVOCATION   ?=
 BENCH_REVOCATION_SIZES  ?= 0 100000 500000 1000000

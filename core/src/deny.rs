@@ -26,6 +26,36 @@ pub enum DenyReason {
     InsufficientClaims,
 }
 
+/// Every label a refusal can carry (`DenyReason::label`), for hosts that
+/// must declare each counter before the first request (Envoy's dynamic
+/// modules freeze stat creation once the configuration is loaded).
+pub const LABELS: &[&str] = &[
+    "missing",
+    "multiple_tokens",
+    "ambiguous_path",
+    "keys_unavailable",
+    "revoked",
+    "revocation_stale",
+    "insufficient_permissions",
+    "insufficient_claims",
+    "too_large",
+    "malformed",
+    "alg_none",
+    "unsupported_algorithm",
+    "unknown_crit",
+    "unknown_kid",
+    "no_matching_key",
+    "bad_signature",
+    "expired",
+    "missing_expiration",
+    "not_yet_valid",
+    "issued_in_future",
+    "lifetime_too_long",
+    "wrong_issuer",
+    "wrong_audience",
+    "claim_mismatch",
+];
+
 impl DenyReason {
     /// Stable metric label (`denied.<label>`).
     pub fn label(&self) -> &'static str {
@@ -254,6 +284,67 @@ pub fn is_scope_token(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One sample of every reason; the match fails to compile when a
+    /// variant is added, so the label list cannot fall behind.
+    fn every_reason() -> Vec<DenyReason> {
+        let tokens = crate::jwt::tests::all();
+        for t in &tokens {
+            match t {
+                TokenError::TooLarge
+                | TokenError::Malformed(_)
+                | TokenError::AlgNone
+                | TokenError::UnsupportedAlgorithm
+                | TokenError::UnknownCrit
+                | TokenError::UnknownKid
+                | TokenError::NoMatchingKey
+                | TokenError::BadSignature
+                | TokenError::Expired
+                | TokenError::MissingExpiration
+                | TokenError::NotYetValid
+                | TokenError::IssuedInFuture
+                | TokenError::LifetimeTooLong
+                | TokenError::WrongIssuer
+                | TokenError::WrongAudience
+                | TokenError::ClaimMismatch(_) => {}
+            }
+        }
+        let mut reasons = vec![
+            DenyReason::Missing,
+            DenyReason::MultipleTokens,
+            DenyReason::AmbiguousPath,
+            DenyReason::KeysUnavailable,
+            DenyReason::Revoked,
+            DenyReason::RevocationStale,
+            DenyReason::InsufficientPermissions,
+            DenyReason::InsufficientClaims,
+        ];
+        for r in &reasons {
+            match r {
+                DenyReason::Missing
+                | DenyReason::MultipleTokens
+                | DenyReason::AmbiguousPath
+                | DenyReason::InvalidToken(_)
+                | DenyReason::KeysUnavailable
+                | DenyReason::Revoked
+                | DenyReason::RevocationStale
+                | DenyReason::InsufficientPermissions
+                | DenyReason::InsufficientClaims => {}
+            }
+        }
+        reasons.extend(tokens.into_iter().map(DenyReason::InvalidToken));
+        reasons
+    }
+
+    #[test]
+    fn the_label_list_is_every_label_once() {
+        let mut made: Vec<&str> = every_reason().iter().map(DenyReason::label).collect();
+        made.sort_unstable();
+        made.dedup();
+        let mut listed = LABELS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(made, listed);
+    }
 
     #[test]
     fn www_authenticate_names_the_scope_and_the_metadata() {

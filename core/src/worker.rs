@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use crate::cache::TokenCaches;
 use crate::config::{KeySource, Policy};
-use crate::decision::{decide, Decision, Env, RemoteKeys};
+use crate::decision::{decide, AllowKind, Decision, Env, RemoteKeys};
 use crate::deny::DenyReason;
 use crate::host::{CallToken, Host, Reply};
 use crate::jwt::{KeySet, SignatureAccelerator, TokenError};
@@ -321,6 +321,40 @@ impl Worker {
                 .or_insert_with(|| self.metric_name(figure));
             host.counter_add(name, n);
         }
+    }
+
+    /// The name of every decision counter this worker may add to (the
+    /// loops' own figures, `jwks.*` and `revocation.*`, are not among them):
+    /// a host that must declare its counters before the first request
+    /// declares these.
+    pub fn decision_metric_names(&self) -> Vec<String> {
+        let allows = [
+            AllowKind::Bypassed,
+            AllowKind::Anonymous,
+            AllowKind::Authenticated,
+            AllowKind::CorsPreflight,
+        ]
+        .map(AllowKind::label);
+        let providers = std::iter::once(None).chain((0..self.policy.providers.len()).map(Some));
+        // The metadata document the filter serves itself is counted once,
+        // under no provider.
+        let mut names = vec![self.metric_name(Figure {
+            denied: false,
+            provider: None,
+            label: "resource_metadata",
+        })];
+        for provider in providers {
+            for (denied, labels) in [(false, &allows[..]), (true, crate::deny::LABELS)] {
+                for &label in labels {
+                    names.push(self.metric_name(Figure {
+                        denied,
+                        provider,
+                        label,
+                    }));
+                }
+            }
+        }
+        names
     }
 
     fn metric_name(&self, figure: Figure) -> String {

@@ -25,11 +25,7 @@ pub fn handle(
     // of the SDK would abort the VM on non-UTF-8.
     let map = header_map_bytes(MapType::HttpRequestHeaders);
     let headers = header_map::parse(&map).unwrap_or_default();
-    let request = Request {
-        method: pseudo(&headers, ":method"),
-        path: pseudo(&headers, ":path"),
-        headers: &headers,
-    };
+    let request = Request::from_headers(&headers);
     let now_ms = host.request_clock_ms();
     match worker.decide(host, now_ms, context_id, &request, waiting_since) {
         Step::Wait => Action::Pause,
@@ -101,14 +97,6 @@ fn set_filter_state(name: &str, value: &str) {
     {
         log::warn!("jwt-auth: filter state \"{name}\" not set: {status:?}");
     }
-}
-
-fn pseudo<'h>(headers: &[Header<'h>], name: &str) -> &'h str {
-    headers
-        .iter()
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .unwrap_or("")
 }
 
 #[link(wasm_import_module = "env")]

@@ -1,5 +1,5 @@
-//! Starts a real Envoy with the jwt-auth wasm filter in front of an echo
-//! upstream, on loopback ports chosen by the kernel, and kills it on drop.
+//! Starts a real Envoy with the jwt-auth filter (the wasm build or the
+//! native dynamic module, [`Module`]) in front of an echo upstream, on loopback ports chosen by the kernel, and kills it on drop.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::envoy_process::{tail, EnvoyProcess, ProcessOptions};
 use crate::http::{self, Response};
+use crate::module::{default_native_path, Module};
 use crate::server::EchoUpstream;
 use crate::workspace_root;
 
@@ -38,24 +39,26 @@ pub fn envoy_bin() -> PathBuf {
 /// `<workspace>/target/wasm32-wasip1/release/jwt_auth_wasm.wasm`. Panics when
 /// missing.
 pub fn default_wasm_path() -> PathBuf {
-    let path = match std::env::var_os("JWT_AUTH_WASM") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_root().join("target/wasm32-wasip1/release/jwt_auth_wasm.wasm"),
-    };
-    if !path.is_file() {
-        panic!(
-            "jwt-auth wasm filter not found at {} — build it with `make build` \
-             (cargo build --release --target wasm32-wasip1 --lib) or set JWT_AUTH_WASM",
-            path.display()
-        );
-    }
-    path
+    crate::built_file(
+        "JWT_AUTH_WASM",
+        "target/wasm32-wasip1/release/jwt_auth_wasm.wasm",
+        "build the jwt-auth wasm filter with `make build` \
+         (cargo build --release --target wasm32-wasip1 --lib)",
+    )
+}
+
+/// The filter an Envoy runs, resolved to a file.
+enum Filter {
+    Wasm(PathBuf),
+    Native(PathBuf),
 }
 
 #[derive(Debug, Clone)]
 enum Wasm {
     Default,
     Path(PathBuf),
+    /// A native module file (`lib<name>.so`) instead of the default one.
+    NativePath(PathBuf),
     None,
 }
 
@@ -76,6 +79,7 @@ struct DirectResponse {
 pub struct EnvoyBuilder {
     plugin_config: String,
     wasm: Wasm,
+    module: Module,
     concurrency: u32,
     clusters: Vec<ClusterSpec>,
     direct_responses: Vec<DirectResponse>,
@@ -106,6 +110,7 @@ impl Default for EnvoyBuilder {
         EnvoyBuilder {
             plugin_config: "{}".into(),
             wasm: Wasm::Default,
+            module: Module::from_env(),
             concurrency: 2,
             clusters: Vec::new(),
             direct_responses: Vec::new(),
@@ -143,6 +148,20 @@ impl EnvoyBuilder {
     /// Load this wasm instead of the default one.
     pub fn wasm_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.wasm = Wasm::Path(path.into());
+        self
+    }
+
+    /// Which build of the filter runs (default: `$JWT_AUTH_MODULE`, see
+    /// [`Module::from_env`]); [`wasm_path`](Self::wasm_path) always means
+    /// the wasm build.
+    pub fn module(mut self, module: Module) -> Self {
+        self.module = module;
+        self
+    }
+
+    /// Load this native module (`lib<name>.so`) instead of the default one.
+    pub fn native_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wasm = Wasm::NativePath(path.into());
         self
     }
 
@@ -270,23 +289,36 @@ impl EnvoyBuilder {
         self
     }
 
-    fn wasm_file(&self) -> Option<PathBuf> {
+    fn filter_file(&self) -> Option<Filter> {
         match &self.wasm {
-            Wasm::Default => Some(default_wasm_path()),
+            Wasm::Default => Some(match self.module {
+                Module::Wasm => Filter::Wasm(default_wasm_path()),
+                Module::Native => Filter::Native(default_native_path()),
+            }),
             Wasm::Path(p) => {
                 if !p.is_file() {
                     panic!("wasm file {} does not exist", p.display());
                 }
-                Some(p.clone())
+                Some(Filter::Wasm(p.clone()))
             }
+            Wasm::NativePath(p) => Some(Filter::Native(p.clone())),
             Wasm::None => None,
+        }
+    }
+
+    /// The build this builder starts (wasm for an explicit wasm file).
+    pub fn effective_module(&self) -> Module {
+        match &self.wasm {
+            Wasm::Default => self.module,
+            Wasm::NativePath(_) => Module::Native,
+            _ => Module::Wasm,
         }
     }
 
     /// The bootstrap configuration this builder writes (JSON, which is also
     /// YAML), for an upstream on `upstream_port`.
     pub fn bootstrap(&self, upstream_port: u16, access_log: &Path) -> Value {
-        bootstrap(self, self.wasm_file().as_deref(), upstream_port, access_log)
+        bootstrap(self, self.filter_file().as_ref(), upstream_port, access_log)
     }
 
     /// Starts Envoy and waits until it is LIVE; panics (with the log tail) if
@@ -301,7 +333,7 @@ impl EnvoyBuilder {
     /// Starts Envoy; `Err(log text)` when it exits (e.g. refuses the
     /// configuration) or is not LIVE within [`READY_TIMEOUT`].
     pub fn try_start(self) -> Result<Envoy, String> {
-        let wasm = self.wasm_file();
+        let filter = self.filter_file();
         let dir = make_temp_dir();
         let (owned_upstream, upstream_port) = match self.upstream_port {
             Some(p) => (None, p),
@@ -312,17 +344,25 @@ impl EnvoyBuilder {
             }
         };
         let access_log = dir.join("access.log");
-        let config = bootstrap(&self, wasm.as_deref(), upstream_port, &access_log);
+        let config = bootstrap(&self, filter.as_ref(), upstream_port, &access_log);
         let config_path = dir.join("envoy.yaml");
         let text = serde_json::to_string_pretty(&config)
             .unwrap_or_else(|e| panic!("serialize bootstrap: {e}"));
         fs::write(&config_path, text).unwrap_or_else(|e| panic!("write config: {e}"));
-        let opts = ProcessOptions {
+        let mut opts = ProcessOptions {
             concurrency: self.concurrency,
             log_level: self.log_level.clone(),
             component_log_level: self.component_log_level.clone(),
             ..ProcessOptions::default()
         };
+        if let Some(Filter::Native(so)) = &filter {
+            // Envoy finds a module by name (`lib<name>.so`) on this path.
+            let dir = so.parent().unwrap_or_else(|| Path::new("."));
+            opts.env.push((
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH".to_string(),
+                dir.display().to_string(),
+            ));
+        }
         let process = EnvoyProcess::start(&config_path, &dir, &opts, READY_TIMEOUT)?;
         let port = process
             .listener_port(Some("main"))
@@ -336,13 +376,14 @@ impl EnvoyBuilder {
             upstream: owned_upstream,
             upstream_port,
             keep_dir: false,
+            module: self.effective_module(),
         })
     }
 }
 
 fn bootstrap(
     b: &EnvoyBuilder,
-    wasm: Option<&Path>,
+    filter: Option<&Filter>,
     upstream_port: u16,
     access_log: &Path,
 ) -> Value {
@@ -361,14 +402,17 @@ fn bootstrap(
         "route": {"cluster": "upstream", "timeout": b.route_timeout},
     }));
     let mut http_filters = Vec::new();
-    if let Some(wasm) = wasm {
+    if let Some(filter) = filter {
         let plugins = std::iter::once((b.root_id.as_str(), b.plugin_config.as_str())).chain(
             b.more_plugins
                 .iter()
                 .map(|(root, config)| (root.as_str(), config.as_str())),
         );
         for (root_id, config) in plugins {
-            http_filters.push(wasm_filter(b, wasm, root_id, config));
+            http_filters.push(match filter {
+                Filter::Wasm(wasm) => wasm_filter(b, wasm, root_id, config),
+                Filter::Native(so) => native_filter(so, config),
+            });
         }
     }
     http_filters.extend(b.filters_after.iter().cloned());
@@ -456,6 +500,28 @@ fn wasm_filter(b: &EnvoyBuilder, wasm: &Path, root_id: &str, config: &str) -> Va
     })
 }
 
+/// One dynamic-module HTTP filter loading the native module (by name, from
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`) with this configuration.
+fn native_filter(so: &Path, config: &str) -> Value {
+    let stem = so
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = stem.strip_prefix("lib").unwrap_or(&stem).to_string();
+    json!({
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": name},
+            "filter_name": "jwt_auth",
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config,
+            },
+        },
+    })
+}
+
 fn addr(port: u16) -> Value {
     json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
 }
@@ -532,6 +598,7 @@ pub struct Envoy {
     upstream: Option<EchoUpstream>,
     upstream_port: u16,
     keep_dir: bool,
+    module: Module,
 }
 
 impl Envoy {
@@ -611,9 +678,31 @@ impl Envoy {
         self.admin_get("/stats")
     }
 
-    /// One counter or gauge from `/stats` by exact name.
+    /// The build this Envoy runs.
+    pub fn module(&self) -> Module {
+        self.module
+    }
+
+    /// A filter metric's name in `/stats`, given as the wasm build names it
+    /// (`wasmcustom.<namespace>.<name>`): the native module's counters are
+    /// the same under Envoy's `dynamicmodulescustom` namespace.
+    pub fn stat_name(&self, wasm_name: &str) -> String {
+        match wasm_name.strip_prefix("wasmcustom.") {
+            Some(rest) => format!("{}.{rest}", self.module.stat_namespace()),
+            None => wasm_name.to_string(),
+        }
+    }
+
+    /// A filter metric's name in `/stats/prometheus`, given as the wasm
+    /// build names it there (`jwt_auth_allowed`).
+    pub fn prometheus_name(&self, wasm_name: &str) -> String {
+        format!("{}{wasm_name}", self.module.prometheus_prefix())
+    }
+
+    /// One counter or gauge from `/stats` by exact name (a filter metric
+    /// named as the wasm build names it, see [`Envoy::stat_name`]).
     pub fn stat(&self, name: &str) -> Option<u64> {
-        self.process.stat(name)
+        self.process.stat(&self.stat_name(name))
     }
 
     /// Waits (up to five seconds) until the counter or gauge `name` is at

@@ -24,6 +24,7 @@ pub mod grpc;
 pub mod h2;
 pub mod http;
 pub mod jwt;
+pub mod module;
 pub mod redis;
 pub mod server;
 
@@ -43,10 +44,25 @@ pub use jwt::{
     jwks_json, mint, mint_unsigned, now, random_id, sign_parts, tamper_claims, tamper_signature,
     DemoClaims, Key,
 };
+pub use module::{default_native_path, Module};
 pub use redis::RedisServer;
 pub use server::{echo_json, EchoUpstream, HttpServer, Recorded, Reply};
 
 /// The cargo workspace root (the directory above `testkit/`).
+/// A file the build makes: `$var` when set, else `default` under the
+/// workspace root. Panics (with `hint`, how to make it) when it is missing:
+/// tests must fail, never skip.
+pub(crate) fn built_file(var: &str, default: &str, hint: &str) -> PathBuf {
+    let path = match std::env::var_os(var) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_root().join(default),
+    };
+    if !path.is_file() {
+        panic!("{} not found — {hint} or set {var}", path.display());
+    }
+    path
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

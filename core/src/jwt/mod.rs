@@ -134,10 +134,11 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn all() -> Vec<TokenError> {
+    /// One sample of every token error (two of `Malformed`).
+    pub(crate) fn all() -> Vec<TokenError> {
         vec![
             TokenError::TooLarge,
             TokenError::Malformed("bad base64"),

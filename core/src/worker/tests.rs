@@ -214,4 +214,14 @@ fn decisions_are_also_counted_per_provider() {
     assert_eq!(host.counter("denied.idp.unknown_kid"), 1);
     assert_eq!(host.counter("denied.malformed"), 1);
     assert_eq!(host.counter("denied.idp.malformed"), 0);
+    let declared = worker.decision_metric_names();
+    let loops = ["jwks.", "revocation."];
+    for name in host.counters.borrow().keys() {
+        if loops.iter().any(|l| name.starts_with(l)) {
+            continue;
+        }
+        assert!(declared.contains(name), "{name} not in {declared:?}");
+    }
+    assert!(declared.contains(&"denied.idp.revocation_stale".to_string()));
+    assert!(declared.contains(&"bypassed.cors_preflight".to_string()));
 }

@@ -1,0 +1,399 @@
+//! What each of Envoy's events does. One loaded configuration holds one
+//! core [`Worker`] (behind a lock, shared by Envoy's threads): worker
+//! threads decide requests with it; the main thread runs its loops (remote
+//! key sets, the revocation feed) on a timer this module keeps, through the
+//! configuration's callouts, and resumes requests that waited for keys.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jwt_auth_core::config::{KeySource, Policy};
+use jwt_auth_core::decision::Decision;
+use jwt_auth_core::host::{Answer, CallToken, Reply};
+use jwt_auth_core::request::{Header, Request};
+use jwt_auth_core::worker::{Step, Worker};
+
+use crate::abi::{
+    self, CalloutAnswer, ConfigHandle, FilterHandle, HeadersStatus, LockedWorker, LogLevel,
+    MetricId, Scheduler,
+};
+use crate::host::{now_us, NativeHost};
+use crate::metrics;
+use crate::store::LockedStore;
+
+/// A request on hold until its provider's first key set: the stream, the
+/// scheduler that wakes it on its worker thread, and since when it waits.
+struct Held {
+    filter: usize,
+    scheduler: Scheduler,
+    since_ms: u64,
+}
+
+/// One loaded filter configuration, shared by all of Envoy's threads.
+pub struct Config {
+    pub handle: ConfigHandle,
+    worker: LockedWorker,
+    pub store: LockedStore,
+    counters: HashMap<String, MetricId>,
+    gauges: HashMap<String, MetricId>,
+    held: Mutex<HashMap<u32, Held>>,
+    next_context: AtomicU32,
+    ticker: Option<Ticker>,
+}
+
+/// Envoy hands one configuration to every thread.
+const _: fn() = || {
+    fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<Config>();
+};
+
+impl Config {
+    pub fn counter(&self, name: &str) -> Option<MetricId> {
+        self.counters.get(name).copied()
+    }
+
+    pub fn gauge(&self, name: &str) -> Option<MetricId> {
+        self.gauges.get(name).copied()
+    }
+
+    /// The core's token for an Envoy callout id.
+    pub fn call_token(&self, id: u64) -> Result<CallToken, String> {
+        CallToken::try_from(id).map_err(|_| format!("callout id {id} out of range"))
+    }
+}
+
+/// The timer the loops run on: HTTP filters have no timer in Envoy 1.40's
+/// ABI, so a thread of this module commits an event to the configuration's
+/// scheduler every period, and Envoy runs it on the main thread.
+struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<Scheduler>>,
+}
+
+impl Ticker {
+    fn start(scheduler: Scheduler, period: Duration) -> Option<Ticker> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("jwt-auth-tick".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
+                    scheduler.commit(0);
+                }
+                scheduler
+            })
+            .ok()?;
+        Some(Ticker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        // Wakes the thread at once; the scheduler comes back and is deleted
+        // here, on the main thread, where Envoy destroys configurations.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            drop(thread.join());
+        }
+    }
+}
+
+/// Compiles the configuration (the same JSON the wasm filter reads) and
+/// declares every metric it can report: Envoy freezes metric creation once
+/// the configuration is loaded. `None` refuses the configuration, after one
+/// log line naming the field.
+pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box<Config>> {
+    let policy = match Policy::from_json(json) {
+        Ok(policy) => policy,
+        Err(e) => {
+            abi::log(LogLevel::Error, &format!("jwt-auth: {e}"));
+            return None;
+        }
+    };
+    if let Some(i) = policy
+        .providers
+        .iter()
+        .position(|p| !p.claims_to_filter_state.is_empty())
+    {
+        // Refused rather than ignored: a filter after this one would match
+        // on filter state that never appears.
+        abi::log(
+            LogLevel::Error,
+            &format!(
+                "jwt-auth: invalid configuration: providers[{i}].claims_to_filter_state: not \
+                 supported by the dynamic module build (use the wasm module, or claim_to_headers)"
+            ),
+        );
+        return None;
+    }
+    let remote = policy
+        .providers
+        .iter()
+        .filter(|p| matches!(p.keys, KeySource::Remote(_)))
+        .count();
+    let loops = remote > 0 || policy.revocation.is_some();
+    let summary = format!(
+        "jwt-auth: configuration loaded (dynamic module): {} provider(s) ({remote} with remote \
+         keys), {} rule(s), revocation {}",
+        policy.providers.len(),
+        policy.rules.len(),
+        if policy.revocation.is_some() {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    let accelerator = crate::crypto::accelerator(policy.native_verification);
+    let native = accelerator.as_ref().map_or(String::new(), |_| {
+        "; RSA and ECDSA (ES256, ES384) checked by ring".to_string()
+    });
+    let summary = format!("{summary}{native}");
+    let worker = Worker::new(policy.clone(), random_owner(), now_us() / 1000, accelerator);
+    let names = metrics::names(&policy, &worker);
+    let counters = declare(&names.counters, &policy.namespace, |n| {
+        handle.define_counter(n)
+    })?;
+    let gauges = declare(&names.gauges, &policy.namespace, |n| handle.define_gauge(n))?;
+    let period = Duration::from_millis(worker.tick_period_ms());
+    let mut config = Box::new(Config {
+        handle,
+        worker: LockedWorker::new(worker),
+        store: LockedStore::default(),
+        counters,
+        gauges,
+        held: Mutex::default(),
+        next_context: AtomicU32::new(1),
+        ticker: None,
+    });
+    if loops {
+        let Some(ticker) = handle.scheduler().and_then(|s| Ticker::start(s, period)) else {
+            abi::log(
+                LogLevel::Error,
+                "jwt-auth: no scheduler from Envoy: remote keys and revocation cannot run",
+            );
+            return None;
+        };
+        config.ticker = Some(ticker);
+    }
+    abi::log(LogLevel::Info, &summary);
+    Some(config)
+}
+
+/// Declares each metric `<namespace>.<name>`; `None` (after a log line)
+/// when Envoy refuses one.
+fn declare(
+    names: &[String],
+    namespace: &str,
+    define: impl Fn(&str) -> Option<MetricId>,
+) -> Option<HashMap<String, MetricId>> {
+    let mut ids = HashMap::with_capacity(names.len());
+    for name in names {
+        let full = format!("{namespace}.{name}");
+        let Some(id) = define(&full) else {
+            abi::log(
+                LogLevel::Error,
+                &format!("jwt-auth: Envoy refused to define the metric {full}"),
+            );
+            return None;
+        };
+        ids.insert(name.clone(), id);
+    }
+    Some(ids)
+}
+
+/// A lease owner id, unique per configuration.
+fn random_owner() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::getrandom(&mut bytes);
+    u64::from_le_bytes(bytes).max(1)
+}
+
+/// Decides the stream's request as context `context_id`; a request that
+/// must wait for keys is registered to be woken before the lock goes.
+fn decide(
+    config: &Config,
+    filter: FilterHandle,
+    context_id: u32,
+    waiting_since: Option<u64>,
+) -> Step {
+    let host = NativeHost {
+        config,
+        filter: Some(filter),
+    };
+    let now_ms = now_us() / 1000;
+    let step = filter.with_request_headers(|raw| {
+        // A name that is not UTF-8 (Envoy's codecs refuse such names) is
+        // skipped, as in the wasm filter: no configuration can name it.
+        let headers: Vec<Header<'_>> = raw
+            .iter()
+            .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, *v)))
+            .collect();
+        let request = Request::from_headers(&headers);
+        config.worker.with(|w| {
+            let step = w.decide(&host, now_ms, context_id, &request, waiting_since);
+            // Envoy's counters are atomic adds: nothing to gain by batching.
+            w.flush_counts(&host);
+            if step == Step::Wait && waiting_since.is_none() {
+                hold(config, filter, context_id, now_ms);
+            }
+            step
+        })
+    });
+    // A poisoned lock (never expected): refuse rather than pass unchecked.
+    step.unwrap_or(Step::Apply(Decision::Deny(
+        jwt_auth_core::decision::Deny::new(jwt_auth_core::decision::DenyReason::KeysUnavailable),
+    )))
+}
+
+/// Registers a held request (under the worker's lock, so the tick that
+/// hands it back always finds it).
+fn hold(config: &Config, filter: FilterHandle, context_id: u32, since_ms: u64) {
+    let Some(scheduler) = filter.scheduler() else {
+        return;
+    };
+    if let Ok(mut held) = config.held.lock() {
+        held.insert(
+            context_id,
+            Held {
+                filter: filter.id(),
+                scheduler,
+                since_ms,
+            },
+        );
+    }
+}
+
+/// A request's headers arrived: decide and apply, or hold it.
+pub fn request_headers(config: &Config, filter: FilterHandle) -> HeadersStatus {
+    let context_id = config.next_context.fetch_add(1, Ordering::Relaxed).max(1);
+    match decide(config, filter, context_id, None) {
+        Step::Apply(decision) => apply(filter, &decision),
+        Step::Wait => HeadersStatus::StopIteration,
+    }
+}
+
+/// Writes an allow's header changes (then has Envoy match the route again,
+/// as it does after a wasm filter's changes) or sends the refusal.
+fn apply(filter: FilterHandle, decision: &Decision) -> HeadersStatus {
+    match decision {
+        Decision::Allow(allow) => {
+            for name in &allow.remove_headers {
+                filter.remove_request_header(name);
+            }
+            for (name, value) in &allow.set_headers {
+                filter.set_request_header(name, value);
+            }
+            if !allow.remove_headers.is_empty() || !allow.set_headers.is_empty() {
+                filter.clear_route_cache();
+            }
+            HeadersStatus::Continue
+        }
+        Decision::Deny(deny) => {
+            let body = deny.response_body();
+            filter.send_response(deny.response_status(), &deny.headers(), body.as_deref());
+            HeadersStatus::StopIteration
+        }
+        Decision::Reply(reply) => {
+            filter.send_response(reply.status, &reply.headers, reply.body.as_deref());
+            HeadersStatus::StopIteration
+        }
+    }
+}
+
+/// The timer's event, on the main thread: the loops' tick, then a wake-up
+/// for each held request the worker hands back (keys arrived, or it waited
+/// long enough for its 401).
+pub fn config_scheduled(config: &Config, _event_id: u64) {
+    let host = NativeHost {
+        config,
+        filter: None,
+    };
+    let waiting = config.worker.with(|w| w.on_tick(&host)).unwrap_or_default();
+    if waiting.is_empty() {
+        return;
+    }
+    if let Ok(mut held) = config.held.lock() {
+        for (context_id, since_ms) in waiting {
+            if let Some(h) = held.get_mut(&context_id) {
+                h.since_ms = since_ms;
+                h.scheduler.commit(u64::from(context_id));
+            }
+        }
+    }
+}
+
+/// A configuration callout's answer, on the main thread.
+pub fn config_callout_done(config: &Config, callout_id: u64, answer: CalloutAnswer) {
+    let Ok(token) = config.call_token(callout_id) else {
+        return;
+    };
+    let host = NativeHost {
+        config,
+        filter: None,
+    };
+    config.worker.with(|w| {
+        let Some(limit) = w.body_limit(token) else {
+            return;
+        };
+        let reply = if answer.body.len() > limit {
+            Reply::TooLarge(answer.body.len())
+        } else {
+            let mut reply = Answer {
+                status: None,
+                headers: answer.headers,
+                body: answer.body,
+            };
+            if answer.succeeded {
+                reply.status = reply.header(":status").and_then(|s| s.parse().ok());
+            }
+            Reply::Answer(reply)
+        };
+        w.on_response(&host, token, reply);
+    });
+}
+
+/// A held request's wake-up, on its worker thread: decide again.
+pub fn filter_scheduled(config: &Config, filter: FilterHandle, event_id: u64) {
+    let Ok(context_id) = u32::try_from(event_id) else {
+        return;
+    };
+    let since = match config.held.lock() {
+        Ok(held) => held.get(&context_id).map(|h| h.since_ms),
+        Err(_) => None,
+    };
+    let Some(since) = since else { return };
+    match decide(config, filter, context_id, Some(since)) {
+        Step::Wait => {}
+        Step::Apply(decision) => {
+            if let Ok(mut held) = config.held.lock() {
+                held.remove(&context_id);
+            }
+            if apply(filter, &decision) == HeadersStatus::Continue {
+                filter.continue_decoding();
+            }
+        }
+    }
+}
+
+/// A stream ended (answered, finished or reset): a request still held
+/// leaves the queue.
+pub fn stream_complete(config: &Config, filter: FilterHandle) {
+    let gone = match config.held.lock() {
+        Ok(mut held) => {
+            let id = held
+                .iter()
+                .find(|(_, h)| h.filter == filter.id())
+                .map(|(id, _)| *id);
+            id.and_then(|id| held.remove(&id).map(|_| id))
+        }
+        Err(_) => None,
+    };
+    if let Some(context_id) = gone {
+        config.worker.with(|w| w.forget(context_id));
+    }
+}
