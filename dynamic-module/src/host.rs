@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jwt_auth_core::host::{CallToken, Host, SharedStore, StoreError};
 
 use crate::abi::FilterHandle;
-use crate::hooks::Config;
+use crate::filter_config::Config;
 
 /// The host as one thread sees it: a worker thread deciding a request
 /// (`filter` set: counters go through that stream, no callouts), or the

@@ -13,6 +13,7 @@
 #[allow(unsafe_code)]
 pub mod abi;
 pub mod crypto;
+pub mod filter_config;
 pub mod hooks;
 pub mod host;
 pub mod logger;
