@@ -3,7 +3,8 @@
 #
 #   make build-native   target/release/libjwt_auth_dynamic_module.so
 #   make test-native    the end-to-end suites of decisions, stripping, rules,
-#                       remote keys and revocation again, against the native
+#                       remote keys, revocation and the feed (its server and
+#                       replicas that fail over) again, against the native
 #                       module (part of `make test`)
 #
 # The test kit picks the build with JWT_AUTH_MODULE=wasm|native (default
@@ -14,7 +15,8 @@
 NATIVE_MODULE := $(ROOT)/target/release/libjwt_auth_dynamic_module.so
 export JWT_AUTH_DYNAMIC_MODULE := $(NATIVE_MODULE)
 
-NATIVE_SUITES ?= e2e_filter e2e_paths e2e_adversarial e2e_jwks e2e_revocation
+NATIVE_SUITES ?= e2e_filter e2e_paths e2e_adversarial e2e_jwks e2e_revocation \
+                 e2e_feed_server e2e_feed_replicas
 
 TEST_DEPS += build-native test-native
 
