@@ -14,7 +14,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{random_hex, FeedProcess, RedisServer};
+use common::{random_hex, redis_server, FeedProcess, RedisServer};
 use hyper::Method;
 use revocation_feed::client::HttpClient;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -269,22 +269,14 @@ fn main() {
             bench_writes("embedded (fsync)", &mut feed, &mut writes).await;
         }
         {
-            let redis = RedisServer::start();
+            let redis = redis_server();
             let mut feed = start_feed(&["--redis", &redis.url()]);
             bench_polls("redis", &mut feed, &mut polls).await;
             bench_writes("redis, no persistence", &mut feed, &mut writes).await;
         }
         {
-            let dir = tempfile::tempdir().unwrap();
-            let d = dir.path().display().to_string();
-            let redis = RedisServer::start_with(&[
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                &d,
-            ]);
+            // testkit's default: every write fsynced before it is acknowledged.
+            let redis = RedisServer::start();
             let mut feed = start_feed(&["--redis", &redis.url()]);
             bench_writes("redis, AOF fsync always", &mut feed, &mut writes).await;
         }

@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{epoch_of, jtis, nonce, now, random_hex, random_key_base64, FeedProcess, RedisServer};
+use common::{
+    epoch_of, jtis, nonce, now, random_hex, random_key_base64, redis_server, FeedProcess,
+    RedisServer,
+};
 use hyper::Method;
 use revocation_feed::client::{HttpClient, HttpResponse};
 use revocation_protocol::{
@@ -29,7 +32,7 @@ struct Replicas {
 impl Replicas {
     /// Two servers sharing one Redis (and one prefix), pages of `page`.
     fn start(page: usize) -> Replicas {
-        let redis = RedisServer::start();
+        let redis = redis_server();
         let (key, key_b64) = random_key_base64();
         let (read, admin) = (random_hex(32), random_hex(32));
         let page = page.to_string();

@@ -2,9 +2,11 @@
 //! directory of its own and every write fsynced before it is acknowledged
 //! (`appendfsync always`), so that a test can kill it with SIGKILL and start
 //! it again on the same port with nothing lost: what a restart of a
-//! production Redis with persistence looks like to its clients.
+//! production Redis with persistence looks like to its clients. Extra
+//! arguments (given after these defaults, so they win) turn that off where
+//! a test wants speed instead (`--appendonly no`).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,23 +19,39 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server; panics when `redis-server` is missing (a test that
     /// needs it must fail, not skip) or does not answer in time.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments. The free port is
+    /// found by binding and releasing it and another process could take it
+    /// in between, hence a few tries on fresh ports.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let dir = std::env::temp_dir()
             .join("jwt-auth-testkit")
             .join(format!("redis-{}", random_id()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         let mut server = RedisServer {
             child: None,
-            port: free_port(),
+            port: 0,
             dir,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
-        server.restart();
-        server
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.run() {
+                Ok(()) => return server,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("redis-server did not start: {last_err}");
     }
 
     pub fn port(&self) -> u16 {
@@ -57,6 +75,13 @@ impl RedisServer {
     /// [`RedisServer::kill`]), and waits until it answers with its data
     /// loaded.
     pub fn restart(&mut self) {
+        if let Err(e) = self.run() {
+            panic!("{e}");
+        }
+    }
+
+    /// (Re)starts the process on this port and waits until it answers.
+    fn run(&mut self) -> Result<(), String> {
         self.kill();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
@@ -67,6 +92,7 @@ impl RedisServer {
             .args(["--appendonly", "yes"])
             .args(["--appendfsync", "always"])
             .args(["--daemonize", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -80,14 +106,30 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.answers() {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("redis-server exited with {status}");
+                self.child = None;
+                return Err(format!("redis-server exited with {status}"));
             }
             thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not answer on port {}", self.port);
+        self.kill();
+        Err(format!("redis-server did not answer on port {}", self.port))
+    }
+
+    /// Sends one inline command and returns the first line of the reply.
+    pub fn command(&self, line: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("connect to redis-server: {e}"));
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        s.write_all(format!("{line}\r\n").as_bytes())
+            .unwrap_or_else(|e| panic!("write to redis-server: {e}"));
+        let mut reply = String::new();
+        BufReader::new(s)
+            .read_line(&mut reply)
+            .unwrap_or_else(|e| panic!("read from redis-server: {e}"));
+        reply.trim_end().to_string()
     }
 
     /// Whether it answers PING with PONG (a server still loading its data

@@ -8,105 +8,20 @@ use revocation_feed::embedded::EmbeddedStore;
 use revocation_feed::redis_store::{RedisConfig, RedisStore};
 use revocation_feed::{ApiConfig, AppState, FeedLimits, Server, Store};
 use revocation_protocol::{Binding, BindingError, FeedResponse};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+pub use testkit::RedisServer;
 
 pub const ADMIN: &str = "admin-token-for-tests";
 
-/// A `redis-server` on a free loopback port, without persistence, killed on
-/// drop. The Redis tests must run: a missing `redis-server` is a failure.
-pub struct RedisServer {
-    child: Child,
-    pub port: u16,
-}
-
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        Self::start_with(&[])
-    }
-
-    /// Starts with extra `redis-server` arguments (after the defaults, so
-    /// they win).
-    pub fn start_with(extra: &[&str]) -> RedisServer {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        assert!(
-            found,
-            "redis-server is not installed, and the Redis store tests need it: \
-             install it with `apt-get install -y redis-server` (`make feed-test` does this)"
-        );
-        let mut last_err = String::new();
-        // The free port is found by binding and releasing it; another process
-        // could take it in between, hence the retries.
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--save", ""])
-                .args(["--appendonly", "no"])
-                .args(["--daemonize", "no"])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if ping(port) {
-                    return RedisServer { child, port };
-                }
-                if let Ok(Some(status)) = child.try_wait() {
-                    last_err = format!("redis-server exited with {status}");
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("redis-server did not start: {last_err}");
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Sends one inline command and returns the first line of the reply.
-    pub fn command(&self, line: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        let mut reply = String::new();
-        BufReader::new(s).read_line(&mut reply).unwrap();
-        reply.trim_end().to_string()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+/// A `redis-server` on a free loopback port, without persistence (these
+/// tests restart nothing), killed on drop. The Redis tests must run: a
+/// missing `redis-server` is a failure.
+pub fn redis_server() -> RedisServer {
+    RedisServer::start_with(&["--appendonly", "no"])
 }
 
 /// `n` bytes from /dev/urandom.
@@ -289,7 +204,7 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(backend: Backend, opts: Opts) -> Harness {
-        let redis = (backend == Backend::Redis).then(RedisServer::start);
+        let redis = (backend == Backend::Redis).then(redis_server);
         let mut h = Harness {
             backend,
             opts,
