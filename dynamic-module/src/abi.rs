@@ -146,6 +146,7 @@ struct Callbacks {
     filter_scheduler_new: unsafe extern "C" fn(EnvoyPtr) -> *mut c_void,
     filter_scheduler_commit: unsafe extern "C" fn(*mut c_void, u64),
     filter_scheduler_delete: unsafe extern "C" fn(*mut c_void),
+    set_filter_state_typed: unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, ModuleBuffer) -> bool,
 }
 
 /// The callbacks' names, in the order [`resolve`] reads them; one
@@ -170,7 +171,8 @@ envoy_dynamic_module_callback_http_filter_config_scheduler_delete\0\
 envoy_dynamic_module_callback_http_filter_config_http_callout\0\
 envoy_dynamic_module_callback_http_filter_scheduler_new\0\
 envoy_dynamic_module_callback_http_filter_scheduler_commit\0\
-envoy_dynamic_module_callback_http_filter_scheduler_delete\0";
+envoy_dynamic_module_callback_http_filter_scheduler_delete\0\
+envoy_dynamic_module_callback_http_set_filter_state_typed\0";
 
 /// The callback names of [`CALLBACK_TABLE`].
 pub fn callback_names() -> impl Iterator<Item = &'static [u8]> {
@@ -237,6 +239,7 @@ fn resolve() -> Result<Callbacks, String> {
             filter_scheduler_new: std::mem::transmute::<*mut c_void, _>(take()),
             filter_scheduler_commit: std::mem::transmute::<*mut c_void, _>(take()),
             filter_scheduler_delete: std::mem::transmute::<*mut c_void, _>(take()),
+            set_filter_state_typed: std::mem::transmute::<*mut c_void, _>(take()),
         })
     }
 }
@@ -559,6 +562,47 @@ impl FilterHandle {
         }
     }
 
+    /// Writes the filter state object `key` of this stream, built from
+    /// `value` by the `StreamInfo::FilterState::ObjectFactory` Envoy has
+    /// registered under `key` (for `envoy.string`, the string accessor
+    /// every reader of that key expects): the object the wasm host's
+    /// `set_envoy_filter_state` builds for the same key and value. False
+    /// when Envoy refuses: no factory for the key, a value the factory
+    /// cannot parse, or no stream info.
+    ///
+    /// What Envoy 1.40's ABI does not offer here: a life span or upstream
+    /// sharing. `envoy_dynamic_module_callback_http_set_filter_state_typed`
+    /// takes (filter, key, value) only, and stores the object with
+    /// `LifeSpan::FilterChain` and no sharing with the upstream
+    /// connection (`StreamSharingMayImpactPooling::None`), where the wasm
+    /// build asks for `LifeSpan::DownstreamRequest`, also without sharing.
+    /// The two differ only when Envoy starts a new filter chain for the
+    /// same request (an internal redirect): this filter then runs again on
+    /// the new chain and writes the objects again from the same token, so
+    /// a later filter and the access log see the same value either way,
+    /// unless the redirect lands on a route that bypasses verification
+    /// (the wasm build's objects stay, these are gone). The ABI's
+    /// callbacks that take a life span and sharing
+    /// (`..._set_filter_state_value`, and `..._set_filter_state_bytes`
+    /// with neither) store a `Router::StringAccessorImpl` whatever the
+    /// key: the object of `envoy.string`, not the one the factory of
+    /// `envoy.hashable_string` builds, so they cannot stand in for the
+    /// factory.
+    pub fn set_filter_state(self, key: &str, value: &str) -> bool {
+        let Some(cb) = callbacks() else { return false };
+        // SAFETY: the filter pointer is live during the hook (or the
+        // scheduler event of a held request); both buffers point into
+        // `key` and `value`, alive for the call; Envoy copies the key and
+        // parses the value into its own object before returning.
+        unsafe {
+            (cb.set_filter_state_typed)(
+                self.0,
+                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            )
+        }
+    }
+
     /// A scheduler that runs `on_http_filter_scheduled` for this stream on
     /// its worker thread, committed from any thread.
     pub fn scheduler(self) -> Option<Scheduler> {
@@ -695,7 +739,7 @@ mod tests {
     #[test]
     fn the_table_names_one_callback_per_field() {
         let names: Vec<&[u8]> = callback_names().collect();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 20);
         assert!(names
             .iter()
             .all(|n| n.starts_with(b"envoy_dynamic_module_callback_")));

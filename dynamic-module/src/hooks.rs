@@ -36,22 +36,6 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
             return None;
         }
     };
-    if let Some(i) = policy
-        .providers
-        .iter()
-        .position(|p| !p.claims_to_filter_state.is_empty())
-    {
-        // Refused rather than ignored: a filter after this one would match
-        // on filter state that never appears.
-        abi::log(
-            LogLevel::Error,
-            &format!(
-                "jwt-auth: invalid configuration: providers[{i}].claims_to_filter_state: not \
-                 supported by the dynamic module build (use the wasm module, or claim_to_headers)"
-            ),
-        );
-        return None;
-    }
     let remote = policy
         .providers
         .iter()
@@ -198,11 +182,22 @@ pub fn request_headers(config: &Config, filter: FilterHandle) -> HeadersStatus {
     }
 }
 
-/// Writes an allow's header changes (then has Envoy match the route again,
-/// as it does after a wasm filter's changes) or sends the refusal.
+/// Writes an allow's filter state objects and header changes (then has
+/// Envoy match the route again, as it does after a wasm filter's changes)
+/// or sends the refusal.
 fn apply(filter: FilterHandle, decision: &Decision) -> HeadersStatus {
     match decision {
         Decision::Allow(allow) => {
+            for (name, value) in &allow.filter_state {
+                if !filter.set_filter_state(name, value) {
+                    // The request goes on, as in the wasm build: a filter
+                    // that needs the object (RBAC) refuses it.
+                    abi::log(
+                        LogLevel::Warn,
+                        &format!("jwt-auth: filter state \"{name}\" not set: Envoy refused it"),
+                    );
+                }
+            }
             for name in &allow.remove_headers {
                 filter.remove_request_header(name);
             }

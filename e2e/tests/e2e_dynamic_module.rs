@@ -133,28 +133,6 @@ fn a_configuration_the_module_cannot_compile_is_refused_naming_the_field() {
     );
 }
 
-#[test]
-fn claims_to_filter_state_is_refused_by_the_native_build_naming_the_field() {
-    let mut config = config();
-    config["providers"][0]["claims_to_filter_state"] =
-        json!([{"claim": "sub", "name": "envoy.string"}]);
-    let log = match Envoy::builder()
-        .module(Module::Native)
-        .plugin_config_json(&config)
-        .try_start()
-    {
-        Ok(envoy) => panic!("Envoy started:\n{}", envoy.log()),
-        Err(log) => log,
-    };
-    assert!(
-        log.contains(
-            "jwt-auth: invalid configuration: providers[0].claims_to_filter_state: not supported \
-             by the dynamic module build"
-        ),
-        "{log}"
-    );
-}
-
 /// `envoy --mode validate` of a config for the native module, with the
 /// built library on the search path; returns Envoy's output.
 fn validate(config: &Path) -> String {
