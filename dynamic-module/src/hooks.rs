@@ -75,6 +75,15 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
         next_context: AtomicU32::new(1),
         ticker: None,
     });
+    // Before the first request, as the wasm filter does when it is
+    // configured: a new configuration (a listener update, a new process)
+    // starts with no revocation set, and under `on_stale: deny` must refuse
+    // until its first sync rather than decide with the empty set.
+    let host = NativeHost {
+        config: &config,
+        filter: None,
+    };
+    config.worker.with(|w| w.prime(&host));
     if loops {
         let Some(ticker) = handle.scheduler().and_then(|s| Ticker::start(s, period)) else {
             abi::log(

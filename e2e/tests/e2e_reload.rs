@@ -4,6 +4,11 @@
 //! new configuration must apply afterwards, and revocations must still be
 //! enforced by the new VMs / the new process.
 //!
+//! Both builds run these (`JWT_AUTH_MODULE`): the wasm module's VMs and
+//! their shared data, or the native module's configurations, each of which
+//! holds its own revocation set (so every listener update of the native
+//! build starts from the feed again, as a new `vm_id` does for wasm).
+//!
 //! The Envoy processes are managed here rather than by `testkit::Envoy`: the
 //! listener comes from a file (LDS, `path_config_source`, replaced by an
 //! atomic rename) and hot restart needs two processes sharing a base id
@@ -13,7 +18,8 @@
 //! Envoy 1.40 behaviour these tests rely on: a listener update that changes
 //! only the filter chain is applied in place (the socket stays, new
 //! connections get the new chain, old connections drain over
-//! `--drain-time-s`); a new `vm_id` gets new VMs with their own shared data;
+//! `--drain-time-s`); a new `vm_id` gets new VMs with their own shared data
+//! (wasm), a new filter configuration gets a new state (native);
 //! a hot-restarted child takes over the listen socket from its parent, which
 //! stops accepting once the child is up and exits after
 //! `--parent-shutdown-time-s`.
@@ -156,6 +162,7 @@ fn start_envoy(config: &Path, dir: &Path, hot_restart: Option<(u32, u32)>) -> En
             .map(String::from)
             .to_vec(),
         name: format!("-{epoch}"),
+        env: Envoy::builder().process_env(),
         ..ProcessOptions::default()
     };
     EnvoyProcess::start(config, dir, &opts, Duration::from_secs(20))
@@ -372,7 +379,8 @@ fn setup(what: &str) -> Setup {
 /// (a) + (b): the listener's filter configuration is replaced through LDS
 /// (an atomic rename of the file) while traffic flows: first a rule change
 /// in the same VM (same `vm_id`), then a new `vm_id` (new VMs, new shared
-/// data, so the set must come from the feed again). No request gets a wrong
+/// data, so the set must come from the feed again; the native build starts
+/// a new configuration with its own set on both). No request gets a wrong
 /// decision, the new rules apply, the revoked token stays refused.
 ///
 /// `sync_interval_ms` is the poll interval here (1 s, allowed by the
@@ -452,7 +460,7 @@ fn listener_reload_keeps_decisions_and_revocations() {
     );
     assert!(
         wait_until(Duration::from_secs(8), || s.feed.full_syncs() > full_before),
-        "the new VMs never fetched the full set from the feed"
+        "the new VMs (or configuration) never fetched the full set from the feed"
     );
     thread::sleep(Duration::from_millis(3000));
     let samples = traffic.finish();

@@ -303,6 +303,13 @@ impl EnvoyBuilder {
         bootstrap(self, self.filter_file().as_ref(), upstream_port, access_log)
     }
 
+    /// The environment Envoy needs for the filter of this builder's
+    /// [`bootstrap`](Self::bootstrap): for the native build, where it finds
+    /// the module. For a test that starts the Envoy process itself.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        process_env(self.filter_file().as_ref())
+    }
+
     /// Starts Envoy and waits until it is LIVE; panics (with the log tail) if
     /// it refuses the configuration or is not ready in time.
     pub fn start(self) -> Envoy {
@@ -331,20 +338,13 @@ impl EnvoyBuilder {
         let text = serde_json::to_string_pretty(&config)
             .unwrap_or_else(|e| panic!("serialize bootstrap: {e}"));
         fs::write(&config_path, text).unwrap_or_else(|e| panic!("write config: {e}"));
-        let mut opts = ProcessOptions {
+        let opts = ProcessOptions {
             concurrency: self.concurrency,
             log_level: self.log_level.clone(),
             component_log_level: self.component_log_level.clone(),
+            env: process_env(filter.as_ref()),
             ..ProcessOptions::default()
         };
-        if let Some(Filter::Native(so)) = &filter {
-            // Envoy finds a module by name (`lib<name>.so`) on this path.
-            let dir = so.parent().unwrap_or_else(|| Path::new("."));
-            opts.env.push((
-                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH".to_string(),
-                dir.display().to_string(),
-            ));
-        }
         let process = EnvoyProcess::start(&config_path, &dir, &opts, READY_TIMEOUT)?;
         let port = process
             .listener_port(Some("main"))
@@ -480,6 +480,21 @@ fn wasm_filter(b: &EnvoyBuilder, wasm: &Path, root_id: &str, config: &str) -> Va
             },
         },
     })
+}
+
+/// Envoy finds a dynamic module by name (`lib<name>.so`) on
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`; the wasm build needs nothing.
+fn process_env(filter: Option<&Filter>) -> Vec<(String, String)> {
+    match filter {
+        Some(Filter::Native(so)) => {
+            let dir = so.parent().unwrap_or_else(|| Path::new("."));
+            vec![(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH".to_string(),
+                dir.display().to_string(),
+            )]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// One dynamic-module HTTP filter loading the native module (by name, from
