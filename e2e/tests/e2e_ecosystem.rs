@@ -4,8 +4,9 @@
 //! `WWW-Authenticate` that points to it, and an allowed gRPC call reaching a
 //! real gRPC server with the identity metadata.
 //!
-//! Needs the release wasm (`make build`), Envoy (`make .venv`) and grpcio in
-//! `.venv` (`make grpcio`); without them the tests fail.
+//! Runs against the build `JWT_AUTH_MODULE` names (wasm or native): needs
+//! that build (`make build`, `make build-native`), Envoy (`make .venv`) and
+//! grpcio in `.venv` (`make grpcio`); without them the tests fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -279,6 +280,16 @@ fn the_protected_resource_metadata_is_served_and_refusals_point_to_it() {
         envoy.stat_at_least("wasmcustom.jwt_auth.resource_metadata", 6),
         Some(6),
         "two paths, three methods each"
+    );
+    // The name an operator reads in /stats: Envoy's namespace for the
+    // build's own metrics, then the filter's.
+    let counter = match envoy.module() {
+        Module::Wasm => "wasmcustom.jwt_auth.resource_metadata",
+        Module::Native => "dynamicmodulescustom.jwt_auth.resource_metadata",
+    };
+    assert!(
+        envoy.stats().lines().any(|l| l == format!("{counter}: 6")),
+        "no {counter}: 6 in /stats"
     );
 
     let missing = envoy.get("/files/a", &[]);
