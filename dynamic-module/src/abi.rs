@@ -572,7 +572,9 @@ impl FilterHandle {
     ///
     /// What Envoy 1.40's ABI does not offer here: a life span or upstream
     /// sharing. `envoy_dynamic_module_callback_http_set_filter_state_typed`
-    /// takes (filter, key, value) only, and stores the object with
+    /// takes (filter, key, value) only (as the Envoy 1.40 binary's own
+    /// code reads its arguments, not only as abi.h declares them), and
+    /// stores the object with
     /// `LifeSpan::FilterChain` and no sharing with the upstream
     /// connection (`StreamSharingMayImpactPooling::None`), where the wasm
     /// build asks for `LifeSpan::DownstreamRequest`, also without sharing.
@@ -582,11 +584,11 @@ impl FilterHandle {
     /// a later filter and the access log see the same value either way,
     /// unless the redirect lands on a route that bypasses verification
     /// (the wasm build's objects stay, these are gone). The ABI's
-    /// callbacks that take a life span and sharing
-    /// (`..._set_filter_state_value`, and `..._set_filter_state_bytes`
-    /// with neither) store a `Router::StringAccessorImpl` whatever the
-    /// key: the object of `envoy.string`, not the one the factory of
-    /// `envoy.hashable_string` builds, so they cannot stand in for the
+    /// callback that takes a life span and sharing
+    /// (`..._set_filter_state_value`), like `..._set_filter_state_bytes`
+    /// that takes neither, stores a `Router::StringAccessorImpl` whatever
+    /// the key: the object of `envoy.string`, not the one the factory of
+    /// `envoy.hashable_string` builds, so neither can stand in for the
     /// factory.
     pub fn set_filter_state(self, key: &str, value: &str) -> bool {
         let Some(cb) = callbacks() else { return false };
