@@ -18,6 +18,7 @@
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Mutex, OnceLock};
 
+use jwt_auth_core::request::Header;
 use jwt_auth_core::worker::Worker;
 
 /// The ABI version this library is built for: what Envoy 1.40.0 reports as
@@ -77,6 +78,16 @@ pub struct EnvoyHttpHeader {
     key_length: usize,
     value_ptr: *const c_char,
     value_length: usize,
+}
+
+impl EnvoyHttpHeader {
+    /// An entry for Envoy to fill.
+    const EMPTY: Self = EnvoyHttpHeader {
+        key_ptr: std::ptr::null(),
+        key_length: 0,
+        value_ptr: std::ptr::null(),
+        value_length: 0,
+    };
 }
 
 /// `envoy_dynamic_module_type_http_header_type_RequestHeader`.
@@ -446,40 +457,47 @@ impl FilterHandle {
     }
 
     /// Calls `f` with the request headers, borrowed from Envoy's header map
-    /// (no copy): names and values as bytes.
-    pub fn with_request_headers<R>(self, f: impl FnOnce(&[(&[u8], &[u8])]) -> R) -> R {
+    /// (no copy). A name that is not UTF-8 (Envoy's codecs refuse such
+    /// names) is left out: no configuration can name it.
+    pub fn with_request_headers<R>(self, f: impl FnOnce(&[Header<'_>]) -> R) -> R {
+        /// Entries read without a heap allocation: more than most requests
+        /// carry.
+        const ON_STACK: usize = 32;
         let Some(cb) = callbacks() else {
             return f(&[]);
         };
         // SAFETY: the filter pointer is live during the hook.
         let count = unsafe { (cb.get_headers_size)(self.0, REQUEST_HEADERS) };
-        let mut raw = vec![
-            EnvoyHttpHeader {
-                key_ptr: std::ptr::null(),
-                key_length: 0,
-                value_ptr: std::ptr::null(),
-                value_length: 0,
-            };
-            count
-        ];
+        let mut stack = [EnvoyHttpHeader::EMPTY; ON_STACK];
+        let mut heap = Vec::new();
+        let raw: &mut [EnvoyHttpHeader] = if count <= ON_STACK {
+            &mut stack[..count]
+        } else {
+            heap.resize(count, EnvoyHttpHeader::EMPTY);
+            &mut heap
+        };
         // SAFETY: `raw` holds `count` entries, the size Envoy just reported
         // for this map on this thread.
         let ok = unsafe { (cb.get_headers)(self.0, REQUEST_HEADERS, raw.as_mut_ptr()) };
         if !ok {
             return f(&[]);
         }
-        let headers: Vec<(&[u8], &[u8])> = raw
+        let headers: Vec<Header<'_>> = raw
             .iter()
-            // SAFETY: Envoy filled each entry with buffers of its header
-            // map, valid until the end of this hook or until a header of
-            // it is set. The borrow ends when `f` returns, and `f` sets no
-            // header: this crate's only caller (`hooks::decide`) decides
-            // inside `f` and writes headers (`hooks::apply`) after it.
-            .map(|h| unsafe {
-                (
-                    bytes(h.key_ptr, h.key_length),
-                    bytes(h.value_ptr, h.value_length),
-                )
+            .filter_map(|h| {
+                // SAFETY: Envoy filled each entry with buffers of its header
+                // map, valid until the end of this hook or until a header of
+                // it is set. The borrow ends when `f` returns, and `f` sets
+                // no header: this crate's only caller (`hooks::decide`)
+                // decides inside `f` and writes headers (`hooks::apply`)
+                // after it.
+                let (name, value) = unsafe {
+                    (
+                        bytes(h.key_ptr, h.key_length),
+                        bytes(h.value_ptr, h.value_length),
+                    )
+                };
+                Some((text(name)?, value))
             })
             .collect();
         f(&headers)
@@ -655,6 +673,18 @@ unsafe fn bytes<'a>(ptr: *const c_char, len: usize) -> &'a [u8] {
     }
 }
 
+/// `bytes` as text. Header names are ASCII (HTTP's token characters) in
+/// all but hostile requests: those are checked with a plain ASCII scan,
+/// cheaper than a full UTF-8 validation on such short names.
+fn text(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// The ABI's view of (name, value) pairs: pointers into `headers`, which
 /// must outlive the call they are passed to.
 fn module_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> Vec<ModuleHttpHeader> {
@@ -737,6 +767,14 @@ mod event_hooks;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_are_text_when_they_are_utf8() {
+        assert_eq!(text(b"x-user-id"), Some("x-user-id"));
+        assert_eq!(text("x-ü".as_bytes()), Some("x-ü"));
+        assert_eq!(text(b"x-\xff"), None);
+        assert_eq!(text(b""), Some(""));
+    }
 
     #[test]
     fn the_table_names_one_callback_per_field() {

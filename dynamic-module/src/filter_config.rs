@@ -11,6 +11,7 @@ use std::time::Duration;
 use jwt_auth_core::host::CallToken;
 
 use crate::abi::{ConfigHandle, LockedWorker, MetricId, Scheduler};
+use crate::metrics::MetricIds;
 use crate::store::LockedStore;
 
 /// A request on hold until its provider's first key set: the stream, the
@@ -26,8 +27,8 @@ pub struct Config {
     pub handle: ConfigHandle,
     pub worker: LockedWorker,
     pub store: LockedStore,
-    pub counters: HashMap<String, MetricId>,
-    pub gauges: HashMap<String, MetricId>,
+    pub counters: MetricIds,
+    pub gauges: MetricIds,
     pub held: Mutex<HashMap<u32, Held>>,
     pub next_context: AtomicU32,
     pub ticker: Option<Ticker>,

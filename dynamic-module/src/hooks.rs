@@ -4,7 +4,6 @@
 //! key sets, the revocation feed) on a timer this module keeps, through the
 //! configuration's callouts, and resumes requests that waited for keys.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use jwt_auth_core::config::{KeySource, Policy};
 use jwt_auth_core::decision::Decision;
 use jwt_auth_core::host::{Answer, Reply};
-use jwt_auth_core::request::{Header, Request};
+use jwt_auth_core::request::Request;
 use jwt_auth_core::worker::{Step, Worker};
 
 use crate::abi::{
@@ -21,7 +20,7 @@ use crate::abi::{
 };
 use crate::filter_config::{Config, Held, Ticker};
 use crate::host::{now_us, NativeHost};
-use crate::metrics;
+use crate::metrics::{self, MetricIds};
 use crate::store::LockedStore;
 
 /// Compiles the configuration (the same JSON the wasm filter reads) and
@@ -104,8 +103,8 @@ fn declare(
     names: &[String],
     namespace: &str,
     define: impl Fn(&str) -> Option<MetricId>,
-) -> Option<HashMap<String, MetricId>> {
-    let mut ids = HashMap::with_capacity(names.len());
+) -> Option<MetricIds> {
+    let mut ids = MetricIds::default();
     for name in names {
         let full = format!("{namespace}.{name}");
         let Some(id) = define(&full) else {
@@ -140,14 +139,8 @@ fn decide(
         filter: Some(filter),
     };
     let now_ms = now_us() / 1000;
-    let step = filter.with_request_headers(|raw| {
-        // A name that is not UTF-8 (Envoy's codecs refuse such names) is
-        // skipped, as in the wasm filter: no configuration can name it.
-        let headers: Vec<Header<'_>> = raw
-            .iter()
-            .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, *v)))
-            .collect();
-        let request = Request::from_headers(&headers);
+    let step = filter.with_request_headers(|headers| {
+        let request = Request::from_headers(headers);
         config.worker.with(|w| {
             let step = w.decide(&host, now_ms, context_id, &request, waiting_since);
             // Envoy's counters are atomic adds: nothing to gain by batching.

@@ -3,8 +3,40 @@
 //! and refuse new ones after it, so the module declares them all up front:
 //! the decision counters (from the core's worker) and the loops' figures.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use jwt_auth_core::config::{KeySource, Policy};
 use jwt_auth_core::worker::Worker;
+
+use crate::abi::MetricId;
+
+/// Envoy's id of each declared metric, by name (without the namespace).
+/// Read on every request, with names from this configuration only (never
+/// from a client), so a plain fast hash serves: no key to resist
+/// flooding.
+pub type MetricIds = HashMap<String, MetricId, BuildHasherDefault<NameHasher>>;
+
+/// FNV-1a (64 bit) over a metric's name.
+pub struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 /// The revocation feed's failure labels (`revocation.fetch_failed.<label>`).
 const FEED_FAILURES: &[&str] = &[
