@@ -49,7 +49,7 @@
 # Envoy (--concurrency 1) is pinned to core 0, wrk and the native helper
 # servers to core 1. Run it on a quiet machine: every other process competes.
 
-.PHONY: bench bench-revocation bench-wasm bench-host-calls bench-tools bench-deps bench-node
+.PHONY: bench bench-revocation bench-instructions bench-wasm bench-host-calls bench-tools bench-deps bench-node
 
 BENCH_SECONDS      ?= 10
 BENCH_CONNECTIONS  ?= 32
@@ -85,6 +85,15 @@ bench: release .venv bench-tools bench-deps $(if $(filter-out 0 no false,$(BENCH
 ## bench-revocation: the revocation-scale benchmark on its own
 bench-revocation: release .venv bench-tools bench-deps feed-build
 	JWT_AUTH_WASM=$(BENCH_WASM) $(PYTHON) $(ROOT)/bench/run.py revocation $(BENCH_COMMON)
+
+## bench-instructions: instructions per request of each variant's Envoy
+## under callgrind: the same count on a busy machine as on a quiet one
+BENCH_INSTR_REQUESTS ?= 1000
+BENCH_INSTR_VARIANTS ?= passthrough jwt_authn jwt_authn_cache native native_cache
+bench-instructions: build-native .venv bench-tools bench-deps
+	$(PYTHON) $(ROOT)/bench/instructions.py --requests $(BENCH_INSTR_REQUESTS) \
+	  --algs '$(call bench_csv,$(BENCH_ALGS))' \
+	  --variants '$(call bench_csv,$(BENCH_INSTR_VARIANTS))'
 
 ## bench-wasm: the decision alone in V8 (Node) and natively, no proxy
 WASM_DECISION := $(ROOT)/target/$(WASM_TARGET)/wasm-release/jwt-auth-wasm-decision.wasm
@@ -134,6 +143,7 @@ bench-deps:
 	 command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	 command -v gnuplot >/dev/null 2>&1 || missing="$$missing gnuplot-nox"; \
 	 command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	 command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
 	 if [ -n "$$missing" ]; then \
 	   echo "installing (Debian):$$missing"; \
 	   apt-get update -qq; \
