@@ -1,8 +1,9 @@
 //! What each of Envoy's events does. One loaded configuration holds one
 //! core [`Worker`] (behind a lock, shared by Envoy's threads): worker
 //! threads decide requests with it; the main thread runs its loops (remote
-//! key sets, the revocation feed) on a timer this module keeps, through the
-//! configuration's callouts, and resumes requests that waited for keys.
+//! key sets, the revocation feed) and adds the decision counters to Envoy's
+//! on a timer this module keeps, through the configuration's callouts, and
+//! resumes requests that waited for keys.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -40,7 +41,6 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
         .iter()
         .filter(|p| matches!(p.keys, KeySource::Remote(_)))
         .count();
-    let loops = remote > 0 || policy.revocation.is_some();
     let summary = format!(
         "jwt-auth: configuration loaded (dynamic module): {} provider(s) ({remote} with remote \
          keys), {} rule(s), revocation {}",
@@ -83,16 +83,17 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
         filter: None,
     };
     config.worker.with(|w| w.prime(&host));
-    if loops {
-        let Some(ticker) = handle.scheduler().and_then(|s| Ticker::start(s, period)) else {
-            abi::log(
-                LogLevel::Error,
-                "jwt-auth: no scheduler from Envoy: remote keys and revocation cannot run",
-            );
-            return None;
-        };
-        config.ticker = Some(ticker);
-    }
+    // Always a timer: besides the loops, it adds the decision counters to
+    // Envoy's (at most a second late, as the wasm build does), keeping
+    // that work off every request.
+    let Some(ticker) = handle.scheduler().and_then(|s| Ticker::start(s, period)) else {
+        abi::log(
+            LogLevel::Error,
+            "jwt-auth: no scheduler from Envoy: counters, remote keys and revocation cannot run",
+        );
+        return None;
+    };
+    config.ticker = Some(ticker);
     abi::log(LogLevel::Info, &summary);
     Some(config)
 }
@@ -143,8 +144,6 @@ fn decide(
         let request = Request::from_headers(headers);
         config.worker.with(|w| {
             let step = w.decide(&host, now_ms, context_id, &request, waiting_since);
-            // Envoy's counters are atomic adds: nothing to gain by batching.
-            w.flush_counts(&host);
             if step == Step::Wait && waiting_since.is_none() {
                 hold(config, filter, context_id, now_ms);
             }
@@ -243,6 +242,16 @@ pub fn config_scheduled(config: &Config, _event_id: u64) {
             }
         }
     }
+}
+
+/// The configuration goes away (on the main thread, after its last
+/// stream): the decisions counted since the last tick reach Envoy first.
+pub fn config_destroy(config: Box<Config>) {
+    let host = NativeHost {
+        config: &config,
+        filter: None,
+    };
+    config.worker.with(|w| w.flush_counts(&host));
 }
 
 /// A configuration callout's answer, on the main thread.

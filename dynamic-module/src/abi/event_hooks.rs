@@ -53,7 +53,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(ptr: Config
     if !ptr.is_null() {
         // SAFETY: made by `Box::into_raw` in config_new; Envoy destroys a
         // configuration once, after its last filter.
-        drop(unsafe { Box::from_raw(ptr.cast_mut().cast::<Config>()) });
+        hooks::config_destroy(unsafe { Box::from_raw(ptr.cast_mut().cast::<Config>()) });
     }
 }
 
