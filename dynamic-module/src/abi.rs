@@ -642,9 +642,9 @@ pub struct LockedWorker(Mutex<Worker>);
 // accelerator. Every clone of each `Rc` lives inside this one worker: none
 // is handed out, since `with` only returns `Send` values, so no two threads
 // ever touch one refcount; the accelerator this crate boxes
-// (`Accelerator<RingCrypto>`, `crate::crypto`) is plain data with no
-// thread affinity; and the mutex gives one thread at a time the whole
-// worker.
+// (`Accelerator<AwsLcCrypto>`, `crate::crypto`) has no thread affinity (its
+// parsed keys are behind its own mutex, and AWS-LC's keys are `Send` and
+// `Sync`); and the mutex gives one thread at a time the whole worker.
 unsafe impl Send for LockedWorker {}
 // SAFETY: as for `Send`: shared access goes through the mutex only.
 unsafe impl Sync for LockedWorker {}

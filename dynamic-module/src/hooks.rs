@@ -54,7 +54,7 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
     );
     let accelerator = crate::crypto::accelerator(policy.native_verification);
     let native = accelerator.as_ref().map_or(String::new(), |_| {
-        "; RSA and ECDSA (ES256, ES384) checked by ring".to_string()
+        "; RSA and ECDSA (ES256, ES384, ES512) checked by AWS-LC".to_string()
     });
     let summary = format!("{summary}{native}");
     let worker = Worker::new(policy.clone(), random_owner(), now_us() / 1000, accelerator);

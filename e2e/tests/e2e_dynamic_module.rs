@@ -160,6 +160,11 @@ fn the_plain_envoy_example_validates_with_the_module_loaded() {
         out.contains("jwt-auth: configuration loaded (dynamic module): 1 provider(s) (1 with remote keys), 1 rule(s)"),
         "{out}"
     );
+    // Every RSA and ECDSA algorithm passed its known-answer self-test.
+    assert!(
+        out.contains("; RSA and ECDSA (ES256, ES384, ES512) checked by AWS-LC"),
+        "{out}"
+    );
 }
 
 #[test]
