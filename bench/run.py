@@ -14,7 +14,9 @@ the machine, to bench/results/latest.md, plus a PNG chart (gnuplot).
 
 Environment: ENVOY_BIN, JWT_AUTH_WASM (the Makefile exports both),
 BENCH_TOOL (default target/release/jwt-auth-bench), BENCH_EMPTY_WASM (default
-target/wasm32-wasip1/release/jwt_auth_empty_filter.wasm, bench/empty-filter).
+target/wasm32-wasip1/release/jwt_auth_empty_filter.wasm, bench/empty-filter),
+JWT_AUTH_DYNAMIC_MODULE (the native module), BENCH_BASE_WASM and
+BENCH_BASE_NATIVE (another build of each, for the *_base variants).
 """
 
 import argparse
@@ -49,13 +51,19 @@ BASE_WASM = os.environ.get("BENCH_BASE_WASM")
 # The native build (an Envoy dynamic module), loaded by name from its directory.
 NATIVE_MODULE = os.environ.get("JWT_AUTH_DYNAMIC_MODULE") or os.path.join(
     ROOT, "target", "release", "libjwt_auth_dynamic_module.so")
+# BENCH_BASE_NATIVE: another build of the native module for the native_base
+# variant, as BENCH_BASE_WASM is for the wasm; copied under its own name so
+# Envoy loads that file, not the one above.
+BASE_NATIVE = os.environ.get("BENCH_BASE_NATIVE")
+BASE_NATIVE_NAME = "libjwt_auth_dynamic_module_base.so"
 TOOL = os.environ.get("BENCH_TOOL") or os.path.join(ROOT, "target", "release", "jwt-auth-bench")
 
 ENVOY_CORE = "0"
 LOAD_CORE = "1"
 ALL_ALGS = ["HS256", "RS256", "ES256", "EdDSA"]
 ALL_VARIANTS = ["passthrough", "wasm_empty", "jwt_authn", "jwt_authn_cache", "wasm", "wasm_cache",
-                "native", "native_cache", "ext_authz", "wasm_cache_base"]
+                "native", "native_cache", "ext_authz", "wasm_cache_base", "native_base",
+                "native_base_cache"]
 VARIANT_LABEL = {
     "passthrough": "passthrough (no auth filter)",
     "wasm_empty": "empty proxy-wasm filter (the SDK's floor)",
@@ -67,6 +75,8 @@ VARIANT_LABEL = {
     "native_cache": "jwt-auth dynamic module (native), token_cache 10000",
     "ext_authz": "ext_authz -> native service (same core)",
     "wasm_cache_base": "jwt-auth-wasm of BENCH_BASE_WASM, token_cache 10000",
+    "native_base": "jwt-auth dynamic module of BENCH_BASE_NATIVE, no cache",
+    "native_base_cache": "jwt-auth dynamic module of BENCH_BASE_NATIVE, token_cache 10000",
 }
 NA_CACHE = "n/a (not supported by this build)"
 
@@ -260,10 +270,10 @@ def wasm_filter(wasm_path, plugin, name="jwt_auth"):
                               "value": json.dumps(plugin)}}}}
 
 
-def native_filter(plugin):
+def native_filter(plugin, module=NATIVE_MODULE):
     """The native build as a dynamic-module filter (Envoy finds
     lib<name>.so on ENVOY_DYNAMIC_MODULES_SEARCH_PATH, set at start)."""
-    name = os.path.basename(NATIVE_MODULE)
+    name = os.path.basename(module)
     name = name[3:] if name.startswith("lib") else name
     name = name[:-3] if name.endswith(".so") else name
     return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
@@ -567,6 +577,12 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
     elif variant in ("native", "native_cache"):
         size = 0 if variant == "native" else 10000
         filters = [native_filter(plugin_config(jwk, token_cache=size))]
+    elif variant in ("native_base", "native_base_cache"):
+        if not BASE_NATIVE:
+            row["note"] = "n/a (BENCH_BASE_NATIVE not set)"
+            return row
+        size = 0 if variant == "native_base" else 10000
+        filters = [native_filter(plugin_config(jwk, token_cache=size), module=BASE_NATIVE_NAME)]
     elif variant == "ext_authz":
         path = os.path.join(RUN_DIR, name + ".plugin.json")
         with open(path, "w") as f:
@@ -633,6 +649,13 @@ def bench(args):
             native_digest = hashlib.sha256(f.read()).hexdigest()
         os.environ["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = RUN_DIR
         machine["native"] = "%d bytes, sha256 %s" % (os.path.getsize(native_copy), native_digest)
+    if any(v.startswith("native_base") for v in variants) and BASE_NATIVE:
+        base_copy = os.path.join(RUN_DIR, BASE_NATIVE_NAME)
+        shutil.copyfile(BASE_NATIVE, base_copy)
+        with open(base_copy, "rb") as f:
+            base_digest = hashlib.sha256(f.read()).hexdigest()
+        os.environ["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = RUN_DIR
+        machine["native base"] = "%d bytes, sha256 %s" % (os.path.getsize(base_copy), base_digest)
     tokens = mint(algs or ALL_ALGS)["algs"]
     cache_ok, cache_err = token_cache_supported(tokens[(algs or ALL_ALGS)[0]]["jwk"])
     if not cache_ok:
@@ -764,7 +787,8 @@ def machine_lines(machine):
             open("/proc/loadavg").read().split()[:3])),
         "- Envoy %s (V8), %s" % (machine["envoy"], machine["wrk"]),
         "- filter: commit %s, wasm %s" % (machine["commit"], machine.get("wasm", "?")),
-    ]
+    ] + ["- %s module: %s" % (key, machine[key]) for key in ("native", "native base")
+         if key in machine]
 
 
 def results_doc(machine, args, table, drift, cache_ok, cache_err, chart):
@@ -815,7 +839,9 @@ def draw_chart(rows, algs, variants):
               "wasm": "jwt-auth-wasm", "wasm_cache": "jwt-auth-wasm + token_cache",
               "native": "dynamic module (native)", "native_cache": "dynamic module + token_cache",
               "ext_authz": "ext_authz + native service",
-              "wasm_cache_base": "baseline module + token_cache"}
+              "wasm_cache_base": "baseline module + token_cache",
+              "native_base": "baseline dynamic module",
+              "native_base_cache": "baseline dynamic module + token_cache"}
     n = len(shown)
     bars = []
     labels = []

@@ -26,7 +26,10 @@
 #   BENCH_VARIANTS="passthrough wasm_empty jwt_authn jwt_authn_cache wasm wasm_cache native native_cache ext_authz"
 #                           (passthrough always runs: it is the reference;
 #                           wasm_cache_base: the module BENCH_BASE_WASM names,
-#                           say a build of the previous commit, side by side)
+#                           say a build of the previous commit, side by side;
+#                           native_base, native_base_cache: the same for the
+#                           native module, no cache and token_cache 10000,
+#                           BENCH_BASE_NATIVE=path/to/libjwt_auth_dynamic_module.so)
 #   BENCH_ROUNDS=1          run every variant N times (interleaved); median
 #   BENCH_REVOCATION=1      make bench also runs the revocation benchmark
 #   BENCH_REVOCATION_SIZES="0 100000 500000 1000000"   BENCH_REVOCATION_TRIALS=30
