@@ -11,6 +11,7 @@ same for every variant) and not cycles (cache misses, branch mispredictions).
 
     python3 bench/instructions.py [--requests 1000] [--algs HS256,RS256,ES256,EdDSA]
         [--variants passthrough,jwt_authn,jwt_authn_cache,native,native_cache]
+        (native_base, native_base_cache: the build BENCH_BASE_NATIVE names)
 
 For each variant and algorithm: Envoy (`--concurrency 1`) under
 `valgrind --tool=callgrind`, 200 warm-up requests on one keep-alive
@@ -97,6 +98,8 @@ def filters_for(variant, info):
         return [bench.jwt_authn_filter(jwk, cache=variant == "jwt_authn_cache")]
     size = 10000 if variant.endswith("_cache") else 0
     plugin = bench.plugin_config(jwk, token_cache=size)
+    if variant.startswith("native_base"):
+        return [bench.native_filter(plugin, module=bench.BASE_NATIVE_NAME)]
     if variant.startswith("native"):
         return [bench.native_filter(plugin)]
     if variant.startswith("wasm"):
@@ -160,6 +163,10 @@ def main():
         copy = os.path.join(bench.RUN_DIR, os.path.basename(bench.NATIVE_MODULE))
         shutil.copyfile(bench.NATIVE_MODULE, copy)
         os.environ["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = bench.RUN_DIR
+    if any(v.startswith("native_base") for v in variants):
+        if not bench.BASE_NATIVE:
+            sys.exit("native_base: set BENCH_BASE_NATIVE to another build of the module")
+        shutil.copyfile(bench.BASE_NATIVE, os.path.join(bench.RUN_DIR, bench.BASE_NATIVE_NAME))
     binary = envoy_binary()
     tokens = bench.mint(algs)["algs"]
     rows = {}
