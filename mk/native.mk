@@ -5,8 +5,10 @@
 #   make test-native    the end-to-end suites of decisions, stripping, rules,
 #                       remote keys, revocation, the feed (its server and
 #                       replicas that fail over), Envoy's other filters and
-#                       gRPC, and configuration reloads and hot restarts
-#                       again, against the native module (part of `make test`)
+#                       gRPC, configuration reloads and hot restarts, and the
+#                       signature edge cases of the accelerated RSA/ECDSA
+#                       path, again, against the native module (part of
+#                       `make test`)
 #
 # The test kit picks the build with JWT_AUTH_MODULE=wasm|native (default
 # wasm) and finds the library through JWT_AUTH_DYNAMIC_MODULE.
@@ -17,7 +19,8 @@ NATIVE_MODULE := $(ROOT)/target/release/libjwt_auth_dynamic_module.so
 export JWT_AUTH_DYNAMIC_MODULE := $(NATIVE_MODULE)
 
 NATIVE_SUITES ?= e2e_filter e2e_paths e2e_adversarial e2e_jwks e2e_revocation \
-                 e2e_feed_server e2e_feed_replicas e2e_ecosystem e2e_reload
+                 e2e_feed_server e2e_feed_replicas e2e_ecosystem e2e_reload \
+                 e2e_host_crypto
 
 TEST_DEPS += build-native test-native
 

@@ -121,13 +121,37 @@ impl NativeCrypto for AwsLcCrypto {
 }
 
 /// The accelerator for a configuration, or `None` when it is turned off
-/// (`native_verification: false`) or no algorithm passed its self-test.
-pub fn accelerator(allowed: bool) -> Option<Box<dyn jwt_auth_core::jwt::SignatureAccelerator>> {
+/// (`native_verification: false`) or no algorithm passed its self-test;
+/// with the log line that says which, in the wasm build's words.
+pub fn accelerator(
+    allowed: bool,
+) -> (
+    Option<Box<dyn jwt_auth_core::jwt::SignatureAccelerator>>,
+    String,
+) {
     if !allowed {
-        return None;
+        return (
+            None,
+            "jwt-auth: native signature verification turned off (native_verification: false); \
+             all algorithms run in the core"
+                .into(),
+        );
     }
     let accelerator = Accelerator::new(AwsLcCrypto::default());
-    (!accelerator.enabled().is_empty()).then(|| Box::new(accelerator) as Box<_>)
+    let on: Vec<&str> = accelerator.enabled().iter().map(|a| a.name()).collect();
+    if on.is_empty() {
+        return (
+            None,
+            "jwt-auth: no native signature verification (no algorithm passed its AWS-LC \
+             self-test); all algorithms run in the core"
+                .into(),
+        );
+    }
+    let line = format!(
+        "jwt-auth: native signature verification for {} (AWS-LC)",
+        on.join(", ")
+    );
+    (Some(Box::new(accelerator)), line)
 }
 
 #[cfg(test)]

@@ -52,11 +52,7 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
             "off"
         }
     );
-    let accelerator = crate::crypto::accelerator(policy.native_verification);
-    let native = accelerator.as_ref().map_or(String::new(), |_| {
-        "; RSA and ECDSA (ES256, ES384, ES512) checked by AWS-LC".to_string()
-    });
-    let summary = format!("{summary}{native}");
+    let (accelerator, verification) = crate::crypto::accelerator(policy.native_verification);
     let worker = Worker::new(policy.clone(), random_owner(), now_us() / 1000, accelerator);
     let names = metrics::names(&policy, &worker);
     let counters = declare(&names.counters, &policy.namespace, |n| {
@@ -95,6 +91,7 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
     };
     config.ticker = Some(ticker);
     abi::log(LogLevel::Info, &summary);
+    abi::log(LogLevel::Info, &verification);
     Some(config)
 }
 

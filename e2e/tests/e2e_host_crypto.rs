@@ -1,7 +1,8 @@
-//! The host-accelerated signature path inside the real Envoy: the VM's
-//! self-test enables Envoy's native verifier for RS* and ES*, and tokens,
-//! valid or broken in every way an ECDSA signature can be, get the same
-//! answers as the pure-Rust path, which runs the same table inside Envoy with
+//! The accelerated signature path inside the real Envoy: the self-test
+//! enables the host's native verifier for RS* and ES* (Envoy's own crypto
+//! for the wasm module, AWS-LC in the dynamic module), and tokens, valid or
+//! broken in every way an ECDSA signature can be, get the same answers as
+//! the pure-Rust path, which runs the same table inside Envoy with
 //! `native_verification: false`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
