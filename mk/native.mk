@@ -48,5 +48,8 @@ release-native:
 	@cd $(DIST) && sha256sum libjwt_auth_dynamic_module.so > libjwt_auth_dynamic_module.so.sha256 \
 	 && cp libjwt_auth_dynamic_module.so $(NATIVE_RELEASE_NAME) \
 	 && sha256sum $(NATIVE_RELEASE_NAME) > $(NATIVE_RELEASE_NAME).sha256
+	@$(PYTHON) $(ROOT)/tools/third_party.py --package jwt-auth-dynamic-module \
+	  --platform $(shell rustc -vV | sed -n 's/^host: //p') \
+	  --out $(DIST)/libjwt_auth_dynamic_module.so.third-party.txt
 	@echo "dist/libjwt_auth_dynamic_module.so: $$(stat -c %s $(DIST)/libjwt_auth_dynamic_module.so) bytes," \
 	  "sha256 $$(cut -d' ' -f1 $(DIST)/libjwt_auth_dynamic_module.so.sha256), for Envoy $(ENVOY_VERSION)"

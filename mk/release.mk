@@ -88,6 +88,8 @@ release: toolchain release-deps
 	@cd $(DIST) && sha256sum plugin.wasm > plugin.wasm.sha256 \
 	 && cp plugin.wasm jwt-auth-wasm-$(RELEASE_VERSION).wasm \
 	 && sha256sum jwt-auth-wasm-$(RELEASE_VERSION).wasm > jwt-auth-wasm-$(RELEASE_VERSION).wasm.sha256
+	@$(PYTHON) $(ROOT)/tools/third_party.py --package jwt-auth-wasm --platform $(WASM_TARGET) \
+	  --out $(DIST)/plugin.wasm.third-party.txt
 	@$(PYTHON) $(ROOT)/tools/release_manifest.py --wasm $(DIST)/plugin.wasm --raw $(RELEASE_RAW_WASM) \
 	  --version $(RELEASE_VERSION) --out $(DIST)/manifest.json --profile $(RELEASE_PROFILE) \
 	  --wasm-opt-flags='$(WASM_OPT_FLAGS)' --root $(ROOT)

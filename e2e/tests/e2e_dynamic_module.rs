@@ -212,3 +212,33 @@ fn the_shipped_module_matches_its_checksum_and_loads() {
     assert!(envoy.wait_for_log("Dynamic module ABI version v0.2.0 matched.", WAIT));
     assert_eq!(envoy.get("/x", &[]).status, 401);
 }
+
+/// Beside each artifact, `make release` ships the notices of what is linked
+/// into it: every crate with its licence, then the licence texts, AWS-LC's
+/// (statically linked C) among them for the native library.
+#[test]
+fn the_release_carries_the_third_party_notices() {
+    let dist = workspace_root().join("dist");
+    for (artifact, linked, text) in [
+        (
+            "libjwt_auth_dynamic_module.so",
+            "- aws-lc-sys ",
+            "AWS Libcrypto (AWS-LC)",
+        ),
+        ("plugin.wasm", "- jwt-compact ", "Apache License"),
+    ] {
+        let path = dist.join(format!("{artifact}.third-party.txt"));
+        let notices = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `make release`)", path.display()));
+        assert!(
+            notices.contains(linked),
+            "{artifact}: {linked:?} not listed"
+        );
+        assert!(
+            notices.contains(text),
+            "{artifact}: no {text:?} licence text"
+        );
+        // Our own crates are not third-party software.
+        assert!(!notices.contains("- jwt-auth-core "), "{artifact}");
+    }
+}
