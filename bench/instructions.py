@@ -90,30 +90,13 @@ def total_ir(path):
     raise RuntimeError("no totals in " + path)
 
 
-def filters_for(variant, info):
-    jwk = info["jwk"]
-    if variant == "passthrough":
-        return []
-    if variant in ("jwt_authn", "jwt_authn_cache"):
-        return [bench.jwt_authn_filter(jwk, cache=variant == "jwt_authn_cache")]
-    size = 10000 if variant.endswith("_cache") else 0
-    plugin = bench.plugin_config(jwk, token_cache=size)
-    if variant.startswith("native_base"):
-        return [bench.native_filter(plugin, module=bench.BASE_NATIVE_NAME)]
-    if variant.startswith("native"):
-        return [bench.native_filter(plugin)]
-    if variant.startswith("wasm"):
-        return [bench.wasm_filter(bench.WASM, plugin)]
-    raise ValueError(variant)
-
-
 def measure(variant, alg, info, requests, binary):
     tag = "%s-%s" % (variant, alg)
     for old in glob.glob(os.path.join(OUT_DIR, tag + ".*")):
         os.remove(old)
     start = under_callgrind(tag, binary)
     try:
-        envoy = bench.Envoy("cg-" + tag, filters_for(variant, info))
+        envoy = bench.Envoy("cg-" + tag, bench.auth_filters(variant, info["jwk"]))
     finally:
         bench.spawn = start
     try:

@@ -546,6 +546,26 @@ def wrk_cpu(envoy, token, seconds, connections, port=None, headers=()):
     return res
 
 
+def auth_filters(variant, jwk, wasm_path=WASM, cache_ok=True):
+    """The HTTP filters of a variant in front of the router, for every
+    variant but ext_authz (which also needs its service). `cache_ok`: the
+    wasm build knows `token_cache` (a build without it gets none)."""
+    if variant == "passthrough":
+        return []
+    if variant == "wasm_empty":
+        return [wasm_filter(EMPTY_WASM, {})]
+    if variant in ("jwt_authn", "jwt_authn_cache"):
+        return [jwt_authn_filter(jwk, cache=variant == "jwt_authn_cache")]
+    size = 10000 if variant.endswith("_cache") or variant == "wasm_cache_base" else 0
+    if variant in ("native", "native_cache"):
+        return [native_filter(plugin_config(jwk, token_cache=size))]
+    if variant in ("native_base", "native_base_cache"):
+        return [native_filter(plugin_config(jwk, token_cache=size), module=BASE_NATIVE_NAME)]
+    if variant in ("wasm", "wasm_cache", "wasm_cache_base"):
+        return [wasm_filter(wasm_path, plugin_config(jwk, token_cache=size if cache_ok else None))]
+    raise ValueError(variant)
+
+
 def run_variant(variant, alg, info, args, wasm_path, cache_ok):
     """Starts one variant, checks it, loads it. Returns a result row."""
     jwk, token = info["jwk"], info["token"]
@@ -553,37 +573,23 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
     row = {"variant": variant, "alg": alg, "note": ""}
     authz = None
     clusters = []
-    if variant == "passthrough":
-        filters = []
-    elif variant == "wasm_empty":
+    if variant == "wasm_empty":
         row["alg"] = "-"
-        filters = [wasm_filter(EMPTY_WASM, {})]
-    elif variant in ("jwt_authn", "jwt_authn_cache"):
-        filters = [jwt_authn_filter(jwk, cache=variant == "jwt_authn_cache")]
-    elif variant in ("wasm", "wasm_cache", "wasm_cache_base"):
-        if variant != "wasm" and not cache_ok:
-            row["note"] = NA_CACHE
-            return row
-        if variant == "wasm_cache_base":
-            if not BASE_WASM:
-                row["note"] = "n/a (BENCH_BASE_WASM not set)"
-                return row
-            wasm_path = BASE_WASM
-        size = 0 if variant == "wasm" else 10000
-        plugin = plugin_config(jwk, token_cache=size if cache_ok else None)
-        if not cache_ok:
-            row["note"] = "build has no token_cache: no cache"
-        filters = [wasm_filter(wasm_path, plugin)]
-    elif variant in ("native", "native_cache"):
-        size = 0 if variant == "native" else 10000
-        filters = [native_filter(plugin_config(jwk, token_cache=size))]
-    elif variant in ("native_base", "native_base_cache"):
-        if not BASE_NATIVE:
-            row["note"] = "n/a (BENCH_BASE_NATIVE not set)"
-            return row
-        size = 0 if variant == "native_base" else 10000
-        filters = [native_filter(plugin_config(jwk, token_cache=size), module=BASE_NATIVE_NAME)]
-    elif variant == "ext_authz":
+    if variant in ("wasm_cache", "wasm_cache_base") and not cache_ok:
+        row["note"] = NA_CACHE
+        return row
+    if variant == "wasm_cache_base" and not BASE_WASM:
+        row["note"] = "n/a (BENCH_BASE_WASM not set)"
+        return row
+    if variant in ("native_base", "native_base_cache") and not BASE_NATIVE:
+        row["note"] = "n/a (BENCH_BASE_NATIVE not set)"
+        return row
+    if variant == "wasm" and not cache_ok:
+        row["note"] = "build has no token_cache: no cache"
+    if variant != "ext_authz":
+        filters = auth_filters(variant, jwk, BASE_WASM if variant == "wasm_cache_base" else wasm_path,
+                               cache_ok)
+    else:
         path = os.path.join(RUN_DIR, name + ".plugin.json")
         with open(path, "w") as f:
             json.dump(plugin_config(jwk), f)
@@ -592,8 +598,6 @@ def run_variant(variant, alg, info, args, wasm_path, cache_ok):
         filters = [ext_authz_filter(authz_port)]
         clusters = [static_cluster("ext_authz", authz_port)]
         row["note"] = "service on core 1 with wrk"
-    else:
-        raise ValueError(variant)
     envoy = Envoy(name, filters, clusters)
     try:
         if not envoy.wait_ready():
