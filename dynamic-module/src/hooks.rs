@@ -74,10 +74,7 @@ pub fn config_new(handle: ConfigHandle, _name: &[u8], json: &[u8]) -> Option<Box
     // configured: a new configuration (a listener update, a new process)
     // starts with no revocation set, and under `on_stale: deny` must refuse
     // until its first sync rather than decide with the empty set.
-    let host = NativeHost {
-        config: &config,
-        filter: None,
-    };
+    let host = NativeHost::main_thread(&config);
     config.worker.with(|w| w.prime(&host));
     // Always a timer: besides the loops, it adds the decision counters to
     // Envoy's (at most a second late, as the wasm build does), keeping
@@ -223,10 +220,7 @@ fn apply(filter: FilterHandle, decision: &Decision) -> HeadersStatus {
 /// for each held request the worker hands back (keys arrived, or it waited
 /// long enough for its 401).
 pub fn config_scheduled(config: &Config, _event_id: u64) {
-    let host = NativeHost {
-        config,
-        filter: None,
-    };
+    let host = NativeHost::main_thread(config);
     let waiting = config.worker.with(|w| w.on_tick(&host)).unwrap_or_default();
     if waiting.is_empty() {
         return;
@@ -244,10 +238,7 @@ pub fn config_scheduled(config: &Config, _event_id: u64) {
 /// The configuration goes away (on the main thread, after its last
 /// stream): the decisions counted since the last tick reach Envoy first.
 pub fn config_destroy(config: Box<Config>) {
-    let host = NativeHost {
-        config: &config,
-        filter: None,
-    };
+    let host = NativeHost::main_thread(&config);
     config.worker.with(|w| w.flush_counts(&host));
 }
 
@@ -256,10 +247,7 @@ pub fn config_callout_done(config: &Config, callout_id: u64, answer: CalloutAnsw
     let Ok(token) = config.call_token(callout_id) else {
         return;
     };
-    let host = NativeHost {
-        config,
-        filter: None,
-    };
+    let host = NativeHost::main_thread(config);
     config.worker.with(|w| {
         let Some(limit) = w.body_limit(token) else {
             return;

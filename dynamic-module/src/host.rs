@@ -18,6 +18,17 @@ pub struct NativeHost<'a> {
     pub filter: Option<FilterHandle>,
 }
 
+impl<'a> NativeHost<'a> {
+    /// The host of the main thread: the loops' tick, callout answers, a
+    /// configuration's start and end.
+    pub fn main_thread(config: &'a Config) -> Self {
+        NativeHost {
+            config,
+            filter: None,
+        }
+    }
+}
+
 impl SharedStore for NativeHost<'_> {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         self.config.store.get(key)
