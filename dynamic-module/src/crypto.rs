@@ -31,9 +31,10 @@ const P521: &str = "1.3.132.0.35";
 /// it bounds the memory a stream of key rotations can take.
 const MAX_KEYS_PER_HASH: usize = 256;
 
-/// One hash's keys, by the SPKI the core keeps; `None` for a key no
-/// algorithm here takes (the core decides those).
-type ParsedKeys = HashMap<Box<[u8]>, Option<ParsedPublicKey>>;
+/// One hash's keys, by the SPKI the core keeps, as [`AwsLcCrypto::parse`]
+/// answered for them: `None` for a key no algorithm here takes (the core
+/// decides those), `Some(Err)` for one the algorithm refuses.
+type ParsedKeys = HashMap<Box<[u8]>, Option<Result<ParsedPublicKey, ()>>>;
 
 #[derive(Default)]
 pub struct AwsLcCrypto {
@@ -103,20 +104,24 @@ impl NativeCrypto for AwsLcCrypto {
         // never contended.
         let mut keys = self.keys.lock().ok()?;
         let keys = keys.get_mut(slot)?;
-        if let Some(parsed) = keys.get(spki_der) {
-            return parsed.as_ref().map(|key| Self::check(key, signature, text));
-        }
-        let parsed = match Self::parse(hash, spki_der) {
-            None => None,
-            Some(Ok(key)) => Some(key),
-            Some(Err(())) => return Some(false),
+        let answer = |parsed: &Option<Result<ParsedPublicKey, ()>>| {
+            parsed.as_ref().map(|key| {
+                key.as_ref()
+                    .is_ok_and(|key| Self::check(key, signature, text))
+            })
         };
-        let answer = parsed.as_ref().map(|key| Self::check(key, signature, text));
+        if let Some(parsed) = keys.get(spki_der) {
+            return answer(parsed);
+        }
+        // Parsed once, refused keys included: a key the algorithm refuses
+        // stays refused.
+        let parsed = Self::parse(hash, spki_der);
+        let result = answer(&parsed);
         if keys.len() >= MAX_KEYS_PER_HASH {
             keys.clear();
         }
         keys.insert(spki_der.into(), parsed);
-        answer
+        result
     }
 }
 
