@@ -189,7 +189,7 @@ fn main() -> ExitCode {
         ..Env::basic(now)
     };
     let decision = decide(policy, &request, &env);
-    let mut out = report(&decision);
+    let mut out = report(policy, &decision);
     // What the rules saw: the canonical path, and the rule it matched.
     match canonical(&args.path, policy.escaped_slashes) {
         Ok(path) => {
@@ -398,23 +398,26 @@ fn load_remote_keys(policy: &Policy, files: &[(String, String)]) -> Result<FileK
     Ok(FileKeys(keys))
 }
 
-fn report(decision: &Decision) -> Value {
+fn report(policy: &Policy, decision: &Decision) -> Value {
     match decision {
         Decision::Allow(a) => {
             let set: Map<String, Value> = a
-                .set_headers
-                .iter()
-                .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                .set_headers()
+                .map(|(n, v)| (n.to_string(), Value::String(v.to_string())))
                 .collect();
+            let provider = a
+                .provider
+                .and_then(|i| policy.providers.get(i))
+                .map(|p| p.name.as_str());
             json!({
                 "decision": "allow",
                 "status": 200,
                 "reason": a.kind.label(),
-                "provider": a.provider,
+                "provider": provider,
                 "set_headers": set,
                 "removed_headers": a.remove_headers,
                 "filter_state": a
-                    .filter_state
+                    .filter_state()
                     .iter()
                     .map(|(n, v)| (n.clone(), Value::String(v.clone())))
                     .collect::<Map<String, Value>>(),

@@ -2,21 +2,26 @@
 //! parsing and signature checks, keeping only what the decision still
 //! needs (claims for headers and rules, `exp`, `jti`, `sub`, `iat`).
 //!
-//! Bounded and least-recently-used. Keyed by a keyed hash of the whole
-//! token, with a full comparison on every hit, so a hash collision can
-//! never pass one token for another. A hit never outlives `exp`, and
+//! Bounded and least-recently-used. Keyed by a keyed hash of the token's
+//! last bytes (the end of its signature, which no two tokens an issuer
+//! signs share), with a full comparison on every hit, so a hash collision
+//! can never pass one token for another; only verified tokens are stored,
+//! so a client cannot fill the index with tokens of its choosing. A hit never outlives `exp`, and
 //! revocation and route rules are still checked on every hit.
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::jwt::JsonObject;
 
-/// What a verified token leaves behind.
-#[derive(Debug, Clone, PartialEq)]
+/// What a verified token leaves behind. Shared (`Arc`) between the cache
+/// and the decisions that read it, so a cache hit copies nothing; atomic,
+/// because a native host applies a decision outside the lock its cache
+/// lives under.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub claims: JsonObject,
     pub exp: Option<u64>,
@@ -29,6 +34,18 @@ pub struct Verified {
 }
 
 const NIL: usize = usize::MAX;
+
+/// How many of a token's last bytes are hashed: more than a signature
+/// needs to tell tokens apart, under half of what hashing a whole token costs.
+const HASHED_TAIL: usize = 32;
+
+/// The part of `token` its index key is hashed from.
+fn hashed_tail(token: &str) -> &[u8] {
+    let bytes = token.as_bytes();
+    bytes
+        .get(bytes.len().saturating_sub(HASHED_TAIL)..)
+        .unwrap_or(bytes)
+}
 
 /// The index's hasher. Its keys are already the keyed hash of a token, as
 /// unpredictable to a client as any second hash of them would be, so they
@@ -57,7 +74,7 @@ impl Hasher for Prehashed {
 struct Slot {
     token: Box<str>,
     hash: u64,
-    value: Rc<Verified>,
+    value: Arc<Verified>,
     prev: usize,
     next: usize,
 }
@@ -103,8 +120,8 @@ impl TokenCache {
 
     /// The cached result for exactly this token, unless it expired
     /// (`now > exp + skew`), in which case it is dropped.
-    pub fn get(&mut self, token: &str, now: u64, skew: u64) -> Option<Rc<Verified>> {
-        let hash = self.hasher.hash_one(token);
+    pub fn get(&mut self, token: &str, now: u64, skew: u64) -> Option<Arc<Verified>> {
+        let hash = self.hasher.hash_one(hashed_tail(token));
         let slot = *self.index.get(&hash)?;
         let entry = self.slots.get(slot)?;
         if &*entry.token != token {
@@ -123,16 +140,16 @@ impl TokenCache {
         Some(value)
     }
 
-    pub fn insert(&mut self, token: &str, value: Verified) {
+    pub fn insert(&mut self, token: &str, value: Arc<Verified>) {
         if self.max_entries == 0 {
             return;
         }
-        let hash = self.hasher.hash_one(token);
+        let hash = self.hasher.hash_one(hashed_tail(token));
         if let Some(&slot) = self.index.get(&hash) {
             // Same token refreshed, or a colliding one replacing it.
             if let Some(entry) = self.slots.get_mut(slot) {
                 entry.token = token.into();
-                entry.value = Rc::new(value);
+                entry.value = value;
             }
             self.touch(slot);
             return;
@@ -145,7 +162,7 @@ impl TokenCache {
         self.slots.push(Slot {
             token: token.into(),
             hash,
-            value: Rc::new(value),
+            value,
             prev: NIL,
             next: NIL,
         });
@@ -230,12 +247,12 @@ impl TokenCaches {
         }
     }
 
-    pub fn get(&self, provider: usize, token: &str, now: u64, skew: u64) -> Option<Rc<Verified>> {
+    pub fn get(&self, provider: usize, token: &str, now: u64, skew: u64) -> Option<Arc<Verified>> {
         let cache = self.caches.get(provider)?.as_ref()?;
         cache.try_borrow_mut().ok()?.get(token, now, skew)
     }
 
-    pub fn insert(&self, provider: usize, token: &str, value: Verified) {
+    pub fn insert(&self, provider: usize, token: &str, value: Arc<Verified>) {
         if let Some(Some(cache)) = self.caches.get(provider) {
             if let Ok(mut c) = cache.try_borrow_mut() {
                 c.insert(token, value);
@@ -269,8 +286,8 @@ impl TokenCaches {
 mod tests {
     use super::*;
 
-    fn verified(exp: u64, sub: &str) -> Verified {
-        Verified {
+    fn verified(exp: u64, sub: &str) -> Arc<Verified> {
+        Arc::new(Verified {
             claims: JsonObject::of(&serde_json::json!({})),
             iss: None,
             exp: Some(exp),
@@ -279,7 +296,7 @@ mod tests {
             iat: None,
             set_headers: vec![("x-user-id".into(), sub.into())],
             filter_state: Vec::new(),
-        }
+        })
     }
 
     #[test]
@@ -321,7 +338,7 @@ mod tests {
         let mut c = TokenCache::new(10);
         c.insert("real", verified(100, "alice"));
         // Force a collision: point the other token's hash at the slot.
-        let forged = c.hasher.hash_one("forged");
+        let forged = c.hasher.hash_one(hashed_tail("forged"));
         let slot = *c.index.values().next().unwrap();
         c.index.insert(forged, slot);
         assert!(c.get("forged", 0, 0).is_none(), "full comparison on hit");

@@ -16,6 +16,7 @@ mod values;
 
 use std::collections::BTreeSet;
 
+use crate::extract::TokenSource;
 use crate::path::EscapedSlashes;
 use crate::rules::Requirement;
 use error::strip_position;
@@ -89,7 +90,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         providers.push(provider);
     }
     let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
-    let rules = match raw.rules {
+    let mut rules = match raw.rules {
         None => Vec::new(),
         Some(rules) => rules
             .into_iter()
@@ -97,12 +98,18 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
             .map(|(i, r)| compile_rule(r, &names, &format!("rules[{i}]")))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let default_requirement = Requirement::Token {
+    for rule in &mut rules {
+        with_sources(&mut rule.requires, &providers);
+    }
+    let mut default_requirement = Requirement::Token {
         providers: (0..providers.len()).collect(),
+        sources: Vec::new(),
         allow_missing: false,
         permissions: None,
         claims: Vec::new(),
     };
+    with_sources(&mut default_requirement, &providers);
+    let forwardless_sources = sources_of(providers.iter().filter(|p| !p.forward));
     let provider_header = match &raw.provider_header {
         None => None,
         Some(h) => {
@@ -162,6 +169,7 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         rules,
         default_requirement,
         strip_headers: strip.into_iter().collect(),
+        forwardless_sources,
         revocation,
         namespace,
         native_verification: raw.native_verification,
@@ -170,6 +178,27 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         bypass_cors_preflight: raw.bypass_cors_preflight,
         protected_resource,
     })
+}
+
+/// Fills in where a requirement's providers read tokens.
+fn with_sources(requirement: &mut Requirement, all: &[Provider]) {
+    if let Requirement::Token {
+        providers, sources, ..
+    } = requirement
+    {
+        *sources = sources_of(providers.iter().filter_map(|&i| all.get(i)));
+    }
+}
+
+/// The places `providers` read tokens, each once, in provider order.
+fn sources_of<'p>(providers: impl Iterator<Item = &'p Provider>) -> Vec<TokenSource> {
+    let mut sources: Vec<TokenSource> = Vec::new();
+    for source in providers.flat_map(|p| p.sources.iter()) {
+        if !sources.contains(source) {
+            sources.push(source.clone());
+        }
+    }
+    sources
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::cache::{TokenCaches, Verified};
 use crate::config::{KeySource, Policy, Provider};
@@ -115,16 +116,60 @@ impl AllowKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allow {
     pub kind: AllowKind,
-    /// Name of the provider whose key verified the token.
-    pub provider: Option<String>,
-    /// Headers to write (replacing any value of the same name).
-    pub set_headers: Vec<(String, String)>,
+    /// The provider whose key verified the token (an index into the
+    /// policy's providers).
+    pub provider: Option<usize>,
+    /// What the verified token leaves behind: its identity headers and
+    /// filter state objects. Shared with the token cache, so a cache hit
+    /// copies none of it.
+    pub token: Option<Arc<Verified>>,
+    /// Headers rewritten in place (replacing the request's value): `:path`
+    /// without a token parameter, `cookie` without a token cookie.
+    pub rewrite_headers: Vec<(String, String)>,
     /// Headers to remove: client-sent identity headers and, unless the
     /// provider forwards it, the token header.
     pub remove_headers: Vec<String>,
-    /// Filter state objects to write (`claims_to_filter_state`): only for
-    /// a verified token, never on a bypass.
-    pub filter_state: Vec<(String, String)>,
+}
+
+impl Allow {
+    fn new(kind: AllowKind, remove_headers: Vec<String>) -> Self {
+        Allow {
+            kind,
+            provider: None,
+            token: None,
+            rewrite_headers: Vec::new(),
+            remove_headers,
+        }
+    }
+
+    /// The identity headers of the verified token, each name once. None of
+    /// them is left in the request once `remove_headers` are gone (every
+    /// name the filter writes is stripped), so a host may add them rather
+    /// than replace a value.
+    pub fn identity_headers(&self) -> &[(String, String)] {
+        self.token.as_deref().map_or(&[], |t| &t.set_headers)
+    }
+
+    /// Filter state objects to write (`claims_to_filter_state`): only for a
+    /// verified token, never on a bypass.
+    pub fn filter_state(&self) -> &[(String, String)] {
+        self.token.as_deref().map_or(&[], |t| &t.filter_state)
+    }
+
+    /// Every header written: the identity headers, then the rewrites.
+    pub fn set_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.identity_headers()
+            .iter()
+            .chain(&self.rewrite_headers)
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether the request goes upstream unchanged.
+    pub fn changes_nothing(&self) -> bool {
+        self.remove_headers.is_empty()
+            && self.rewrite_headers.is_empty()
+            && self.identity_headers().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,49 +262,26 @@ fn authenticate(
         .map_or(&policy.default_requirement, |r| &r.requires);
     let Requirement::Token {
         providers,
+        sources,
         allow_missing,
         ..
     } = requirement
     else {
-        let allow = Allow {
-            kind: AllowKind::Bypassed,
-            provider: None,
-            set_headers: Vec::new(),
-            remove_headers: stripped,
-            filter_state: Vec::new(),
-        };
+        let allow = Allow::new(AllowKind::Bypassed, stripped);
         return Ok(without_credentials(allow, policy, request));
     };
-    let candidates: Vec<(usize, &Provider)> = providers
-        .iter()
-        .filter_map(|&i| Some((i, policy.providers.get(i)?)))
-        .collect();
-    let mut sources: Vec<&TokenSource> = Vec::new();
-    for source in candidates.iter().flat_map(|(_, p)| p.sources.iter()) {
-        if !sources.contains(&source) {
-            sources.push(source);
-        }
-    }
-    let found = match extract::extract(request, &sources) {
+    // Iterated, not collected: a cache hit allocates nothing here.
+    let candidates = || {
+        providers
+            .iter()
+            .filter_map(|&i| Some((i, policy.providers.get(i)?)))
+    };
+    let found = match extract::extract(request, sources) {
         Ok(Some(found)) => found,
         Ok(None) if policy.bypass_cors_preflight && is_cors_preflight(request) => {
-            return Ok(Allow {
-                kind: AllowKind::CorsPreflight,
-                provider: None,
-                set_headers: Vec::new(),
-                remove_headers: stripped,
-                filter_state: Vec::new(),
-            })
+            return Ok(Allow::new(AllowKind::CorsPreflight, stripped))
         }
-        Ok(None) if *allow_missing => {
-            return Ok(Allow {
-                kind: AllowKind::Anonymous,
-                provider: None,
-                set_headers: Vec::new(),
-                remove_headers: stripped,
-                filter_state: Vec::new(),
-            })
-        }
+        Ok(None) if *allow_missing => return Ok(Allow::new(AllowKind::Anonymous, stripped)),
         Ok(None) => return Err(Deny::new(DenyReason::Missing)),
         Err(ExtractError::Multiple) => return Err(Deny::new(DenyReason::MultipleTokens)),
         Err(ExtractError::Unreadable) => {
@@ -269,26 +291,28 @@ fn authenticate(
         }
     };
     if let Some(cache) = env.cache {
-        for &(index, provider) in &candidates {
+        for (index, provider) in candidates() {
             if !provider.sources.contains(found.source) {
                 continue;
             }
             let skew = provider.claims.clock_skew_seconds;
             if let Some(hit) = cache.get(index, found.token, env.now, skew) {
-                return authorize(provider, &hit, requirement, env, stripped)
-                    .map(|allow| without_token(allow, provider, &found, request, &sources))
+                return authorize(index, hit, requirement, env, stripped)
+                    .map(|allow| without_token(allow, provider, &found, request, sources))
                     .map_err(attributed_to(index));
             }
         }
     }
-    let limit = candidates
-        .iter()
+    let limit = candidates()
         .map(|(_, p)| p.max_token_bytes)
         .max()
         .unwrap_or(0);
     let token =
         jwt::parse(found.token, limit).map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
-    let (index, provider) = select_provider(&candidates, &found, &token)?;
+    let readers: Vec<(usize, &Provider)> = candidates()
+        .filter(|(_, p)| p.sources.contains(found.source))
+        .collect();
+    let (index, provider) = select_provider(&readers, &token)?;
     verify(
         policy,
         request,
@@ -296,7 +320,7 @@ fn authenticate(
         stripped,
         requirement,
         &found,
-        &sources,
+        sources,
         token,
         index,
         provider,
@@ -314,7 +338,7 @@ fn verify(
     stripped: Vec<String>,
     requirement: &Requirement,
     found: &Found<'_>,
-    sources: &[&TokenSource],
+    sources: &[TokenSource],
     token: UntrustedToken<'_>,
     index: usize,
     provider: &Provider,
@@ -340,7 +364,7 @@ fn verify(
     jwt::check_claims(&token.claims, &provider.claims, env.now)
         .map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
     let claims = token.claims;
-    let verified = Verified {
+    let verified = Arc::new(Verified {
         exp: numeric_seconds(&claims, "exp"),
         iss: claims.str("iss").map(Cow::into_owned),
         jti: claims.str("jti").map(Cow::into_owned),
@@ -353,13 +377,12 @@ fn verify(
             .filter_map(|m| Some((m.name.clone(), m.value(&claims)?)))
             .collect(),
         claims,
-    };
-    let allow = authorize(provider, &verified, requirement, env, stripped)
-        .map(|allow| without_token(allow, provider, found, request, sources));
+    });
     if let Some(cache) = env.cache {
-        cache.insert(index, found.token, verified);
+        cache.insert(index, found.token, Arc::clone(&verified));
     }
-    allow
+    authorize(index, verified, requirement, env, stripped)
+        .map(|allow| without_token(allow, provider, found, request, sources))
 }
 
 /// Marks a refusal as the verdict of provider `index`.
@@ -373,8 +396,8 @@ fn attributed_to(index: usize) -> impl Fn(Deny) -> Deny {
 /// What applies to a verified token, cached or not: staleness of the
 /// revocation data, revocation, and the route's permission rules.
 fn authorize(
-    provider: &Provider,
-    token: &Verified,
+    index: usize,
+    token: Arc<Verified>,
     requirement: &Requirement,
     env: &Env<'_>,
     stripped: Vec<String>,
@@ -411,10 +434,10 @@ fn authorize(
     }
     Ok(Allow {
         kind: AllowKind::Authenticated,
-        provider: Some(provider.name.clone()),
-        set_headers: token.set_headers.clone(),
+        provider: Some(index),
+        token: Some(token),
+        rewrite_headers: Vec::new(),
         remove_headers: stripped,
-        filter_state: token.filter_state.clone(),
     })
 }
 
@@ -428,7 +451,7 @@ fn without_token(
     provider: &Provider,
     found: &Found<'_>,
     request: &Request<'_>,
-    sources: &[&TokenSource],
+    sources: &[TokenSource],
 ) -> Allow {
     if provider.forward {
         return allow;
@@ -439,38 +462,25 @@ fn without_token(
 /// On a bypassed route no token is read, but none may pass either: every
 /// place a provider without `forward` reads loses what it carries.
 fn without_credentials(allow: Allow, policy: &Policy, request: &Request<'_>) -> Allow {
-    let mut sources: Vec<&TokenSource> = Vec::new();
-    for source in policy
-        .providers
-        .iter()
-        .filter(|p| !p.forward)
-        .flat_map(|p| p.sources.iter())
-    {
-        if !sources.contains(&source) {
-            sources.push(source);
-        }
-    }
-    if sources.is_empty() {
+    if policy.forwardless_sources.is_empty() {
         return allow;
     }
-    take_out(allow, &sources, Carried::Any, request)
+    take_out(allow, &policy.forwardless_sources, Carried::Any, request)
 }
 
 fn take_out(
     mut allow: Allow,
-    sources: &[&TokenSource],
+    sources: &[TokenSource],
     carried: Carried<'_>,
     request: &Request<'_>,
 ) -> Allow {
-    for (name, value) in token_removal::writes(sources, carried, request) {
-        match value {
-            Some(value) => allow.set_headers.push((name.to_string(), value)),
-            None if !allow.remove_headers.iter().any(|n| n == name) => {
-                allow.remove_headers.push(name.to_string())
-            }
-            None => {}
+    token_removal::writes(sources, carried, request, |name, value| match value {
+        Some(value) => allow.rewrite_headers.push((name.to_string(), value)),
+        None if !allow.remove_headers.iter().any(|n| n == name) => {
+            allow.remove_headers.push(name.to_string())
         }
-    }
+        None => {}
+    });
     allow
 }
 
@@ -479,16 +489,10 @@ fn take_out(
 /// verification, only to choose) decides, so a token is never tried against
 /// another issuer's keys.
 fn select_provider<'p>(
-    candidates: &[(usize, &'p Provider)],
-    found: &Found<'_>,
+    readers: &[(usize, &'p Provider)],
     token: &UntrustedToken<'_>,
 ) -> Result<(usize, &'p Provider), Deny> {
-    let readers: Vec<(usize, &Provider)> = candidates
-        .iter()
-        .copied()
-        .filter(|(_, p)| p.sources.contains(found.source))
-        .collect();
-    if let [only] = readers.as_slice() {
+    if let [only] = readers {
         return Ok(*only);
     }
     let iss = token.claims.str("iss");
@@ -522,6 +526,16 @@ fn identity_headers(
     if let Some(name) = &policy.provider_header {
         // The provider whose keys verified the token, never a claim.
         headers.push((name.clone(), provider.name.clone()));
+    }
+    // One value per name, the last one written, as a replacing write would
+    // leave it: hosts add these headers rather than replace them.
+    let mut i = 0;
+    while i < headers.len() {
+        if headers[i + 1..].iter().any(|(n, _)| *n == headers[i].0) {
+            headers.remove(i);
+        } else {
+            i += 1;
+        }
     }
     headers
 }

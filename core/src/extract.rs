@@ -64,7 +64,7 @@ pub enum ExtractError {
 /// present.
 pub fn extract<'r>(
     request: &Request<'r>,
-    sources: &[&'r TokenSource],
+    sources: &'r [TokenSource],
 ) -> Result<Option<Found<'r>>, ExtractError> {
     let mut found: Option<Found<'r>> = None;
     let mut offer = |token: &'r str, source: &'r TokenSource| -> Result<(), ExtractError> {
@@ -77,7 +77,7 @@ pub fn extract<'r>(
             }
         }
     };
-    for &source in sources {
+    for source in sources {
         match source {
             TokenSource::Header { name, prefix } => {
                 for (_, value) in request.headers.iter().filter(|(n, _)| *n == name) {
@@ -186,7 +186,9 @@ mod tests {
         let src = TokenSource::default_bearer();
         for v in ["Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc "] {
             let headers = [h("authorization", v)];
-            let found = extract(&req("/", &headers), &[&src]).unwrap().unwrap();
+            let found = extract(&req("/", &headers), std::slice::from_ref(&src))
+                .unwrap()
+                .unwrap();
             assert_eq!(found.token, "abc", "{v}");
         }
     }
@@ -195,9 +197,15 @@ mod tests {
     fn other_schemes_are_not_tokens() {
         let src = TokenSource::default_bearer();
         let headers = [h("authorization", "Basic dXNlcjpwYXNz")];
-        assert_eq!(extract(&req("/", &headers), &[&src]).unwrap(), None);
+        assert_eq!(
+            extract(&req("/", &headers), std::slice::from_ref(&src)).unwrap(),
+            None
+        );
         let headers = [h("authorization", "Bearerabc")];
-        assert_eq!(extract(&req("/", &headers), &[&src]).unwrap(), None);
+        assert_eq!(
+            extract(&req("/", &headers), std::slice::from_ref(&src)).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -205,7 +213,9 @@ mod tests {
         let src = TokenSource::default_bearer();
         for v in ["Bearer", "Bearer ", "bearer  "] {
             let headers = [h("authorization", v)];
-            let found = extract(&req("/", &headers), &[&src]).unwrap().unwrap();
+            let found = extract(&req("/", &headers), std::slice::from_ref(&src))
+                .unwrap()
+                .unwrap();
             assert_eq!(found.token, "", "{v:?}");
         }
     }
@@ -218,7 +228,7 @@ mod tests {
             h("authorization", "Bearer b"),
         ];
         assert_eq!(
-            extract(&req("/", &headers), &[&src]),
+            extract(&req("/", &headers), std::slice::from_ref(&src)),
             Err(ExtractError::Multiple)
         );
         let headers = [
@@ -226,7 +236,7 @@ mod tests {
             h("authorization", "Bearer a"),
         ];
         assert_eq!(
-            extract(&req("/", &headers), &[&src])
+            extract(&req("/", &headers), std::slice::from_ref(&src))
                 .unwrap()
                 .unwrap()
                 .token,
@@ -239,7 +249,7 @@ mod tests {
         let raw = TokenSource::header("x-jwt".into(), None);
         let headers = [h("x-jwt", "tok")];
         assert_eq!(
-            extract(&req("/", &headers), &[&raw])
+            extract(&req("/", &headers), std::slice::from_ref(&raw))
                 .unwrap()
                 .unwrap()
                 .token,
@@ -248,7 +258,7 @@ mod tests {
         let custom = TokenSource::header("x-auth".into(), Some("JWT ".into()));
         let headers = [h("x-auth", "jwt tok2")];
         assert_eq!(
-            extract(&req("/", &headers), &[&custom])
+            extract(&req("/", &headers), std::slice::from_ref(&custom))
                 .unwrap()
                 .unwrap()
                 .token,
@@ -259,18 +269,29 @@ mod tests {
     #[test]
     fn query_parameters() {
         let src = TokenSource::Param("access_token".into());
-        let found = extract(&req("/a?x=1&access_token=tok#frag", &[]), &[&src]).unwrap();
+        let found = extract(
+            &req("/a?x=1&access_token=tok#frag", &[]),
+            std::slice::from_ref(&src),
+        )
+        .unwrap();
         assert_eq!(found.unwrap().token, "tok");
         assert_eq!(
-            extract(&req("/a?access_tokenx=tok", &[]), &[&src]).unwrap(),
+            extract(
+                &req("/a?access_tokenx=tok", &[]),
+                std::slice::from_ref(&src)
+            )
+            .unwrap(),
             None
         );
         assert_eq!(
-            extract(&req("/access_token=tok", &[]), &[&src]).unwrap(),
+            extract(&req("/access_token=tok", &[]), std::slice::from_ref(&src)).unwrap(),
             None
         );
         assert_eq!(
-            extract(&req("/a?access_token=a&access_token=b", &[]), &[&src]),
+            extract(
+                &req("/a?access_token=a&access_token=b", &[]),
+                std::slice::from_ref(&src)
+            ),
             Err(ExtractError::Multiple)
         );
     }
@@ -280,14 +301,17 @@ mod tests {
         let src = TokenSource::Cookie("session".into());
         let headers = [h("cookie", "a=1; session=tok; b=2")];
         assert_eq!(
-            extract(&req("/", &headers), &[&src])
+            extract(&req("/", &headers), std::slice::from_ref(&src))
                 .unwrap()
                 .unwrap()
                 .token,
             "tok"
         );
         let headers = [h("cookie", "xsession=tok")];
-        assert_eq!(extract(&req("/", &headers), &[&src]).unwrap(), None);
+        assert_eq!(
+            extract(&req("/", &headers), std::slice::from_ref(&src)).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -295,11 +319,12 @@ mod tests {
         let a = TokenSource::default_bearer();
         let b = TokenSource::Param("access_token".into());
         let headers = [h("authorization", "Bearer one")];
+        let both = [a.clone(), b];
         assert_eq!(
-            extract(&req("/?access_token=two", &headers), &[&a, &b]),
+            extract(&req("/?access_token=two", &headers), &both),
             Err(ExtractError::Multiple)
         );
-        let found = extract(&req("/?access_token=one", &headers), &[&a, &b]).unwrap();
+        let found = extract(&req("/?access_token=one", &headers), &both).unwrap();
         assert_eq!(found.unwrap().source, &a);
     }
 
@@ -308,7 +333,7 @@ mod tests {
         let src = TokenSource::default_bearer();
         let headers: [Header<'_>; 1] = [("authorization", b"Bearer \xff\xfe")];
         assert_eq!(
-            extract(&req("/", &headers), &[&src]),
+            extract(&req("/", &headers), std::slice::from_ref(&src)),
             Err(ExtractError::Unreadable)
         );
     }

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::claim_path::ClaimPath;
+use crate::extract::TokenSource;
 use crate::jwt::JsonObject;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub enum Requirement {
     Token {
         /// Indices into the policy's providers; any of them will do.
         providers: Vec<usize>,
+        /// Where those providers read tokens, each place once, in provider
+        /// order: worked out with the configuration, not per request.
+        sources: Vec<TokenSource>,
         /// A request without any token passes with no identity; a present
         /// but bad token is still refused.
         allow_missing: bool,

@@ -34,15 +34,16 @@ fn same_text(a: &str, b: &str) -> bool {
 }
 
 /// The header writes that take `carried` out of `request`, for the places
-/// `sources` read: `(name, None)` removes the header, `(name, Some(value))`
-/// writes it (`:path` without the parameters, `cookie` without the
-/// cookies).
+/// `sources` read, handed to `out`: `(name, None)` removes the header,
+/// `(name, Some(value))` writes it (`:path` without the parameters,
+/// `cookie` without the cookies). Handed over rather than collected, so
+/// taking out a token header allocates nothing here.
 pub fn writes<'a>(
-    sources: &[&'a TokenSource],
+    sources: &'a [TokenSource],
     carried: Carried<'_>,
     request: &Request<'_>,
-) -> Vec<(&'a str, Option<String>)> {
-    let mut out: Vec<(&'a str, Option<String>)> = Vec::new();
+    mut out: impl FnMut(&'a str, Option<String>),
+) {
     let mut params = Vec::new();
     let mut cookies = Vec::new();
     for source in sources {
@@ -56,7 +57,7 @@ pub fn writes<'a>(
                             .is_some_and(|v| carried.matches(v))
                 });
                 if carries {
-                    out.push((name.as_str(), None));
+                    out(name.as_str(), None);
                 }
             }
             TokenSource::Param(name) => params.push(name.as_str()),
@@ -65,15 +66,14 @@ pub fn writes<'a>(
     }
     if !params.is_empty() {
         if let Some(path) = path_without(request.path, &params, carried) {
-            out.push((":path", Some(path)));
+            out(":path", Some(path));
         }
     }
     if !cookies.is_empty() {
         if let Some(cookie) = cookies_without(request, &cookies, carried) {
-            out.push(("cookie", cookie));
+            out("cookie", cookie);
         }
     }
-    out
 }
 
 /// `path` without the query parameters named in `names` that carry

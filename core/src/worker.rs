@@ -280,12 +280,7 @@ impl Worker {
     /// `allowed.<provider>` or `denied.<provider>.<label>` as well.
     fn count(&self, decision: &Decision) {
         let (denied, provider) = match decision {
-            Decision::Allow(a) => (
-                false,
-                a.provider
-                    .as_deref()
-                    .and_then(|name| self.policy.provider_index(name)),
-            ),
+            Decision::Allow(a) => (false, a.provider),
             Decision::Deny(d) => (true, d.provider),
             Decision::Reply(_) => (false, None),
         };

@@ -120,12 +120,16 @@ type EnvoyPtr = *mut c_void;
 type DefineMetric =
     unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32;
 
+/// `envoy_dynamic_module_callback_http_{set,add}_header`.
+type HeaderWriter = unsafe extern "C" fn(EnvoyPtr, u32, ModuleBuffer, ModuleBuffer) -> bool;
+
 /// Every callback this library calls, resolved by name at load.
 struct Callbacks {
     log: unsafe extern "C" fn(u32, ModuleBuffer),
     get_headers_size: unsafe extern "C" fn(EnvoyPtr, u32) -> usize,
     get_headers: unsafe extern "C" fn(EnvoyPtr, u32, *mut EnvoyHttpHeader) -> bool,
-    set_header: unsafe extern "C" fn(EnvoyPtr, u32, ModuleBuffer, ModuleBuffer) -> bool,
+    set_header: HeaderWriter,
+    add_header: HeaderWriter,
     send_response: unsafe extern "C" fn(
         EnvoyPtr,
         u32,
@@ -168,6 +172,7 @@ envoy_dynamic_module_callback_log\0\
 envoy_dynamic_module_callback_http_get_headers_size\0\
 envoy_dynamic_module_callback_http_get_headers\0\
 envoy_dynamic_module_callback_http_set_header\0\
+envoy_dynamic_module_callback_http_add_header\0\
 envoy_dynamic_module_callback_http_send_response\0\
 envoy_dynamic_module_callback_http_clear_route_cache\0\
 envoy_dynamic_module_callback_http_filter_continue_decoding\0\
@@ -235,6 +240,7 @@ fn resolve() -> Result<Callbacks, String> {
             get_headers_size: std::mem::transmute::<*mut c_void, _>(take()),
             get_headers: std::mem::transmute::<*mut c_void, _>(take()),
             set_header: std::mem::transmute::<*mut c_void, _>(take()),
+            add_header: std::mem::transmute::<*mut c_void, _>(take()),
             send_response: std::mem::transmute::<*mut c_void, _>(take()),
             clear_route_cache: std::mem::transmute::<*mut c_void, _>(take()),
             continue_decoding: std::mem::transmute::<*mut c_void, _>(take()),
@@ -482,25 +488,35 @@ impl FilterHandle {
         if !ok {
             return f(&[]);
         }
-        let headers: Vec<Header<'_>> = raw
-            .iter()
-            .filter_map(|h| {
-                // SAFETY: Envoy filled each entry with buffers of its header
-                // map, valid until the end of this hook or until a header of
-                // it is set. The borrow ends when `f` returns, and `f` sets
-                // no header: this crate's only caller (`hooks::decide`)
-                // decides inside `f` and writes headers (`hooks::apply`)
-                // after it.
-                let (name, value) = unsafe {
-                    (
-                        bytes(h.key_ptr, h.key_length),
-                        bytes(h.value_ptr, h.value_length),
-                    )
-                };
-                Some((text(name)?, value))
-            })
-            .collect();
-        f(&headers)
+        let mut stack_headers: [Header<'_>; ON_STACK] = [("", &[]); ON_STACK];
+        let mut heap_headers: Vec<Header<'_>> = Vec::new();
+        let headers: &mut [Header<'_>] = if count <= ON_STACK {
+            &mut stack_headers[..count]
+        } else {
+            heap_headers.resize(count, ("", &[]));
+            &mut heap_headers
+        };
+        let mut kept = 0;
+        let readable = raw.iter().filter_map(|h| {
+            // SAFETY: Envoy filled each entry with buffers of its header
+            // map, valid until the end of this hook or until a header of
+            // it is set. The borrow ends when `f` returns, and `f` sets
+            // no header: this crate's only caller (`hooks::decide`)
+            // decides inside `f` and writes headers (`hooks::apply`)
+            // after it.
+            let (name, value) = unsafe {
+                (
+                    bytes(h.key_ptr, h.key_length),
+                    bytes(h.value_ptr, h.value_length),
+                )
+            };
+            Some((text(name)?, value))
+        });
+        for (slot, header) in headers.iter_mut().zip(readable) {
+            *slot = header;
+            kept += 1;
+        }
+        f(headers.get(..kept).unwrap_or_default())
     }
 
     /// Removes every value of request header `name`.
@@ -513,13 +529,35 @@ impl FilterHandle {
         self.write_request_header(name, ModuleBuffer::of(value.as_bytes()));
     }
 
+    /// Adds a value of request header `name`, keeping any other: no
+    /// search for an existing value, so cheaper than [`Self::set_request_header`]
+    /// for a header the request is known not to carry. An empty value is
+    /// not added (Envoy 1.40 refuses one), so it is set instead.
+    pub fn add_request_header(self, name: &str, value: &str) {
+        if value.is_empty() {
+            return self.set_request_header(name, value);
+        }
+        self.write_request_header_with(name, ModuleBuffer::of(value.as_bytes()), |cb| {
+            cb.add_header
+        });
+    }
+
     /// The ABI's one header writer: a null value removes the header.
     fn write_request_header(self, name: &str, value: ModuleBuffer) {
+        self.write_request_header_with(name, value, |cb| cb.set_header);
+    }
+
+    fn write_request_header_with(
+        self,
+        name: &str,
+        value: ModuleBuffer,
+        writer: impl Fn(&Callbacks) -> HeaderWriter,
+    ) {
         if let Some(cb) = callbacks() {
             // SAFETY: the name (and a non-null value) point into buffers
             // alive for the call; Envoy copies them.
             let _ = unsafe {
-                (cb.set_header)(
+                (writer(cb))(
                     self.0,
                     REQUEST_HEADERS,
                     ModuleBuffer::of(name.as_bytes()),
@@ -779,7 +817,7 @@ mod tests {
     #[test]
     fn the_table_names_one_callback_per_field() {
         let names: Vec<&[u8]> = callback_names().collect();
-        assert_eq!(names.len(), 20);
+        assert_eq!(names.len(), 21);
         assert!(names
             .iter()
             .all(|n| n.starts_with(b"envoy_dynamic_module_callback_")));

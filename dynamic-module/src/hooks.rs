@@ -183,7 +183,7 @@ pub fn request_headers(config: &Config, filter: FilterHandle) -> HeadersStatus {
 fn apply(filter: FilterHandle, decision: &Decision) -> HeadersStatus {
     match decision {
         Decision::Allow(allow) => {
-            for (name, value) in &allow.filter_state {
+            for (name, value) in allow.filter_state() {
                 if !filter.set_filter_state(name, value) {
                     // The request goes on, as in the wasm build: a filter
                     // that needs the object (RBAC) refuses it.
@@ -196,10 +196,16 @@ fn apply(filter: FilterHandle, decision: &Decision) -> HeadersStatus {
             for name in &allow.remove_headers {
                 filter.remove_request_header(name);
             }
-            for (name, value) in &allow.set_headers {
+            // Added, not set: with the stripped headers gone, the request
+            // carries none of these names, and adding skips Envoy's search
+            // for a value to replace.
+            for (name, value) in allow.identity_headers() {
+                filter.add_request_header(name, value);
+            }
+            for (name, value) in &allow.rewrite_headers {
                 filter.set_request_header(name, value);
             }
-            if !allow.remove_headers.is_empty() || !allow.set_headers.is_empty() {
+            if !allow.changes_nothing() {
                 filter.clear_route_cache();
             }
             HeadersStatus::Continue

@@ -47,19 +47,15 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<Header<'_>>> {
 /// its place) or comes last, and every other header keeps its position,
 /// its duplicates and its exact bytes. `None` when a size does not fit the
 /// layout's u32 fields.
-pub fn edited(
-    headers: &[Header<'_>],
-    remove: &[String],
-    set: &[(String, String)],
-) -> Option<Vec<u8>> {
+pub fn edited(headers: &[Header<'_>], remove: &[String], set: &[(&str, &str)]) -> Option<Vec<u8>> {
     let mut out_headers: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + set.len());
     let mut written = vec![false; set.len()];
     for &(name, value) in headers {
-        if let Some(i) = set.iter().position(|(n, _)| n == name) {
+        if let Some(i) = set.iter().position(|(n, _)| *n == name) {
             if let (Some(done), Some((n, v))) = (written.get_mut(i), set.get(i)) {
                 if !*done {
                     *done = true;
-                    out_headers.push((n.as_str(), v.as_bytes()));
+                    out_headers.push((n, v.as_bytes()));
                 }
             }
             continue;
@@ -70,7 +66,7 @@ pub fn edited(
     }
     for ((name, value), done) in set.iter().zip(&written) {
         if !done {
-            out_headers.push((name.as_str(), value.as_bytes()));
+            out_headers.push((name, value.as_bytes()));
         }
     }
     serialize(&out_headers)
@@ -136,9 +132,9 @@ mod tests {
         ];
         let remove = vec!["authorization".to_string(), "x-user-id".to_string()];
         let set = vec![
-            ("x-user-id".to_string(), "alice".to_string()),
-            (":path".to_string(), "/x?a=1".to_string()),
-            ("x-auth-provider".to_string(), "main".to_string()),
+            ("x-user-id", "alice"),
+            (":path", "/x?a=1"),
+            ("x-auth-provider", "main"),
         ];
         let bytes = edited(&headers, &remove, &set).unwrap();
         let expected: Vec<(&str, &[u8])> = vec![

@@ -41,13 +41,14 @@ pub fn handle(
 fn apply(decision: &Decision, headers: &[Header<'_>]) -> Action {
     match decision {
         Decision::Allow(allow) => {
-            for (name, value) in &allow.filter_state {
+            for (name, value) in allow.filter_state() {
                 set_filter_state(name, value);
             }
-            if allow.remove_headers.is_empty() && allow.set_headers.is_empty() {
+            if allow.changes_nothing() {
                 return Action::Continue;
             }
-            match header_map::edited(headers, &allow.remove_headers, &allow.set_headers) {
+            let set: Vec<(&str, &str)> = allow.set_headers().collect();
+            match header_map::edited(headers, &allow.remove_headers, &set) {
                 Some(map) => set_header_map_bytes(MapType::HttpRequestHeaders, &map),
                 None => {
                     // Sizes the layout cannot carry (never from Envoy):
@@ -56,7 +57,7 @@ fn apply(decision: &Decision, headers: &[Header<'_>]) -> Action {
                         let _ =
                             hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
                     }
-                    for (name, value) in &allow.set_headers {
+                    for (name, value) in set {
                         let _ = hostcalls::set_map_value_bytes(
                             MapType::HttpRequestHeaders,
                             name,

@@ -340,15 +340,15 @@ pub fn check(input: &RequestInput) -> String {
 
     // --- extract on its own ---------------------------------------------
     let all = sources();
-    let chosen: Vec<&TokenSource> = all
+    let chosen: Vec<TokenSource> = all
         .iter()
         .enumerate()
         .filter(|(i, _)| input.sources_mask & (1 << i) != 0)
-        .map(|(_, s)| s)
+        .map(|(_, s)| s.clone())
         .collect();
     if let Ok(Some(found)) = extract::extract(&request, &chosen) {
         assert!(
-            chosen.contains(&found.source),
+            chosen.contains(found.source),
             "token from an unasked source"
         );
         let in_path = built.path.contains(found.token);
@@ -434,7 +434,11 @@ fn route_path(path: &str) -> &str {
 fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decision: &Decision) {
     match decision {
         Decision::Allow(allow) => {
-            for (name, value) in &allow.set_headers {
+            let provider = allow
+                .provider
+                .and_then(|i| policy.providers.get(i))
+                .map(|p| p.name.as_str());
+            for (name, value) in allow.set_headers() {
                 assert!(
                     !value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f),
                     "header {name} would carry a control character: {value:?}"
@@ -450,27 +454,27 @@ fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decisio
                         );
                     }
                     assert!(
-                        !allow.remove_headers.contains(name),
+                        !allow.remove_headers.iter().any(|r| r == name),
                         "{name} both set and removed"
                     );
                     continue;
                 }
                 // An identity header the client sent too is removed and then
-                // written: both lists may name it.
+                // added: both lists may name it.
                 assert!(
-                    policy.strip_headers.contains(name),
+                    policy.strip_headers.iter().any(|s| s == name),
                     "filter writes {name}, which it does not strip"
                 );
             }
             // Every client-sent header the filter owns, in any `-`/`_`
-            // spelling, is removed or overwritten.
+            // spelling, is removed: identity headers are added after the
+            // removals, so one left in place would reach the upstream twice.
             let fold = |s: &str| s.replace('_', "-");
             for (sent, _) in &built.headers {
                 if !policy.strip_headers.iter().any(|s| fold(s) == fold(sent)) {
                     continue;
                 }
-                let handled = allow.remove_headers.contains(sent)
-                    || allow.set_headers.iter().any(|(n, _)| n == sent);
+                let handled = allow.remove_headers.contains(sent);
                 assert!(
                     handled,
                     "client-sent identity header {sent} would reach the upstream"
@@ -500,7 +504,7 @@ fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decisio
                     );
                     assert!(allow.provider.is_some());
                     // "main" does not forward: its token header goes.
-                    if allow.provider.as_deref() == Some("main") {
+                    if provider == Some("main") {
                         let from_header = built.headers.iter().any(|(n, _)| n == "authorization")
                             || built.headers.iter().any(|(n, _)| n == "x-token");
                         let removed = allow.remove_headers.iter().any(|n| n == "authorization")
@@ -513,7 +517,7 @@ fn check_decision(policy: &jwt_auth_core::config::Policy, built: &Built, decisio
                         );
                     }
                     if under(path, "/other") {
-                        assert_eq!(allow.provider.as_deref(), Some("other"));
+                        assert_eq!(provider, Some("other"));
                     }
                 }
             }

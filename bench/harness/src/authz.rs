@@ -46,11 +46,7 @@ fn check(policy: &Policy, req: &Request<Incoming>) -> hyper::Response<Body> {
     match decision::decide(policy, &request, &env) {
         Decision::Allow(allow) => {
             let remove = allow.remove_headers.join(",");
-            let mut out: Vec<(&str, &str)> = allow
-                .set_headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
+            let mut out: Vec<(&str, &str)> = allow.set_headers().collect();
             if !remove.is_empty() {
                 out.push(("x-envoy-auth-headers-to-remove", &remove));
             }

@@ -47,6 +47,9 @@ pub struct Policy {
     /// Every header the filter may write; removed from each incoming request
     /// (lowercase) so an upstream only ever sees values the filter wrote.
     pub strip_headers: Vec<String>,
+    /// Where the providers without `forward` read tokens, each place once:
+    /// a bypassed route takes out whatever these carry.
+    pub forwardless_sources: Vec<TokenSource>,
     pub revocation: Option<FeedConfig>,
     /// Prefix of every shared-data key: all plugins of a proxy share one
     /// key space (Istio gives every WasmPlugin the same empty `vm_id`).

@@ -150,6 +150,8 @@ pub(super) fn compile_requirement(
     }
     Ok(Requirement::Token {
         providers: indices,
+        // Filled in once every provider is compiled (`config::with_sources`).
+        sources: Vec::new(),
         allow_missing: raw.allow_missing,
         permissions,
         claims,

@@ -103,6 +103,15 @@ fn run_with(
     )
 }
 
+impl Allow {
+    /// Every header written, owned, for comparisons.
+    fn written(&self) -> Vec<(String, String)> {
+        self.set_headers()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
 fn bearer(t: &str) -> String {
     format!("Bearer {t}")
 }
@@ -131,9 +140,9 @@ fn valid_token_sets_identity_and_strips_token_header() {
         &[("authorization", &bearer(&token("alice")))],
     ));
     assert_eq!(a.kind, AllowKind::Authenticated);
-    assert_eq!(a.provider.as_deref(), Some("main"));
+    assert_eq!(a.provider, p.provider_index("main"));
     assert_eq!(
-        a.set_headers,
+        a.written(),
         vec![
             ("x-user-id".to_string(), "alice".to_string()),
             ("x-auth-provider".to_string(), "google".to_string())
@@ -155,13 +164,13 @@ fn payload_header_carries_the_payload_as_signed() {
     let token = mint_payload(SECRET, json!({"alg": "HS256", "kid": "k1"}), &payload);
     let a = allowed(run(&p, "GET", "/x", &[("authorization", &bearer(&token))]));
     let written = a
-        .set_headers
+        .written()
         .iter()
         .find(|(n, _)| n == "x-jwt-payload")
         .map(|(_, v)| URL_SAFE_NO_PAD.decode(v).unwrap());
     assert_eq!(written.as_deref(), Some(payload.as_bytes()));
     assert!(a
-        .set_headers
+        .written()
         .contains(&("x-user-id".to_string(), "alice".to_string())));
 }
 
@@ -206,9 +215,7 @@ fn spoofed_identity_is_removed_everywhere() {
             ("authorization", &bearer(&token("alice"))),
         ],
     ));
-    assert!(a
-        .set_headers
-        .contains(&("x-user-id".into(), "alice".into())));
+    assert!(a.written().contains(&("x-user-id".into(), "alice".into())));
     assert!(a.remove_headers.contains(&"x-user-id".to_string()));
     // A claim the token lacks: the client's header is removed, not kept.
     let t = mint(
@@ -223,7 +230,7 @@ fn spoofed_identity_is_removed_everywhere() {
         &[("x-auth-provider", "evil"), ("authorization", &bearer(&t))],
     ));
     assert!(a.remove_headers.contains(&"x-auth-provider".to_string()));
-    assert!(!a.set_headers.iter().any(|(n, _)| n == "x-auth-provider"));
+    assert!(!a.written().iter().any(|(n, _)| n == "x-auth-provider"));
 }
 
 #[test]
@@ -574,14 +581,14 @@ fn issuer_selects_the_provider() {
             &bearer(&mint(OTHER_SECRET, hs.clone(), partner.clone())),
         )],
     ));
-    assert_eq!(a.provider.as_deref(), Some("partner"));
+    assert_eq!(a.provider, p.provider_index("partner"));
     let a = allowed(run(
         &p,
         "GET",
         "/",
         &[("authorization", &bearer(&token("m")))],
     ));
-    assert_eq!(a.provider.as_deref(), Some("main"));
+    assert_eq!(a.provider, p.provider_index("main"));
     // Signed with main's key but claiming partner's issuer: verified with
     // partner's keys only, so refused.
     let d = denied(run(
@@ -707,7 +714,7 @@ fn remote_keys_verify_once_fetched() {
         &Fetched(Some(keys.clone())),
         &bearer(&token("a")),
     ));
-    assert_eq!(a.provider.as_deref(), Some("main"));
+    assert_eq!(a.provider, p.provider_index("main"));
     // A kid the fetched set lacks asks the glue for an early refetch.
     let rotated = mint(SECRET, json!({"alg": "HS256", "kid": "k2"}), claims("a"));
     let d = denied(run_remote(
@@ -911,7 +918,7 @@ fn every_place(forward: bool) -> Policy {
 }
 
 fn written(a: &Allow, name: &str) -> Option<String> {
-    a.set_headers
+    a.written()
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.clone())
@@ -992,7 +999,7 @@ fn the_token_leaves_every_place_the_route_reads() {
     let p = policy(v);
     let t = token("alice");
     let a = in_query_and_cookie(&p, &t);
-    assert_eq!(a.provider.as_deref(), Some("main"));
+    assert_eq!(a.provider, p.provider_index("main"));
     assert_eq!(written(&a, ":path").as_deref(), Some("/x"));
     assert!(a.remove_headers.contains(&"cookie".to_string()));
 }
@@ -1143,7 +1150,7 @@ fn cors_preflight_without_token_passes_and_loses_identity_headers() {
         "bypassed.cors_preflight"
     );
     assert!(a.remove_headers.contains(&"x-user-id".to_string()));
-    assert!(a.set_headers.is_empty());
+    assert!(a.written().is_empty());
 }
 
 #[test]
@@ -1254,7 +1261,7 @@ fn claims_go_to_filter_state_only_after_a_verified_token() {
         &[("authorization", &bearer(&token("alice")))],
     ));
     assert_eq!(
-        a.filter_state,
+        a.filter_state(),
         [
             ("envoy.string".to_string(), "alice".to_string()),
             ("envoy.hashable_string".to_string(), "google".to_string())
@@ -1277,7 +1284,7 @@ fn claims_go_to_filter_state_only_after_a_verified_token() {
         let Decision::Allow(a) = decide(&p, &request, &env) else {
             panic!("refused")
         };
-        assert_eq!(a.filter_state.len(), 2);
+        assert_eq!(a.filter_state().len(), 2);
     }
     let bypass = allowed(run(
         &p,
@@ -1285,9 +1292,9 @@ fn claims_go_to_filter_state_only_after_a_verified_token() {
         "/healthz",
         &[("authorization", &bearer(&token("alice")))],
     ));
-    assert!(bypass.filter_state.is_empty(), "a bypass writes nothing");
+    assert!(bypass.filter_state().is_empty(), "a bypass writes nothing");
     let anonymous = allowed(run(&p, "GET", "/public", &[]));
-    assert!(anonymous.filter_state.is_empty());
+    assert!(anonymous.filter_state().is_empty());
     let refused = run(
         &p,
         "GET",
@@ -1340,4 +1347,43 @@ fn the_metadata_is_served_without_a_token_and_refusals_point_to_it() {
         &[("authorization", &bearer(&token("alice")))],
     ));
     assert!(!claims.www_authenticate().contains("scope=\""));
+}
+
+#[test]
+fn identity_headers_name_each_header_once_and_are_never_left_in_the_request() {
+    // Two mappings to one header: the last value written wins, once, as a
+    // replacing write would leave it; hosts add identity headers after the
+    // removals, so a client-sent copy (in either spelling) must be removed.
+    let mut c = config();
+    c["providers"][0]["claim_to_headers"] = json!([
+        {"claim": "sub", "header": "x-user-id"},
+        {"claim": "provider", "header": "x-user-id"},
+        {"claim": "missing", "header": "x-user-id"}
+    ]);
+    c["providers"][0]["token_cache"] = json!({"max_entries": 10});
+    let p = policy(c);
+    let cache = TokenCaches::new(p.providers.iter().map(|p| p.token_cache_entries));
+    let owned: Vec<(String, Vec<u8>)> = vec![
+        ("x-user_id".into(), b"forged".to_vec()),
+        ("authorization".into(), bearer(&token("alice")).into_bytes()),
+    ];
+    let request = Request {
+        method: "GET",
+        path: "/x",
+        headers: &header_refs(&owned),
+    };
+    let env = Env {
+        cache: Some(&cache),
+        ..Env::basic(NOW)
+    };
+    // Verified first, then from the cache: the same answer.
+    for _ in 0..2 {
+        let a = allowed(decide(&p, &request, &env));
+        assert_eq!(
+            a.identity_headers(),
+            [("x-user-id".to_string(), "google".to_string())]
+        );
+        assert!(a.remove_headers.contains(&"x-user_id".to_string()));
+    }
+    assert_eq!(cache.entries(), 1);
 }

@@ -119,8 +119,8 @@ fn a_request_before_the_first_keys_waits_and_then_proceeds() {
         panic!("{step:?}")
     };
     assert_eq!(
-        allow.set_headers,
-        vec![("x-user-id".into(), "alice".into())]
+        allow.identity_headers(),
+        [("x-user-id".into(), "alice".into())]
     );
     assert_eq!(host.counter("allowed"), 0, "counted in the VM");
     worker.on_tick(&host);
