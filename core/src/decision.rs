@@ -456,7 +456,7 @@ fn without_token(
     if provider.forward {
         return allow;
     }
-    take_out(allow, sources, Carried::Value(found.token), request)
+    take_out(allow, sources, Carried::Found(found), request)
 }
 
 /// On a bypassed route no token is read, but none may pass either: every

@@ -4,7 +4,7 @@
 //! that carry it are dropped from `:path`, the cookies that carry it from
 //! `cookie`. Everything else keeps its order and spelling.
 
-use crate::extract::{self, TokenSource};
+use crate::extract::{self, Found, TokenSource};
 use crate::identity;
 use crate::request::Request;
 
@@ -12,7 +12,7 @@ use crate::request::Request;
 #[derive(Debug, Clone, Copy)]
 pub enum Carried<'t> {
     /// This token, wherever it came in (the same token may arrive twice).
-    Value(&'t str),
+    Found(&'t Found<'t>),
     /// Any value a source carries (a bypassed route reads no token, but
     /// passes none on either).
     Any,
@@ -21,9 +21,15 @@ pub enum Carried<'t> {
 impl Carried<'_> {
     fn matches(self, value: &str) -> bool {
         match self {
-            Carried::Value(token) => same_text(value, token),
+            Carried::Found(found) => same_text(value, found.token),
             Carried::Any => true,
         }
+    }
+
+    /// Whether `source` is where the token was read: a header source that
+    /// found it carries it, with no need to read the header again.
+    fn read_from(self, source: &TokenSource) -> bool {
+        matches!(self, Carried::Found(found) if std::ptr::eq(found.source, source))
     }
 }
 
@@ -49,13 +55,14 @@ pub fn writes<'a>(
     for source in sources {
         match source {
             TokenSource::Header { name, prefix } => {
-                let carries = request.headers.iter().any(|(n, v)| {
-                    *n == name
-                        && std::str::from_utf8(v)
-                            .ok()
-                            .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
-                            .is_some_and(|v| carried.matches(v))
-                });
+                let carries = carried.read_from(source)
+                    || request.headers.iter().any(|(n, v)| {
+                        *n == name
+                            && std::str::from_utf8(v)
+                                .ok()
+                                .and_then(|v| extract::strip_prefix(v, prefix.as_deref()))
+                                .is_some_and(|v| carried.matches(v))
+                    });
                 if carries {
                     out(name.as_str(), None);
                 }
