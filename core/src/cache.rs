@@ -345,6 +345,23 @@ mod tests {
     }
 
     #[test]
+    fn tokens_that_end_alike_are_told_apart() {
+        // One index key for both (the same last bytes): the second replaces
+        // the first, and neither ever answers for the other.
+        let tail = "s".repeat(HASHED_TAIL);
+        let (a, b) = (format!("a.{tail}"), format!("b.{tail}"));
+        let mut c = TokenCache::new(10);
+        c.insert(&a, verified(100, "alice"));
+        c.insert(&b, verified(100, "bob"));
+        assert!(c.get(&a, 0, 0).is_none());
+        assert_eq!(c.get(&b, 0, 0).unwrap().sub.as_deref(), Some("bob"));
+        // Short tokens hash whole.
+        c.insert("x", verified(100, "x"));
+        assert!(c.get("x", 0, 0).is_some());
+        assert!(c.get(&b, 0, 0).is_some());
+    }
+
+    #[test]
     fn zero_disables() {
         let caches = TokenCaches::new([0, 5]);
         assert!(!caches.is_enabled(0));
