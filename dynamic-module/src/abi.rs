@@ -675,11 +675,12 @@ impl FilterHandle {
 /// lock: its loops run on the main thread, its decisions on the workers.
 pub struct LockedWorker(Mutex<Worker>);
 
-// SAFETY: `Worker` is not `Send` only because it holds `Rc`s (cached
-// verified tokens, the revocation replica view) and a boxed signature
-// accelerator. Every clone of each `Rc` lives inside this one worker: none
-// is handed out, since `with` only returns `Send` values, so no two threads
-// ever touch one refcount; the accelerator this crate boxes
+// SAFETY: `Worker` is not `Send` only because it holds `Rc`s (the
+// revocation replica view) and a boxed signature accelerator. Every clone
+// of each `Rc` lives inside this one worker: none is handed out, since
+// `with` only returns `Send` values (the cached verified tokens a decision
+// carries out are `Arc`s of plain data), so no two threads ever touch one
+// `Rc`'s refcount; the accelerator this crate boxes
 // (`Accelerator<AwsLcCrypto>`, `crate::crypto`) has no thread affinity (its
 // parsed keys are behind its own mutex, and AWS-LC's keys are `Send` and
 // `Sync`); and the mutex gives one thread at a time the whole worker.
