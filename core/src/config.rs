@@ -16,7 +16,6 @@ mod values;
 
 use std::collections::BTreeSet;
 
-use crate::extract::TokenSource;
 use crate::path::EscapedSlashes;
 use crate::rules::Requirement;
 use error::strip_position;
@@ -24,7 +23,7 @@ use protected_resource::compile_protected_resource;
 use provider::compile_provider;
 use raw::RawConfig;
 use revocation::compile_revocation;
-use rules::compile_rule;
+use rules::{compile_rule, sources_of};
 use values::{checked_namespace, header_name, is_quotable, is_reserved_header};
 
 pub use error::ConfigError;
@@ -89,26 +88,21 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         }
         providers.push(provider);
     }
-    let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
-    let mut rules = match raw.rules {
+    let rules = match raw.rules {
         None => Vec::new(),
         Some(rules) => rules
             .into_iter()
             .enumerate()
-            .map(|(i, r)| compile_rule(r, &names, &format!("rules[{i}]")))
+            .map(|(i, r)| compile_rule(r, &providers, &format!("rules[{i}]")))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    for rule in &mut rules {
-        with_sources(&mut rule.requires, &providers);
-    }
-    let mut default_requirement = Requirement::Token {
+    let default_requirement = Requirement::Token {
         providers: (0..providers.len()).collect(),
-        sources: Vec::new(),
+        sources: sources_of(providers.iter()),
         allow_missing: false,
         permissions: None,
         claims: Vec::new(),
     };
-    with_sources(&mut default_requirement, &providers);
     let forwardless_sources = sources_of(providers.iter().filter(|p| !p.forward));
     let provider_header = match &raw.provider_header {
         None => None,
@@ -178,27 +172,6 @@ fn compile(raw: RawConfig) -> Result<Policy, ConfigError> {
         bypass_cors_preflight: raw.bypass_cors_preflight,
         protected_resource,
     })
-}
-
-/// Fills in where a requirement's providers read tokens.
-fn with_sources(requirement: &mut Requirement, all: &[Provider]) {
-    if let Requirement::Token {
-        providers, sources, ..
-    } = requirement
-    {
-        *sources = sources_of(providers.iter().filter_map(|&i| all.get(i)));
-    }
-}
-
-/// The places `providers` read tokens, each once, in provider order.
-fn sources_of<'p>(providers: impl Iterator<Item = &'p Provider>) -> Vec<TokenSource> {
-    let mut sources: Vec<TokenSource> = Vec::new();
-    for source in providers.flat_map(|p| p.sources.iter()) {
-        if !sources.contains(source) {
-            sources.push(source.clone());
-        }
-    }
-    sources
 }
 
 #[cfg(test)]

@@ -4,15 +4,17 @@ use serde_json::Value;
 
 use super::error::strip_position;
 use super::error::ConfigError;
+use super::policy::Provider;
 use super::raw::*;
 use super::values::*;
 use crate::claim_path::ClaimPath;
+use crate::extract::TokenSource;
 use crate::path::EscapedSlashes;
 use crate::rules::{ClaimCondition, PathMatch, PermissionRule, Requirement, Rule};
 
 pub(super) fn compile_rule(
     r: RawRule,
-    providers: &[&str],
+    providers: &[Provider],
     field: &str,
 ) -> Result<Rule, ConfigError> {
     let m = r.matcher;
@@ -69,7 +71,7 @@ pub(super) fn compile_rule(
 
 pub(super) fn compile_requirement(
     value: Value,
-    providers: &[&str],
+    providers: &[Provider],
     field: &str,
 ) -> Result<Requirement, ConfigError> {
     if let Value::String(s) = &value {
@@ -102,7 +104,7 @@ pub(super) fn compile_requirement(
             }
             let mut out = Vec::with_capacity(names.len());
             for (i, name) in names.iter().enumerate() {
-                match providers.iter().position(|p| p == name) {
+                match providers.iter().position(|p| p.name == *name) {
                     Some(idx) => out.push(idx),
                     None => {
                         return Err(ConfigError::new(
@@ -149,11 +151,22 @@ pub(super) fn compile_requirement(
         });
     }
     Ok(Requirement::Token {
+        sources: sources_of(indices.iter().filter_map(|&i| providers.get(i))),
         providers: indices,
-        // Filled in once every provider is compiled (`config::with_sources`).
-        sources: Vec::new(),
         allow_missing: raw.allow_missing,
         permissions,
         claims,
     })
+}
+
+/// The places `providers` read tokens, each once, in provider order:
+/// worked out with the configuration, not per request.
+pub(super) fn sources_of<'p>(providers: impl Iterator<Item = &'p Provider>) -> Vec<TokenSource> {
+    let mut sources: Vec<TokenSource> = Vec::new();
+    for source in providers.flat_map(|p| p.sources.iter()) {
+        if !sources.contains(source) {
+            sources.push(source.clone());
+        }
+    }
+    sources
 }
