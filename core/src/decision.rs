@@ -290,11 +290,10 @@ fn authenticate(
             ))))
         }
     };
+    // The providers that read the place the token came from.
+    let readers = || candidates().filter(|(_, p)| p.sources.contains(found.source));
     if let Some(cache) = env.cache {
-        for (index, provider) in candidates() {
-            if !provider.sources.contains(found.source) {
-                continue;
-            }
+        for (index, provider) in readers() {
             let skew = provider.claims.clock_skew_seconds;
             if let Some(hit) = cache.get(index, found.token, env.now, skew) {
                 return authorize(index, hit, requirement, env, stripped)
@@ -309,9 +308,7 @@ fn authenticate(
         .unwrap_or(0);
     let token =
         jwt::parse(found.token, limit).map_err(|e| Deny::new(DenyReason::InvalidToken(e)))?;
-    let readers: Vec<(usize, &Provider)> = candidates()
-        .filter(|(_, p)| p.sources.contains(found.source))
-        .collect();
+    let readers: Vec<(usize, &Provider)> = readers().collect();
     let (index, provider) = select_provider(&readers, &token)?;
     verify(
         policy,
