@@ -6,8 +6,9 @@
 //! last bytes (the end of its signature, which no two tokens an issuer
 //! signs share), with a full comparison on every hit, so a hash collision
 //! can never pass one token for another; only verified tokens are stored,
-//! so a client cannot fill the index with tokens of its choosing. A hit never outlives `exp`, and
-//! revocation and route rules are still checked on every hit.
+//! so a client cannot fill the index with tokens of its choosing. A hit
+//! never outlives `exp`, and revocation and route rules are still checked
+//! on every hit.
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;

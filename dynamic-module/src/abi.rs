@@ -531,8 +531,9 @@ impl FilterHandle {
 
     /// Adds a value of request header `name`, keeping any other: no
     /// search for an existing value, so cheaper than [`Self::set_request_header`]
-    /// for a header the request is known not to carry. An empty value is
-    /// not added (Envoy 1.40 refuses one), so it is set instead.
+    /// for a header the request is known not to carry. Envoy 1.40 adds no
+    /// empty value, so one goes through the setter as before (which, in
+    /// 1.40, removes the header for an empty value).
     pub fn add_request_header(self, name: &str, value: &str) {
         if value.is_empty() {
             return self.set_request_header(name, value);
